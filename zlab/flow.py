@@ -156,6 +156,7 @@ def zimage_velocity(transformer, x_t: Tensor, t: Tensor, prompt_embeds: Sequence
         ``v = eps - x0`` as float32, shape (B, C, H, W).
     """
     model_t = (1000 - t.float() * 1000) / 1000
-    frames = list(x_t.to(transformer.dtype).unsqueeze(2).unbind(0))  # (C, F=1, H, W) per sample
+    dtype = getattr(transformer, "module", transformer).dtype  # DDP/FSDP wrappers keep the model in .module
+    frames = list(x_t.to(dtype).unsqueeze(2).unbind(0))  # (C, F=1, H, W) per sample
     out = transformer(frames, model_t, list(prompt_embeds), return_dict=False)[0]
     return -torch.stack([o.float() for o in out]).squeeze(2)

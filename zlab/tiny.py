@@ -21,6 +21,8 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipe
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
 
+from zlab import shapes
+
 __all__ = ["TinySize", "TINY_SIZES", "SPECIAL_TOKENS", "CHAT_TEMPLATE", "build_tokenizer",
            "build_text_encoder", "build_vae", "build_transformer", "build_scheduler", "build_tiny_pipeline"]
 
@@ -43,11 +45,8 @@ CHAT_TEMPLATE = (
 )
 
 # Words of the Shapes caption grammar plus the chat roles; anything else maps to <unk>.
-CAPTION_WORDS = [
-    "user", "assistant", "system", "a", "at", "the",
-    "small", "large", "red", "green", "blue", "yellow", "purple", "orange",
-    "circle", "square", "triangle", "top", "middle", "bottom", "left", "center", "right",
-]
+CAPTION_WORDS = ["user", "assistant", "system", "a", "at", "the",
+                 *shapes.SIZES, *shapes.COLOURS, *shapes.SHAPES, *shapes.ROWS, *shapes.COLUMNS]
 
 
 @dataclass(frozen=True)
