@@ -63,9 +63,9 @@ class TinySize:
     text_layers: int = 3
     text_heads: int = 4
     text_kv_heads: int = 2
-    vae_channels: tuple[int, ...] = (32, 64, 64, 64)
+    vae_channels: tuple[int, ...] = (16, 32, 64, 64)
     vae_layers_per_block: int = 1
-    vae_groups: int = 16
+    vae_groups: int = 8
     latent_channels: int = 16
     scheduler: dict = field(default_factory=lambda: {"shift": 3.0, "use_dynamic_shifting": False})
 
