@@ -44,6 +44,38 @@ def _sample(args: argparse.Namespace) -> None:
     print(f"{args.out}  (NFE {out.nfe})")
 
 
+def _train_vae(args: argparse.Namespace) -> None:
+    from zlab.train.config import load_config
+    from zlab.train.vae import VAEConfig, train_vae
+
+    train_vae(load_config(VAEConfig, args.config), args.run, resume=args.resume)
+    print(f"{args.run}/vae")
+
+
+def _train_teacher(args: argparse.Namespace) -> None:
+    from zlab.train.config import load_config
+    from zlab.train.teacher import TeacherConfig, train_teacher
+    from zlab.zimage import save_pipeline
+
+    pipe = train_teacher(load_config(TeacherConfig, args.config), args.vae, args.run, resume=args.resume)
+    print(save_pipeline(pipe, Path(args.run) / "pipeline"))
+
+
+def _train_shapes_net(args: argparse.Namespace) -> None:
+    from zlab.train.shapes_net import ShapesNetConfig, train_shapes_net
+
+    net, accuracy = train_shapes_net(ShapesNetConfig(steps=args.steps, seed=args.seed))
+    net.save(args.out)
+    print(json.dumps({"out": args.out, "accuracy_on_degraded_renders": accuracy}))
+
+
+def _make_teacher(args: argparse.Namespace) -> None:
+    from zlab.train.recipe import make_teacher
+
+    timings = make_teacher(args.out, args.vae_config, args.teacher_config, args.run, resume=args.resume)
+    print(json.dumps(timings))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +89,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="tiny")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_build_tiny)
+
+    p = sub.add_parser("train-vae", help="train the tiny VAE on Shapes renders")
+    p.add_argument("--config", default="configs/shapes-vae.toml")
+    p.add_argument("--run", default="runs/vae", help="run directory (checkpoints, result)")
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=_train_vae)
+
+    p = sub.add_parser("train-teacher", help="train the tiny Z-Image teacher with flow matching")
+    p.add_argument("--config", default="configs/shapes-teacher.toml")
+    p.add_argument("--vae", default="runs/vae/vae", help="trained VAE folder")
+    p.add_argument("--run", default="runs/teacher")
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=_train_teacher)
+
+    p = sub.add_parser("train-shapes-net", help="train the feature network used for FD and diversity")
+    p.add_argument("--out", default="checkpoints/shapes-net")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_train_shapes_net)
+
+    p = sub.add_parser("make-teacher", help="the whole recipe: VAE, teacher, pipeline folder")
+    p.add_argument("--out", default="checkpoints/shapes-teacher")
+    p.add_argument("--vae-config", default="configs/shapes-vae.toml")
+    p.add_argument("--teacher-config", default="configs/shapes-teacher.toml")
+    p.add_argument("--run", default="runs")
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=_make_teacher)
 
     p = sub.add_parser("sample", help="one image from a pipeline folder or hub id")
     p.add_argument("--pipeline", required=True)

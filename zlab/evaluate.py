@@ -1,0 +1,158 @@
+"""Measure a pipeline on the Shapes world: prompt accuracy, Fréchet distance, diversity, NFE, latency.
+
+Samples come from **stock** ``ZImagePipeline.__call__`` with the keyword arguments of a setting (the
+same dict a checkpoint's ``sampling.json`` holds), so the numbers are the ones anyone reproduces
+with diffusers alone. Accuracy is read by :func:`zlab.shapes.check`; FD and diversity live in the
+feature space of :class:`zlab.shapes_net.ShapesNet` (FD through torchmetrics'
+``FrechetInceptionDistance(feature=...)``).
+
+Example:
+    >>> rows = evaluate_settings(pipe, {"teacher-50": sampling}, net, seeds=range(2))
+    >>> print(format_table(rows))
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from diffusers import ZImagePipeline
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from zlab import shapes
+from zlab.sampling import cfg_active, guidance_scale_to_s
+from zlab.shapes_net import ShapesNet
+from zlab.zimage import schedule
+
+STOCK_KEYS = {"num_inference_steps", "guidance_scale", "cfg_truncation", "height", "width", "sigmas"}
+
+
+def setting_kwargs(setting: Mapping) -> dict:
+    """The stock-pipeline keyword arguments of a setting; rejects unknown keys by name."""
+    unknown = set(setting) - STOCK_KEYS
+    if unknown:
+        raise ValueError(f"unknown sampling key(s) {sorted(unknown)}; accepted: {sorted(STOCK_KEYS)}")
+    return dict(setting)
+
+
+def count_nfe(pipe: ZImagePipeline, setting: Mapping) -> int:
+    """Network evaluations per image of a stock call: one per step, two where CFG is active."""
+    kw = setting_kwargs(setting)
+    sigmas = kw.get("sigmas")
+    steps = len(sigmas) if sigmas is not None else kw.get("num_inference_steps", 50)
+    ts = schedule(pipe.scheduler, steps, kw.get("height", 1024), kw.get("width", 1024), sigmas=sigmas,
+                  vae_scale_factor=pipe.vae_scale_factor)[:-1]
+    g = kw.get("guidance_scale", 5.0)
+    if g <= 0:
+        return steps
+    s = guidance_scale_to_s(g)
+    return sum(2 if cfg_active(float(t), s, kw.get("cfg_truncation", 1.0)) else 1 for t in ts)
+
+
+def stock_samples(pipe: ZImagePipeline, prompts: Sequence[str], seeds: Sequence[int], setting: Mapping,
+                  batch_size: int = 64) -> tuple[np.ndarray, float]:
+    """uint8 images (N, H, W, 3) from stock ``pipe(...)``, one seed per prompt, and ms per image."""
+    if len(prompts) != len(seeds):
+        raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
+    kw = setting_kwargs(setting)
+    out, start = [], time.perf_counter()
+    for i in range(0, len(prompts), batch_size):
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i:i + batch_size]]
+        images = pipe(list(prompts[i:i + batch_size]), generator=gens, output_type="np", **kw).images
+        out.append((images * 255).round().astype(np.uint8))
+    elapsed = time.perf_counter() - start
+    return np.concatenate(out), 1000 * elapsed / len(prompts)
+
+
+def prompt_accuracy(images: np.ndarray, prompts: Sequence[str]) -> dict[str, float]:
+    """Per-attribute and joint accuracy of the checker's reading against each prompt."""
+    return shapes.accuracy(shapes.check_batch(images), [shapes.parse_caption(p) for p in prompts])
+
+
+def real_renders(prompts: Sequence[str], seeds: Sequence[int], size=64) -> np.ndarray:
+    """Ground-truth renders of the prompts, jitter drawn from each seed."""
+    jitters = []
+    for s in seeds:
+        rng = np.random.default_rng([int(s), 7])
+        jitters.append(tuple(int(v) for v in rng.integers(-shapes.MAX_JITTER, shapes.MAX_JITTER + 1, size=2)))
+    return shapes.render_batch([shapes.parse_caption(p) for p in prompts], size, jitters)
+
+
+def _floats(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+
+
+def frechet_distance(net: ShapesNet, real: np.ndarray, fake: np.ndarray) -> float:
+    """FD between real and generated images in ShapesNet feature space (torchmetrics)."""
+    fid = FrechetInceptionDistance(feature=net, normalize=True)
+    with torch.no_grad():
+        fid.update(_floats(real), real=True)
+        fid.update(_floats(fake), real=False)
+    return float(fid.compute())
+
+
+def mean_pairwise_distance(net: ShapesNet, groups: Iterable[np.ndarray]) -> float:
+    """Mean L2 distance between features of images within each group, averaged over groups."""
+    values = []
+    with torch.no_grad():
+        for group in groups:
+            f = net(_floats(group))
+            d = torch.cdist(f, f)
+            n = len(f)
+            values.append(float(d.sum() / (n * (n - 1))))
+    return float(np.mean(values))
+
+
+def evaluate_settings(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: ShapesNet,
+                      seeds: Sequence[int] = (0,), diversity_prompts: int = 6, diversity_seeds: int = 8,
+                      heldout: bool = True, batch_size: int = 64) -> list[dict]:
+    """One row per setting: accuracy on every train caption (and held-out caption) x ``seeds``,
+    FD against renders of the same prompts, diversity relative to renders, NFE, ms per image.
+
+    All settings are timed in the same run, on the same prompts and seeds, so rows compare.
+    """
+    train = shapes.enumerate_captions("train")
+    held = shapes.enumerate_captions("heldout") if heldout else []
+    prompts = [p for s in seeds for p in train]
+    prompt_seeds = [s * 100_003 + i for s in seeds for i in range(len(train))]
+    held_prompts = [p for s in seeds for p in held]
+    held_seeds = [s * 100_003 + 50_000 + i for s in seeds for i in range(len(held))]
+    div_prompts = train[:: max(1, len(train) // diversity_prompts)][:diversity_prompts]
+    div_list = [p for p in div_prompts for _ in range(diversity_seeds)]
+    div_seeds = list(range(len(div_list)))
+
+    rows = []
+    for name, setting in settings.items():
+        size = (setting.get("height", 64), setting.get("width", 64))
+        images, ms = stock_samples(pipe, prompts, prompt_seeds, setting, batch_size)
+        acc = prompt_accuracy(images, prompts)
+        row = {"setting": name, "nfe": count_nfe(pipe, setting), "ms_per_image": ms,
+               **{f"acc_{k}": v for k, v in acc.items()}}
+        if held:
+            held_images, _ = stock_samples(pipe, held_prompts, held_seeds, setting, batch_size)
+            row["acc_heldout_joint"] = prompt_accuracy(held_images, held_prompts)["joint"]
+        row["fd"] = frechet_distance(net, real_renders(prompts, prompt_seeds, size), images)
+        div_images, _ = stock_samples(pipe, div_list, div_seeds, setting, batch_size)
+        groups = [div_images[i:i + diversity_seeds] for i in range(0, len(div_list), diversity_seeds)]
+        real = real_renders(div_list, div_seeds, size)
+        real_groups = [real[i:i + diversity_seeds] for i in range(0, len(div_list), diversity_seeds)]
+        row["diversity"] = mean_pairwise_distance(net, groups) / mean_pairwise_distance(net, real_groups)
+        rows.append(row)
+    return rows
+
+
+COLUMNS = [("setting", "setting", "{}"), ("nfe", "NFE", "{}"), ("acc_joint", "joint acc (train)", "{:.3f}"),
+           ("acc_shape", "shape", "{:.3f}"), ("acc_colour", "colour", "{:.3f}"), ("acc_size", "size", "{:.3f}"),
+           ("acc_position", "position", "{:.3f}"), ("acc_heldout_joint", "joint acc (held-out)", "{:.3f}"),
+           ("fd", "FD", "{:.2f}"), ("diversity", "diversity vs renders", "{:.2f}"), ("ms_per_image", "ms / image", "{:.1f}")]
+
+
+def format_table(rows: Sequence[Mapping]) -> str:
+    """A markdown table of evaluation rows."""
+    cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
+    lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(c[2].format(r[c[0]]) if c[0] in r else "" for c in cols) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""A small CNN that reads Shapes attributes; its penultimate layer is zlab's feature space for
+Fréchet distance and diversity (the Shapes stand-in for Inception features).
+
+Trained by ``zlab train-shapes-net`` on renders with blur, noise and colour jitter (so that soft,
+VAE-decoded images land near their renders), shipped in ``checkpoints/shapes-net/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from zlab import shapes
+
+HEADS = {"shape": shapes.SHAPES, "colour": shapes.COLOURS, "size": shapes.SIZES, "row": shapes.ROWS,
+         "column": shapes.COLUMNS}
+
+
+class ShapesNet(nn.Module):
+    """Conv features -> 4x4 pooled grid (keeps position) -> ``num_features``-d embedding -> attribute heads.
+
+    Input: float images (B, 3, H, W) in [0, 1], any size (resized to 64x64).
+    """
+
+    def __init__(self, width: int = 16, num_features: int = 128):
+        super().__init__()
+        self.config = {"width": width, "num_features": num_features}
+        self.num_features = num_features
+        w = width
+        self.body = nn.Sequential(  # 64 -> 32 -> 16 -> 8 -> pooled 4x4 grid
+            nn.Conv2d(3, w, 4, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.SiLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+            nn.Linear(4 * w * 16, num_features), nn.SiLU(),
+        )
+        self.heads = nn.ModuleDict({name: nn.Linear(num_features, len(values)) for name, values in HEADS.items()})
+
+    def forward(self, images: Tensor) -> Tensor:
+        """(B, num_features) embedding; this is what torchmetrics' FID calls."""
+        if images.shape[-2:] != (64, 64):
+            images = F.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+        return self.body(images * 2 - 1)
+
+    def logits(self, images: Tensor) -> dict[str, Tensor]:
+        features = self(images)
+        return {name: head(features) for name, head in self.heads.items()}
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file(self.state_dict(), path / "model.safetensors")
+        (path / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ShapesNet:
+        path = Path(path)
+        if not (path / "model.safetensors").is_file():
+            raise FileNotFoundError(f"no ShapesNet at {path} (expected model.safetensors and config.json)")
+        net = cls(**json.loads((path / "config.json").read_text()))
+        net.load_state_dict(load_file(path / "model.safetensors"))
+        return net.eval().requires_grad_(False)
+
+
+def targets(specs: list[shapes.ShapeSpec]) -> dict[str, Tensor]:
+    """Class indices of each attribute head for a list of specs."""
+    return {name: torch.tensor([values.index(getattr(s, name)) for s in specs]) for name, values in HEADS.items()}

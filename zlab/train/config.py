@@ -1,0 +1,48 @@
+"""Run configs: one dataclass per run kind, read from TOML, validated with errors that name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
+
+def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) -> C:
+    """Build ``cls`` from a TOML file plus keyword overrides; unknown keys and bad values raise ValueError."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path} is not valid TOML: {err}") from err
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown} for {cls.__name__}; known keys: {sorted(fields)}")
+    for name, value in values.items():
+        default = fields[name].default
+        if isinstance(default, tuple) and isinstance(value, list):
+            values[name] = tuple(value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            values[name] = float(value)
+        expected = type(default) if default is not dataclasses.MISSING else None
+        if expected is not None and default is not None and not isinstance(values[name], expected):
+            raise ValueError(f"config key {name!r} must be {expected.__name__}, got {value!r}")
+    config = cls(**values)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def check_range(name: str, value: float, low: float, high: float) -> None:
+    """Raise ValueError naming ``name`` and the accepted range unless ``low <= value <= high``."""
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")

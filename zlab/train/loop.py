@@ -1,0 +1,57 @@
+"""Pieces every training loop shares: seeding, learning-rate warm-up, atomic checkpoints, resume."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch generator for data noise (deterministic on CPU)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def warmup_cosine(step: int, warmup: int, total: int, final_fraction: float = 0.1) -> float:
+    """Learning-rate multiplier: linear warm-up over ``warmup`` steps, then cosine down to ``final_fraction``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``run_dir/checkpoint.pt`` atomically (temp file + rename): a crash mid-write
+    leaves the previous checkpoint intact."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path, tmp = run_dir / CHECKPOINT, run_dir / f".{CHECKPOINT}.tmp"
+    state = dict(state, rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                             "python": random.getstate()})
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(run_dir: str | Path) -> dict[str, Any] | None:
+    """The last checkpoint of a run (restoring global RNG state), or None if there is none."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    rng = state.get("rng")
+    if rng:
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+    return state

@@ -1,0 +1,125 @@
+"""Train the tiny ``AutoencoderKL`` on Shapes renders, then measure its latent shift and scale.
+
+Loss: L1 reconstruction + a small KL to N(0, I) (the Flux/SD recipe without the GAN and LPIPS terms,
+which flat-coloured shapes do not need). After training, ``shift_factor`` and ``scaling_factor`` are
+measured on data so that normalised latents ``z = (z_raw - shift) * scale`` have zero mean and unit
+variance (lab section 3), and written into the VAE's config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers import AutoencoderKL
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from zlab.shapes import ShapesDataset
+from zlab.tiny import TINY_SIZES, build_vae
+from zlab.train.config import check_range
+from zlab.train.loop import load_checkpoint, save_checkpoint, seed_everything, warmup_cosine
+
+
+@dataclass
+class VAEConfig:
+    """One VAE run. ``size`` names the architecture in :data:`zlab.tiny.TINY_SIZES`."""
+
+    size: str = "tiny"
+    image_size: int = 64
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 100
+    kl_weight: float = 1e-6
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 500
+    stats_images: int = 2048
+
+    def validate(self) -> None:
+        if self.size not in TINY_SIZES:
+            raise ValueError(f"size must be one of {sorted(TINY_SIZES)}, got {self.size!r}")
+        if self.image_size % 16 or not 32 <= self.image_size <= 512:
+            raise ValueError(f"image_size must be a multiple of 16 in [32, 512], got {self.image_size}")
+        check_range("steps", self.steps, 1, 10**7)
+        check_range("batch_size", self.batch_size, 1, 4096)
+        check_range("lr", self.lr, 1e-7, 1.0)
+        check_range("kl_weight", self.kl_weight, 0.0, 1.0)
+
+
+def _batches(config: VAEConfig, start_step: int):
+    """Endless deterministic stream of image batches; resuming skips straight to ``start_step``."""
+    data = ShapesDataset("train", config.image_size, length=config.steps * config.batch_size, seed=config.seed)
+    start = start_step * config.batch_size
+    subset = torch.utils.data.Subset(data, range(start, len(data)))
+    return iter(DataLoader(subset, batch_size=config.batch_size, shuffle=False, num_workers=0))
+
+
+@torch.no_grad()
+def measure_latent_stats(vae: AutoencoderKL, n_images: int, image_size: int, seed: int = 12345) -> tuple[float, float]:
+    """``(shift_factor, scaling_factor)`` = (mean, 1 / std) of raw latents (posterior mode) over renders."""
+    data = ShapesDataset("train", image_size, length=n_images, seed=seed)
+    latents = [vae.encode(b["image"]).latent_dist.mode() for b in DataLoader(data, batch_size=128)]
+    z = torch.cat(latents)
+    return float(z.mean()), float(1.0 / z.std())
+
+
+def train_vae(config: VAEConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> AutoencoderKL:
+    """Train (or resume) a VAE in ``run_dir``; writes ``run_dir/vae`` (diffusers format) at the end."""
+    run_dir = Path(run_dir)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    seed_everything(config.seed)
+    vae = build_vae(TINY_SIZES[config.size])
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, config.warmup, config.steps))
+    step, losses = 0, []
+    state = load_checkpoint(run_dir) if resume else None
+    if state is not None:
+        if state["config"] != asdict(config):
+            raise ValueError(f"{run_dir} was trained with a different config; start a new run directory")
+        vae.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, losses = state["step"], state["losses"]
+    vae, optimizer = accelerator.prepare(vae, optimizer)
+    batches = _batches(config, step)
+    bar = tqdm(total=config.steps, initial=step, desc="vae", disable=not progress or not accelerator.is_main_process)
+
+    def checkpoint():
+        if accelerator.is_main_process:
+            save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": losses,
+                                      "model": accelerator.unwrap_model(vae).state_dict(),
+                                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()})
+
+    vae.train()
+    while step < config.steps:
+        images = next(batches)["image"].to(accelerator.device)
+        posterior = vae.encode(images).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        rec_loss = (recon - images).abs().mean()
+        kl = posterior.kl().mean() / images[0].numel()
+        loss = rec_loss + config.kl_weight * kl
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite VAE loss at step {step}; lower lr (now {config.lr})")
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(vae.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        losses.append(rec_loss.item())
+        bar.update(1)
+        bar.set_postfix(l1=f"{rec_loss.item():.4f}", kl=f"{kl.item():.1f}")
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            checkpoint()
+    bar.close()
+
+    vae = accelerator.unwrap_model(vae).eval()
+    shift, scale = measure_latent_stats(vae, config.stats_images, config.image_size)
+    vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+    if accelerator.is_main_process:
+        vae.save_pretrained(run_dir / "vae")
+    return vae
