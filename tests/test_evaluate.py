@@ -1,0 +1,69 @@
+"""zlab.evaluate: NFE counting, accuracy on ground truth, FD and diversity behave as metrics should."""
+
+import numpy as np
+import pytest
+import torch
+
+from zlab import shapes
+from zlab.evaluate import (count_nfe, evaluate_settings, format_table, frechet_distance, mean_pairwise_distance,
+                           prompt_accuracy, real_renders, setting_kwargs, stock_samples)
+from zlab.shapes_net import ShapesNet
+from zlab.tiny import build_tiny_pipeline
+from zlab.zimage import generate
+
+
+@pytest.fixture(scope="module")
+def micro():
+    return build_tiny_pipeline("micro", seed=1)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return ShapesNet().eval().requires_grad_(False)
+
+
+@pytest.mark.parametrize("g,trunc,steps", [(0.0, 1.0, 8), (3.0, 1.0, 6), (3.0, 0.5, 10)])
+def test_count_nfe_matches_the_sampler(micro, g, trunc, steps):
+    setting = {"num_inference_steps": steps, "guidance_scale": g, "cfg_truncation": trunc, "height": 64, "width": 64}
+    ours = generate(micro, ["a small red circle at the top left"], num_inference_steps=steps, s=g + 1,
+                    cfg_truncation=trunc, seed=0)
+    assert count_nfe(micro, setting) == ours.nfe
+    assert ours.nfe == (steps if g == 0 else (2 * steps if trunc == 1.0 else ours.nfe))
+    if trunc < 1.0:
+        assert steps < ours.nfe < 2 * steps
+
+
+def test_unknown_sampling_key_is_named():
+    with pytest.raises(ValueError, match="guidance"):
+        setting_kwargs({"guidance": 3.0})
+
+
+def test_stock_samples_are_seeded_per_image(micro):
+    prompts = ["a small red circle at the top left", "a large blue square at the bottom right"]
+    setting = {"num_inference_steps": 2, "guidance_scale": 0.0, "height": 64, "width": 96}
+    a, ms = stock_samples(micro, prompts, [5, 6], setting)
+    b, _ = stock_samples(micro, prompts[1:], [6], setting)
+    assert a.shape == (2, 64, 96, 3) and a.dtype == np.uint8 and ms > 0
+    assert np.array_equal(a[1], b[0])  # image i depends on its own seed only, not on the batch
+
+
+def test_accuracy_is_one_on_renders_and_fd_separates(net):
+    prompts = shapes.enumerate_captions("train")[:64]
+    real = real_renders(prompts, range(64))
+    assert prompt_accuracy(real, prompts)["joint"] == 1.0
+    other = real_renders(prompts, range(64, 128))
+    noise = np.random.default_rng(0).integers(0, 255, real.shape, dtype=np.uint8)
+    near, far = frechet_distance(net, real, other), frechet_distance(net, real, noise)
+    assert near < far and far > 0
+    assert mean_pairwise_distance(net, [noise[:8]]) > 0
+
+
+def test_evaluate_settings_rows_and_table(micro, net):
+    rows = evaluate_settings(micro, {"euler-2": {"num_inference_steps": 2, "guidance_scale": 0.0, "height": 64,
+                                                "width": 64}}, net, seeds=[0], diversity_prompts=2,
+                             diversity_seeds=3, heldout=False)
+    (row,) = rows
+    assert row["nfe"] == 2 and 0.0 <= row["acc_joint"] <= 1.0 and row["fd"] > 0 and row["diversity"] > 0
+    table = format_table(rows)
+    assert "| euler-2 | 2 |" in table and "FD" in table
