@@ -76,6 +76,27 @@ def _make_teacher(args: argparse.Namespace) -> None:
     print(json.dumps(timings))
 
 
+def _eval(args: argparse.Namespace) -> None:
+    from zlab.evaluate import evaluate_settings, format_table
+    from zlab.shapes_net import ShapesNet
+    from zlab.zimage import load_pipeline, read_sampling
+
+    pipe = load_pipeline(args.pipeline)
+    base = read_sampling(args.pipeline) if (Path(args.pipeline) / "sampling.json").is_file() else {}
+    if args.guidance_scale is not None:
+        base["guidance_scale"] = args.guidance_scale
+    if args.cfg_truncation is not None:
+        base["cfg_truncation"] = args.cfg_truncation
+    base.setdefault("height", 64)
+    base.setdefault("width", 64)
+    steps = [int(n) for n in args.steps.split(",")] if args.steps else [base.get("num_inference_steps", 50)]
+    settings = {f"{n} steps": {**base, "num_inference_steps": n} for n in steps}
+    rows = evaluate_settings(pipe, settings, ShapesNet.load(args.shapes_net), seeds=range(args.seeds))
+    print(format_table(rows))
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default="runs")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_make_teacher)
+
+    p = sub.add_parser("eval", help="accuracy, FD, diversity, NFE, ms through stock ZImagePipeline")
+    p.add_argument("--pipeline", required=True)
+    p.add_argument("--steps", help="comma-separated step counts (default: the sampling.json value)")
+    p.add_argument("--guidance-scale", type=float, help="diffusers g (lab s = g + 1); default from sampling.json")
+    p.add_argument("--cfg-truncation", type=float)
+    p.add_argument("--seeds", type=int, default=1, help="seeds per prompt")
+    p.add_argument("--shapes-net", default="checkpoints/shapes-net")
+    p.add_argument("--out", help="write the rows as JSON")
+    p.set_defaults(func=_eval)
 
     p = sub.add_parser("sample", help="one image from a pipeline folder or hub id")
     p.add_argument("--pipeline", required=True)

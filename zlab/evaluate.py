@@ -80,6 +80,23 @@ def real_renders(prompts: Sequence[str], seeds: Sequence[int], size=64) -> np.nd
     return shapes.render_batch([shapes.parse_caption(p) for p in prompts], size, jitters)
 
 
+@torch.no_grad()
+def vae_reconstruction(vae, n: int = 500, size=64, split: str = "all", seed: int = 99) -> dict[str, float]:
+    """Checker accuracy and PSNR (dB, images in [0, 1]) of VAE round trips of fresh renders."""
+    data = shapes.ShapesDataset(split, size, length=n, seed=seed)
+    draws = [data.draw(i) for i in range(n)]
+    renders = shapes.render_batch([d[0] for d in draws], data.size, [d[1] for d in draws])
+    recon = []
+    for i in range(0, n, 100):
+        x = shapes.image_to_tensor(renders[i:i + 100])
+        recon.append(shapes.tensor_to_image(vae.decode(vae.encode(x).latent_dist.mode()).sample))
+    recon = np.concatenate(recon)
+    mse = ((recon.astype(np.float64) - renders.astype(np.float64)) / 255) ** 2
+    psnr = float(np.mean(10 * np.log10(1.0 / mse.reshape(n, -1).mean(1).clip(1e-10))))
+    acc = shapes.accuracy(shapes.check_batch(recon), [d[0] for d in draws])
+    return {"psnr_db": psnr, **{f"acc_{k}": v for k, v in acc.items()}}
+
+
 def _floats(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
 
