@@ -103,8 +103,8 @@ def resolution_mu(
 
     .. math:: \\mu = b_0 + (b_1 - b_0)\\,\\frac{n - n_0}{n_1 - n_0}
 
-    With the defaults, 256 tokens (512 px in Z-Image) give mu = 0.5 and 4096 tokens (2048 px) give
-    mu = 1.15; the shift applied to time is ``exp(mu)``. Same numbers as diffusers' ``calculate_shift``.
+    With the defaults, 256 tokens (256 px in Z-Image: 8x VAE, 2x2 patches) give mu = 0.5 and 4096
+    tokens (1024 px) give mu = 1.15; the shift applied to time is ``exp(mu)``. Same numbers as diffusers' ``calculate_shift``.
     """
     slope = (max_shift - base_shift) / (max_seq_len - base_seq_len)
     return image_seq_len * slope + (base_shift - slope * base_seq_len)

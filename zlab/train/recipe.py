@@ -21,6 +21,21 @@ from zlab.zimage import save_pipeline
 DEFAULT_SAMPLING = {"num_inference_steps": 50, "guidance_scale": 3.0, "cfg_truncation": 1.0, "height": 64, "width": 64}
 
 
+def write_model_card(out: str | Path, title: str, how: str, rows: list[dict], notes: str = "") -> None:
+    """README.md of a shipped checkpoint: what it is, how it was made, what was measured."""
+    from zlab.evaluate import format_table
+
+    sampling = json.loads((Path(out) / "sampling.json").read_text())
+    text = (f"# {title}\n\nA stock diffusers `ZImagePipeline` folder (safetensors). Load it with\n\n"
+            "```python\nfrom diffusers import ZImagePipeline\n"
+            f"pipe = ZImagePipeline.from_pretrained(\"{Path(out).as_posix()}\")\n"
+            "image = pipe(\"a large red circle at the top left\", **sampling).images[0]\n```\n\n"
+            f"with `sampling` = `sampling.json`:\n\n```json\n{json.dumps(sampling, indent=2)}\n```\n\n"
+            f"## How it was made\n\n{how}\n\n## Measured (stock ZImagePipeline, zlab.evaluate)\n\n"
+            f"{format_table(rows)}\n\n{notes}\n")
+    (Path(out) / "README.md").write_text(text)
+
+
 def make_teacher(out: str | Path, vae_config: str | Path, teacher_config: str | Path, run_dir: str | Path = "runs",
                  sampling: dict | None = None, resume: bool = False, progress: bool = True) -> dict:
     """Train VAE then teacher, save the pipeline to ``out``; returns timings in seconds."""
