@@ -70,10 +70,22 @@ def _train_shapes_net(args: argparse.Namespace) -> None:
 
 
 def _make_teacher(args: argparse.Namespace) -> None:
+    from zlab.evaluate import format_table
     from zlab.train.recipe import make_teacher
 
-    timings = make_teacher(args.out, args.vae_config, args.teacher_config, args.run, resume=args.resume)
-    print(json.dumps(timings))
+    rows = make_teacher(args.out, args.vae_config, args.teacher_config, args.run, resume=args.resume)
+    print(format_table(rows))
+
+
+def _ship_teacher(args: argparse.Namespace) -> None:
+    from zlab.evaluate import format_table
+    from zlab.train.recipe import ship_teacher
+    from zlab.zimage import load_pipeline
+
+    training = json.loads(Path(args.training_json).read_text()) if args.training_json else None
+    rows = ship_teacher(load_pipeline(args.pipeline), args.out, training=training,
+                        guidance_candidates=[float(g) for g in args.guidance_scales.split(",")])
+    print(format_table(rows))
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -137,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default="runs")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_make_teacher)
+
+    p = sub.add_parser("ship-teacher", help="choose guidance, measure and write a trained teacher folder")
+    p.add_argument("--pipeline", default="runs/teacher/pipeline")
+    p.add_argument("--out", default="checkpoints/shapes-teacher")
+    p.add_argument("--guidance-scales", default="1,2,3,4", help="diffusers g candidates (lab s = g + 1)")
+    p.add_argument("--training-json", help="training record (configs, timings) to keep in eval.json")
+    p.set_defaults(func=_ship_teacher)
 
     p = sub.add_parser("eval", help="accuracy, FD, diversity, NFE, ms through stock ZImagePipeline")
     p.add_argument("--pipeline", required=True)

@@ -65,7 +65,7 @@ def load_pipeline(path_or_id: str | os.PathLike, device: str | torch.device = "c
             raise ValueError(f"{path} holds a {cls}, not a ZImagePipeline")
     elif str(path_or_id).count("/") != 1 or str(path_or_id).startswith((".", "/")):
         raise FileNotFoundError(f"no pipeline folder at {path_or_id!s} (and it is not a hub id like 'org/name')")
-    pipe = ZImagePipeline.from_pretrained(str(path_or_id), torch_dtype=dtype)
+    pipe = ZImagePipeline.from_pretrained(str(path_or_id), dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 

@@ -46,3 +46,16 @@ def check_range(name: str, value: float, low: float, high: float) -> None:
     """Raise ValueError naming ``name`` and the accepted range unless ``low <= value <= high``."""
     if not low <= value <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+
+
+def check_common(config) -> None:
+    """Checks shared by every Shapes run config: architecture name, image size, steps, batch, lr."""
+    from zlab.tiny import TINY_SIZES
+
+    if config.size not in TINY_SIZES:
+        raise ValueError(f"size must be one of {sorted(TINY_SIZES)}, got {config.size!r}")
+    if config.image_size % 16 or not 32 <= config.image_size <= 512:
+        raise ValueError(f"image_size must be a multiple of 16 in [32, 512], got {config.image_size}")
+    check_range("steps", config.steps, 1, 10**7)
+    check_range("batch_size", config.batch_size, 1, 4096)
+    check_range("lr", config.lr, 1e-7, 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -55,3 +56,19 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any] | None:
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
     return state
+
+
+def resume_run(run_dir: str | Path, config, resume: bool, **objects) -> tuple[int, list[float], dict | None]:
+    """Restore ``objects`` (anything with ``load_state_dict``) from the run's checkpoint when resuming.
+
+    Returns ``(step, losses, state)``; a fresh start gives ``(0, [], None)``. A checkpoint written
+    with another config is refused: resuming it would silently mix two runs.
+    """
+    state = load_checkpoint(run_dir) if resume else None
+    if state is None:
+        return 0, [], None
+    if state["config"] != dataclasses.asdict(config):
+        raise ValueError(f"{run_dir} was trained with a different config; start a new run directory")
+    for name, obj in objects.items():
+        obj.load_state_dict(state[name])
+    return state["step"], state["losses"], state

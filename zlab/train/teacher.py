@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from zlab.flow import add_noise, resolution_mu, sample_logit_normal, time_shift, velocity_target, zimage_velocity
 from zlab.shapes import ShapesDataset, enumerate_captions, image_to_tensor, render_batch
 from zlab.tiny import TINY_SIZES, TinySize, build_scheduler, build_text_encoder, build_tokenizer, build_transformer
-from zlab.train.config import check_range
-from zlab.train.loop import load_checkpoint, save_checkpoint, seed_everything, warmup_cosine
+from zlab.train.config import check_common, check_range
+from zlab.train.loop import resume_run, save_checkpoint, seed_everything, warmup_cosine
 from zlab.zimage import encode_images, encode_prompts
 
 
@@ -55,13 +55,7 @@ class TeacherConfig:
     def validate(self) -> None:
         if self.mixed_precision not in ("no", "bf16"):
             raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
-        if self.size not in TINY_SIZES:
-            raise ValueError(f"size must be one of {sorted(TINY_SIZES)}, got {self.size!r}")
-        if self.image_size % 16 or not 32 <= self.image_size <= 512:
-            raise ValueError(f"image_size must be a multiple of 16 in [32, 512], got {self.image_size}")
-        check_range("steps", self.steps, 1, 10**7)
-        check_range("batch_size", self.batch_size, 1, 4096)
-        check_range("lr", self.lr, 1e-7, 1.0)
+        check_common(self)
         check_range("caption_dropout", self.caption_dropout, 0.0, 1.0)
         check_range("ema_decay", self.ema_decay, 0.0, 1.0)
         check_range("shift", self.shift, 0.1, 20.0)
@@ -129,17 +123,10 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
     optimizer = torch.optim.AdamW(transformer.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, config.warmup, config.steps))
     ema = EMAModel(transformer.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=config.ema_power)
-    step, losses = 0, []
-    state = load_checkpoint(run_dir) if resume else None
+    step, losses, state = resume_run(run_dir, config, resume, model=transformer, optimizer=optimizer,
+                                     scheduler=scheduler, ema=ema)
     if state is not None:
-        if state["config"] != asdict(config):
-            raise ValueError(f"{run_dir} was trained with a different config; start a new run directory")
-        transformer.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        ema.load_state_dict(state["ema"])
         generator.set_state(state["generator"])
-        step, losses = state["step"], state["losses"]
     model, optimizer = accelerator.prepare(transformer, optimizer)
     bar = tqdm(total=config.steps, initial=step, desc="teacher", disable=not progress or not accelerator.is_main_process)
 
@@ -171,7 +158,7 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
         optimizer.zero_grad(set_to_none=True)
         ema.step(accelerator.unwrap_model(model).parameters())
         step += 1
-        losses.append(float(loss))
+        losses.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
         if step % config.checkpoint_every == 0 or step == config.steps:

@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 
 from zlab.shapes import ShapesDataset
 from zlab.tiny import TINY_SIZES, build_vae
-from zlab.train.config import check_range
-from zlab.train.loop import load_checkpoint, save_checkpoint, seed_everything, warmup_cosine
+from zlab.train.config import check_common, check_range
+from zlab.train.loop import resume_run, save_checkpoint, seed_everything, warmup_cosine
 
 
 @dataclass
@@ -40,13 +40,7 @@ class VAEConfig:
     stats_images: int = 2048
 
     def validate(self) -> None:
-        if self.size not in TINY_SIZES:
-            raise ValueError(f"size must be one of {sorted(TINY_SIZES)}, got {self.size!r}")
-        if self.image_size % 16 or not 32 <= self.image_size <= 512:
-            raise ValueError(f"image_size must be a multiple of 16 in [32, 512], got {self.image_size}")
-        check_range("steps", self.steps, 1, 10**7)
-        check_range("batch_size", self.batch_size, 1, 4096)
-        check_range("lr", self.lr, 1e-7, 1.0)
+        check_common(self)
         check_range("kl_weight", self.kl_weight, 0.0, 1.0)
 
 
@@ -75,15 +69,7 @@ def train_vae(config: VAEConfig, run_dir: str | Path, resume: bool = False, prog
     vae = build_vae(TINY_SIZES[config.size])
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, config.warmup, config.steps))
-    step, losses = 0, []
-    state = load_checkpoint(run_dir) if resume else None
-    if state is not None:
-        if state["config"] != asdict(config):
-            raise ValueError(f"{run_dir} was trained with a different config; start a new run directory")
-        vae.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, losses = state["step"], state["losses"]
+    step, losses, _ = resume_run(run_dir, config, resume, model=vae, optimizer=optimizer, scheduler=scheduler)
     vae, optimizer = accelerator.prepare(vae, optimizer)
     batches = _batches(config, step)
     bar = tqdm(total=config.steps, initial=step, desc="vae", disable=not progress or not accelerator.is_main_process)

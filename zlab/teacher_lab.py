@@ -1,0 +1,99 @@
+"""Small measurements behind lab 03 (the Shapes teacher): verdicts, prompt-subset evaluation, text probe.
+
+* :func:`verdict` turns the checker's reading of one sample into a short caption for a figure.
+* :func:`evaluate_prompts` is :func:`zlab.evaluate.evaluate_settings` on a chosen list of prompts
+  (accuracy, FD, NFE, ms per image; no held-out split, no diversity), built from the same pieces, so
+  a notebook can sweep many settings in seconds and still report the numbers the model card reports.
+* :func:`word_readback` asks whether a frozen text encoder keeps each token's identity: the fraction
+  of caption tokens whose ``hidden_states[-2]`` vector is nearest (cosine) to the token's own input
+  embedding among the whole vocabulary.
+
+Example:
+    >>> rows, images = evaluate_prompts(pipe, {"4 steps": {**sampling, "num_inference_steps": 4}}, net,
+    ...                                 ["a large red circle at the top left"])
+    >>> verdict(images["4 steps"][0], "a large red circle at the top left")
+    '✓'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from diffusers import ZImagePipeline
+
+from zlab import shapes
+from zlab.anatomy import trace_prompts
+from zlab.evaluate import count_nfe, frechet_distance, prompt_accuracy, real_renders, stock_samples
+from zlab.shapes_net import ShapesNet
+
+__all__ = ["verdict", "prompt_seeds", "evaluate_prompts", "word_readback"]
+
+
+def verdict(image: np.ndarray, prompt: str) -> str:
+    """``"✓"`` when the checker reads back every attribute of ``prompt``, else what it read instead.
+
+    Example: ``"✗ colour: blue, position: middle left"`` or ``"✗ no object"``.
+    """
+    result = shapes.check(image)
+    marks = shapes.score(result, prompt)
+    if marks["joint"]:
+        return "✓"
+    if not result.found or result.spec is None:
+        return f"✗ {result.reason}"
+    got = result.spec
+    read = {"shape": got.shape, "colour": got.colour, "size": got.size, "position": f"{got.row} {got.column}"}
+    return "✗ " + ", ".join(f"{k}: {read[k]}" for k in ("shape", "colour", "size", "position") if not marks[k])
+
+
+def prompt_seeds(n_prompts: int, seeds: Sequence[int] = (0,)) -> list[int]:
+    """Per-image seeds for ``n_prompts`` prompts x ``seeds``, numbered as :func:`evaluate_settings` numbers them."""
+    return [s * 100_003 + i for s in seeds for i in range(n_prompts)]
+
+
+def evaluate_prompts(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: ShapesNet | None,
+                     prompts: Sequence[str], seeds: Sequence[int] = (0,), batch_size: int = 64
+                     ) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Rows like :func:`zlab.evaluate.evaluate_settings`, on ``prompts`` x ``seeds`` only, plus the images.
+
+    Returns:
+        ``(rows, images)``: one row per setting with ``setting``, ``nfe``, ``ms_per_image``, ``acc_*``
+        and (when ``net`` is given) ``fd`` against renders of the same prompts; ``images[name]`` holds
+        the uint8 samples (N, H, W, 3), prompt-major within each seed.
+    """
+    if not prompts:
+        raise ValueError("need at least one prompt")
+    all_prompts = [p for _ in seeds for p in prompts]
+    all_seeds = prompt_seeds(len(prompts), seeds)
+    rows, images = [], {}
+    for name, setting in settings.items():
+        imgs, ms = stock_samples(pipe, all_prompts, all_seeds, setting, batch_size)
+        acc = prompt_accuracy(imgs, all_prompts)
+        row = {"setting": name, "nfe": count_nfe(pipe, setting), "ms_per_image": ms,
+               **{f"acc_{k}": v for k, v in acc.items()}}
+        if net is not None and len(all_prompts) > 1:
+            size = (setting.get("height", 64), setting.get("width", 64))
+            row["fd"] = frechet_distance(net, real_renders(all_prompts, all_seeds, size), imgs)
+        rows.append(row)
+        images[name] = imgs
+    return rows, images
+
+
+@torch.no_grad()
+def word_readback(pipe: ZImagePipeline, prompts: Sequence[str], max_sequence_length: int = 64) -> float:
+    """Fraction of prompt tokens (chat template included) whose ``hidden_states[-2]`` vector has the
+    highest cosine similarity with the token's own row of the input embedding table.
+
+    1.0 means every token's identity survives the encoder's layers in the residual stream, so a model
+    reading these states can tell every word apart. ``max_sequence_length`` only bounds the padding:
+    the encoder is causal, so padding never changes the states of real tokens.
+    """
+    table = torch.nn.functional.normalize(pipe.text_encoder.get_input_embeddings().weight.float(), dim=-1)
+    hits = total = 0
+    for trace in trace_prompts(pipe, list(prompts), max_sequence_length=max_sequence_length):
+        ids = trace.input_ids[trace.mask]
+        nearest = (torch.nn.functional.normalize(trace.embeds.float(), dim=-1) @ table.T).argmax(-1)
+        hits += int((nearest == ids).sum())
+        total += len(ids)
+    return hits / total
