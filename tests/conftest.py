@@ -3,8 +3,6 @@ import os
 import pytest
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("ZLAB_SMALL_RUN", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

@@ -122,6 +122,19 @@ def mean_pairwise_distance(net: ShapesNet, groups: Iterable[np.ndarray]) -> floa
     return float(np.mean(values))
 
 
+def measure(pipe: ZImagePipeline, setting: Mapping, prompts: Sequence[str], seeds: Sequence[int],
+            net: ShapesNet | None = None, batch_size: int = 64) -> tuple[dict, np.ndarray]:
+    """One setting on ``prompts`` (seed i for prompt i): NFE, ms per image, accuracy and, with ``net``,
+    FD against renders of the same prompts. Returns the row and the uint8 images."""
+    images, ms = stock_samples(pipe, prompts, seeds, setting, batch_size)
+    row = {"nfe": count_nfe(pipe, setting), "ms_per_image": ms,
+           **{f"acc_{k}": v for k, v in prompt_accuracy(images, prompts).items()}}
+    if net is not None and len(prompts) > 1:
+        size = (setting.get("height", 64), setting.get("width", 64))
+        row["fd"] = frechet_distance(net, real_renders(prompts, seeds, size), images)
+    return row, images
+
+
 def evaluate_settings(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: ShapesNet,
                       seeds: Sequence[int] = (0,), diversity_prompts: int = 6, diversity_seeds: int = 8,
                       heldout: bool = True, batch_size: int = 64) -> list[dict]:
@@ -142,20 +155,14 @@ def evaluate_settings(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net
 
     rows = []
     for name, setting in settings.items():
-        size = (setting.get("height", 64), setting.get("width", 64))
-        images, ms = stock_samples(pipe, prompts, prompt_seeds, setting, batch_size)
-        acc = prompt_accuracy(images, prompts)
-        row = {"setting": name, "nfe": count_nfe(pipe, setting), "ms_per_image": ms,
-               **{f"acc_{k}": v for k, v in acc.items()}}
+        row, _ = measure(pipe, setting, prompts, prompt_seeds, net, batch_size)
+        row = {"setting": name, **row}
         if held:
-            held_images, _ = stock_samples(pipe, held_prompts, held_seeds, setting, batch_size)
-            row["acc_heldout_joint"] = prompt_accuracy(held_images, held_prompts)["joint"]
-        row["fd"] = frechet_distance(net, real_renders(prompts, prompt_seeds, size), images)
+            row["acc_heldout_joint"] = measure(pipe, setting, held_prompts, held_seeds, None, batch_size)[0]["acc_joint"]
         div_images, _ = stock_samples(pipe, div_list, div_seeds, setting, batch_size)
-        groups = [div_images[i:i + diversity_seeds] for i in range(0, len(div_list), diversity_seeds)]
-        real = real_renders(div_list, div_seeds, size)
-        real_groups = [real[i:i + diversity_seeds] for i in range(0, len(div_list), diversity_seeds)]
-        row["diversity"] = mean_pairwise_distance(net, groups) / mean_pairwise_distance(net, real_groups)
+        real = real_renders(div_list, div_seeds, (setting.get("height", 64), setting.get("width", 64)))
+        split = lambda x: [x[i:i + diversity_seeds] for i in range(0, len(div_list), diversity_seeds)]
+        row["diversity"] = mean_pairwise_distance(net, split(div_images)) / mean_pairwise_distance(net, split(real))
         rows.append(row)
     return rows
 

@@ -1,8 +1,8 @@
 """Small measurements behind lab 03 (the Shapes teacher): verdicts, prompt-subset evaluation, text probe.
 
 * :func:`verdict` turns the checker's reading of one sample into a short caption for a figure.
-* :func:`evaluate_prompts` is :func:`zlab.evaluate.evaluate_settings` on a chosen list of prompts
-  (accuracy, FD, NFE, ms per image; no held-out split, no diversity), built from the same pieces, so
+* :func:`evaluate_prompts` is :func:`zlab.evaluate.measure` over settings on a chosen list of prompts
+  (accuracy, FD, NFE, ms per image; no held-out split, no diversity), so
   a notebook can sweep many settings in seconds and still report the numbers the model card reports.
 * :func:`word_readback` asks whether a frozen text encoder keeps each token's identity: the fraction
   of caption tokens whose ``hidden_states[-2]`` vector is nearest (cosine) to the token's own input
@@ -25,7 +25,7 @@ from diffusers import ZImagePipeline
 
 from zlab import shapes
 from zlab.anatomy import trace_prompts
-from zlab.evaluate import count_nfe, frechet_distance, prompt_accuracy, real_renders, stock_samples
+from zlab.evaluate import measure
 from zlab.shapes_net import ShapesNet
 
 __all__ = ["verdict", "prompt_seeds", "evaluate_prompts", "word_readback"]
@@ -68,15 +68,8 @@ def evaluate_prompts(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net:
     all_seeds = prompt_seeds(len(prompts), seeds)
     rows, images = [], {}
     for name, setting in settings.items():
-        imgs, ms = stock_samples(pipe, all_prompts, all_seeds, setting, batch_size)
-        acc = prompt_accuracy(imgs, all_prompts)
-        row = {"setting": name, "nfe": count_nfe(pipe, setting), "ms_per_image": ms,
-               **{f"acc_{k}": v for k, v in acc.items()}}
-        if net is not None and len(all_prompts) > 1:
-            size = (setting.get("height", 64), setting.get("width", 64))
-            row["fd"] = frechet_distance(net, real_renders(all_prompts, all_seeds, size), imgs)
-        rows.append(row)
-        images[name] = imgs
+        row, images[name] = measure(pipe, setting, all_prompts, all_seeds, net, batch_size)
+        rows.append({"setting": name, **row})
     return rows, images
 
 
