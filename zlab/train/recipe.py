@@ -43,8 +43,8 @@ def choose_guidance(pipe: ZImagePipeline, candidates: Sequence[float], base: dic
 
 def teacher_settings(sampling: dict) -> dict[str, dict]:
     """The steps table: teacher + CFG at 1..50 steps and teacher without CFG at 1, 2, 4 steps."""
-    settings = {f"teacher {n} steps + CFG": {**sampling, "num_inference_steps": n} for n in STEP_COUNTS}
-    settings.update({f"teacher {n} steps, no CFG": {**sampling, "num_inference_steps": n, "guidance_scale": 0.0}
+    settings = {f"teacher {n} step{'s' * (n > 1)} + CFG": {**sampling, "num_inference_steps": n} for n in STEP_COUNTS}
+    settings.update({f"teacher {n} step{'s' * (n > 1)}, no CFG": {**sampling, "num_inference_steps": n, "guidance_scale": 0.0}
                      for n in NO_CFG_STEP_COUNTS})
     return settings
 
