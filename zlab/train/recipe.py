@@ -18,7 +18,7 @@ from pathlib import Path
 
 from diffusers import ZImagePipeline
 
-from zlab.evaluate import evaluate_settings, format_table, stock_samples, prompt_accuracy
+from zlab.evaluate import evaluate_settings, format_table, prompt_accuracy, stock_samples, vae_reconstruction
 from zlab.shapes import enumerate_captions
 from zlab.shapes_net import ShapesNet
 from zlab.train.config import load_config
@@ -71,6 +71,9 @@ def write_model_card(out: Path, sampling: dict, rows: list[dict], sweep: dict[fl
     """README.md of the shipped teacher: what it is, how it was made, what was measured."""
     sweep_text = ", ".join(f"g = {g:g} (s = {g + 1:g}): {a:.3f}" for g, a in sweep.items())
     timings = training.get("timings", {})
+    vae = training.get("vae_reconstruction")
+    vae_text = (f"VAE round trips of {vae['n']} fresh renders: PSNR {vae['psnr_db']:.1f} dB, checker joint accuracy "
+                f"{vae['acc_joint']:.3f}." if vae else "")
     time_text = (f"Measured wall time of the recipe on the 2-core CPU: VAE {timings['vae_s'] / 60:.1f} min, "
                  f"teacher {timings['teacher_s'] / 60:.1f} min." if timings else "")
     text = f"""# shapes-teacher: a tiny Z-Image trained on the Shapes world
@@ -100,7 +103,7 @@ image = pipe("a large red circle at the top left", **sampling).images[0]
 `configs/shapes-teacher.toml`): the VAE on train-split renders (L1 + small KL), its latent shift
 and scale measured on data; then flow matching with velocity target, logit-normal t with the
 resolution shift, caption dropout for CFG, EMA with warm-up (the EMA weights ship), gradient
-clipping, bf16 autocast; held-out colour-shape pairs never seen. {time_text}
+clipping, bf16 autocast; held-out colour-shape pairs never seen. {time_text} {vae_text}
 
 Guidance chosen by 50-step joint accuracy on the 270 train prompts (seed set apart from the
 evaluation seeds): {sweep_text}.
@@ -112,6 +115,8 @@ feature space against renders of the same prompts; diversity = mean pairwise fea
 seeds of one prompt relative to renders of that prompt; milliseconds per image on this CPU.
 
 {format_table(rows)}
+
+{training.get("notes", "")}
 """
     (out / "README.md").write_text(text)
 
@@ -128,5 +133,6 @@ def make_teacher(out: str | Path, vae_config: str | Path, teacher_config: str | 
     vae_s = time.perf_counter() - start
     pipe = train_teacher(teacher_cfg, run_dir / "vae" / "vae", run_dir / "teacher", resume=resume, progress=progress)
     training = {"vae_config": vae_cfg.__dict__, "teacher_config": teacher_cfg.__dict__,
-                "timings": {"vae_s": vae_s, "teacher_s": time.perf_counter() - start - vae_s}}
+                "timings": {"vae_s": vae_s, "teacher_s": time.perf_counter() - start - vae_s},
+                "vae_reconstruction": {"n": 500, **vae_reconstruction(pipe.vae, 500)}}
     return ship_teacher(pipe, out, training=training, **ship_kwargs)
