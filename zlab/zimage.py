@@ -70,19 +70,17 @@ def load_pipeline(path_or_id: str | os.PathLike, device: str | torch.device = "c
     return pipe.to(device)
 
 
-def save_pipeline(pipe: ZImagePipeline, path: str | os.PathLike, sampling: dict | None = None) -> Path:
-    """Write ``pipe`` (safetensors) and optional ``sampling.json`` atomically: all or nothing.
+def write_folder_atomically(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_dir)`` next to ``path`` and rename the result into place: all or nothing.
 
-    The folder is written next to its destination and renamed into place, so an interrupted save
-    never leaves a half-written checkpoint behind.
+    An interrupted save never leaves a half-written folder behind, and an existing folder is
+    replaced whole.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        pipe.save_pretrained(tmp, safe_serialization=True)
-        if sampling is not None:
-            (tmp / SAMPLING_FILE).write_text(json.dumps(sampling, indent=2) + "\n")
+        write(tmp)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -94,6 +92,17 @@ def save_pipeline(pipe: ZImagePipeline, path: str | os.PathLike, sampling: dict 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def save_pipeline(pipe: ZImagePipeline, path: str | os.PathLike, sampling: dict | None = None) -> Path:
+    """Write ``pipe`` (safetensors) and optional ``sampling.json`` atomically (see :func:`write_folder_atomically`)."""
+
+    def write(tmp: Path) -> None:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        if sampling is not None:
+            (tmp / SAMPLING_FILE).write_text(json.dumps(sampling, indent=2) + "\n")
+
+    return write_folder_atomically(path, write)
 
 
 def read_sampling(path: str | os.PathLike) -> dict:

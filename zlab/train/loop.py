@@ -72,3 +72,15 @@ def resume_run(run_dir: str | Path, config, resume: bool, **objects) -> tuple[in
     for name, obj in objects.items():
         obj.load_state_dict(state[name])
     return state["step"], state["losses"], state
+
+
+def optimizer_step(accelerator, loss, model, optimizer, scheduler, grad_clip: float, step: int) -> None:
+    """Backward, clip, step and zero the gradients; a non-finite loss stops the run before it
+    can reach the weights (the last checkpoint on disk stays good)."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"non-finite loss at step {step}; resume from the last checkpoint with a lower lr")
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)

@@ -22,7 +22,7 @@ from zlab.flow import add_noise, resolution_mu, sample_logit_normal, time_shift,
 from zlab.shapes import ShapesDataset, enumerate_captions, image_to_tensor, render_batch
 from zlab.tiny import TINY_SIZES, TinySize, build_scheduler, build_text_encoder, build_tokenizer, build_transformer
 from zlab.train.config import check_common, check_range
-from zlab.train.loop import resume_run, save_checkpoint, seed_everything, warmup_cosine
+from zlab.train.loop import optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine
 from zlab.zimage import encode_images, encode_prompts
 
 
@@ -149,13 +149,7 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
         with accelerator.autocast():
             v = zimage_velocity(model, add_noise(x0, eps, t), t, [text[i] for i in ids.tolist()])
         loss = torch.nn.functional.mse_loss(v, velocity_target(x0, eps))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {step}; lower lr (now {config.lr})")
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(accelerator, loss, model, optimizer, scheduler, config.grad_clip, step)
         ema.step(accelerator.unwrap_model(model).parameters())
         step += 1
         losses.append(loss.item())

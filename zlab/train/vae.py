@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from zlab.shapes import ShapesDataset
 from zlab.tiny import TINY_SIZES, build_vae
 from zlab.train.config import check_common, check_range
-from zlab.train.loop import resume_run, save_checkpoint, seed_everything, warmup_cosine
+from zlab.train.loop import optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine
+from zlab.zimage import write_folder_atomically
 
 
 @dataclass
@@ -88,13 +89,7 @@ def train_vae(config: VAEConfig, run_dir: str | Path, resume: bool = False, prog
         rec_loss = (recon - images).abs().mean()
         kl = posterior.kl().mean() / images[0].numel()
         loss = rec_loss + config.kl_weight * kl
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite VAE loss at step {step}; lower lr (now {config.lr})")
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(vae.parameters(), config.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(accelerator, loss, vae, optimizer, scheduler, config.grad_clip, step)
         step += 1
         losses.append(rec_loss.item())
         bar.update(1)
@@ -107,5 +102,5 @@ def train_vae(config: VAEConfig, run_dir: str | Path, resume: bool = False, prog
     shift, scale = measure_latent_stats(vae, config.stats_images, config.image_size)
     vae.register_to_config(shift_factor=shift, scaling_factor=scale)
     if accelerator.is_main_process:
-        vae.save_pretrained(run_dir / "vae")
+        write_folder_atomically(run_dir / "vae", vae.save_pretrained)
     return vae
