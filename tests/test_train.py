@@ -89,3 +89,11 @@ def test_training_shift_is_the_sampling_shift(resolution_shift):
     base = torch.linspace(1.0, 0.25, 4)
     assert torch.allclose(ts[:-1], time_shift(base, config.training_shift()), atol=1e-6)
     assert config.training_shift() == (pytest.approx(1.583, abs=1e-3) if resolution_shift else 3.0)
+
+
+def test_runs_of_different_precision_share_one_process():
+    """make-teacher trains the VAE in fp32 and then the teacher in bf16 in one process."""
+    from zlab.train.loop import make_accelerator
+
+    assert make_accelerator("no").mixed_precision == "no"
+    assert make_accelerator("bf16").mixed_precision == "bf16"

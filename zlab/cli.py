@@ -109,6 +109,29 @@ def _eval(args: argparse.Namespace) -> None:
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
 
 
+def _synth(args: argparse.Namespace) -> None:
+    from zlab.ladd.data import synthesize_from
+
+    print(synthesize_from(args.teacher, args.out, rounds=args.rounds, seed=args.seed))
+
+
+def _ladd(args: argparse.Namespace) -> None:
+    from zlab.ladd.trainer import LADDConfig, train_ladd
+    from zlab.train.config import load_config
+
+    train_ladd(load_config(LADDConfig, args.config), args.run, resume=args.resume)
+    print(f"{args.run}/checkpoint.pt")
+
+
+def _make_student(args: argparse.Namespace) -> None:
+    from zlab.evaluate import format_table
+    from zlab.ladd.recipe import make_student
+    from zlab.ladd.trainer import LADDConfig
+    from zlab.train.config import load_config
+
+    print(format_table(make_student(load_config(LADDConfig, args.config), args.out, args.run, resume=args.resume)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +189,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shapes-net", default="checkpoints/shapes-net")
     p.add_argument("--out", help="write the rows as JSON")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("synth", help="LADD data: the teacher's sampling.json samples of every train prompt")
+    p.add_argument("--teacher", default="checkpoints/shapes-teacher")
+    p.add_argument("--out", default="runs/synth")
+    p.add_argument("--rounds", type=int, default=4, help="seeds per prompt (one shard each)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("ladd", help="train a LADD student (accelerate: one process, or `accelerate launch`)")
+    p.add_argument("--config", default="configs/shapes-ladd.toml")
+    p.add_argument("--run", default="runs/ladd")
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=_ladd)
+
+    p = sub.add_parser("make-student", help="the whole student recipe: synth, LADD, shipped folder")
+    p.add_argument("--config", default="configs/shapes-ladd.toml")
+    p.add_argument("--out", default="checkpoints/shapes-student")
+    p.add_argument("--run", default="runs/ladd")
+    p.add_argument("--resume", action="store_true")
+    p.set_defaults(func=_make_student)
 
     p = sub.add_parser("sample", help="one image from a pipeline folder or hub id")
     p.add_argument("--pipeline", required=True)

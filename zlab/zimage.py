@@ -94,13 +94,20 @@ def write_folder_atomically(path: str | os.PathLike, write) -> Path:
     return path
 
 
-def save_pipeline(pipe: ZImagePipeline, path: str | os.PathLike, sampling: dict | None = None) -> Path:
-    """Write ``pipe`` (safetensors) and optional ``sampling.json`` atomically (see :func:`write_folder_atomically`)."""
+def save_pipeline(pipe: ZImagePipeline, path: str | os.PathLike, sampling: dict | None = None,
+                  write_extra=None) -> Path:
+    """Write ``pipe`` (safetensors) and optional ``sampling.json`` atomically (see :func:`write_folder_atomically`).
+
+    ``write_extra(folder)``, if given, adds files of its own (a model card, discriminator heads)
+    inside the same all-or-nothing write.
+    """
 
     def write(tmp: Path) -> None:
         pipe.save_pretrained(tmp, safe_serialization=True)
         if sampling is not None:
             (tmp / SAMPLING_FILE).write_text(json.dumps(sampling, indent=2) + "\n")
+        if write_extra is not None:
+            write_extra(tmp)
 
     return write_folder_atomically(path, write)
 

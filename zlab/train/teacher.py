@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from diffusers import AutoencoderKL, ZImagePipeline
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
@@ -22,7 +21,7 @@ from zlab.flow import add_noise, resolution_mu, sample_logit_normal, time_shift,
 from zlab.shapes import ShapesDataset, enumerate_captions, image_to_tensor, render_batch
 from zlab.tiny import TINY_SIZES, TinySize, build_scheduler, build_text_encoder, build_tokenizer, build_transformer
 from zlab.train.config import check_common, check_range
-from zlab.train.loop import optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine
+from zlab.train.loop import make_accelerator, optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine
 from zlab.zimage import encode_images, encode_prompts
 
 
@@ -107,7 +106,7 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
                   progress: bool = True) -> ZImagePipeline:
     """Train (or resume) the teacher in ``run_dir``; returns the pipeline carrying the EMA weights."""
     run_dir = Path(run_dir)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision)
+    accelerator = make_accelerator(config.mixed_precision)
     vae = AutoencoderKL.from_pretrained(vae_path).eval()
     pipe = build_teacher_pipeline(config, vae)
     transformer = pipe.transformer

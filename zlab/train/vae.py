@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from diffusers import AutoencoderKL
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -20,7 +19,7 @@ from tqdm.auto import tqdm
 from zlab.shapes import ShapesDataset
 from zlab.tiny import TINY_SIZES, build_vae
 from zlab.train.config import check_common, check_range
-from zlab.train.loop import optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine
+from zlab.train.loop import make_accelerator, optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine
 from zlab.zimage import write_folder_atomically
 
 
@@ -65,7 +64,7 @@ def measure_latent_stats(vae: AutoencoderKL, n_images: int, image_size: int, see
 def train_vae(config: VAEConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> AutoencoderKL:
     """Train (or resume) a VAE in ``run_dir``; writes ``run_dir/vae`` (diffusers format) at the end."""
     run_dir = Path(run_dir)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = make_accelerator()
     seed_everything(config.seed)
     vae = build_vae(TINY_SIZES[config.size])
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=0.0)

@@ -1,0 +1,86 @@
+"""LADD pieces: student timesteps and warm-up, t_hat, heads (any aspect ratio), losses, gradient routing."""
+
+import copy
+
+import pytest
+import torch
+
+from zlab.features import FeatureTap
+from zlab.ladd.heads import Discriminator, pool_text
+from zlab.ladd.losses import discriminator_loss, generator_loss, head_accuracy
+from zlab.ladd.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, student_timestep_probs
+from zlab.ladd.trainer import LADDBatch, frozen_teacher, ladd_forward
+from zlab.zimage import encode_prompts
+
+
+def test_warmup_then_full_timestep_probabilities():
+    g = torch.Generator().manual_seed(0)
+    early = sample_student_t(20_000, step=10, warmup_steps=500, generator=g)
+    late = sample_student_t(20_000, step=500, warmup_steps=500, generator=g)
+    assert set(early.unique().tolist()) == {0.5, 0.25}  # p = [0, 0, .5, .5]: no high-noise steps yet
+    freq = [(late == t).float().mean().item() for t in STUDENT_TIMESTEPS]
+    assert freq == pytest.approx([0.7, 0.1, 0.1, 0.1], abs=0.01)
+    with pytest.raises(ValueError, match="summing to 1"):
+        student_timestep_probs(0, 10, warmup=(0.5, 0.5, 0.5, 0.5))
+
+
+def test_t_hat_is_logit_normal_with_m_1():
+    t_hat = sample_t_hat(50_000, m=1.0, s=1.0, generator=torch.Generator().manual_seed(0))
+    assert 0 < t_hat.min() and t_hat.max() < 1
+    # logit(t_hat) ~ N(1, 1): median of t_hat = sigmoid(1)
+    assert t_hat.median().item() == pytest.approx(torch.sigmoid(torch.tensor(1.0)).item(), abs=0.01)
+    assert torch.logit(t_hat).std().item() == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("grid", [(4, 4), (4, 6), (6, 4)])
+def test_heads_give_spatial_logits_at_any_aspect(grid):
+    disc = Discriminator((0, 2), channels=32, text_dim=16, hidden=8)
+    maps = [torch.randn(3, 32, *grid) for _ in range(2)]
+    logits = disc(maps, torch.rand(3), torch.randn(3, 16))
+    assert [l.shape for l in logits] == [(3, 1, *grid)] * 2
+    assert Discriminator.scores(logits).shape == (3, 2)
+    with pytest.raises(ValueError, match="2 heads"):
+        disc(maps[:1], torch.rand(3), torch.randn(3, 16))
+
+
+def test_heads_depend_on_t_hat_and_text_once_trained():
+    disc = Discriminator((0,), channels=8, text_dim=4, hidden=8)
+    for p in disc.parameters():  # FiLM starts at zero; perturb every weight as training would
+        torch.nn.init.normal_(p, std=0.3)
+    maps, text = [torch.randn(2, 8, 4, 4)], torch.randn(2, 4)
+    base = disc(maps, torch.tensor([0.2, 0.2]), text)[0]
+    assert not torch.allclose(base, disc(maps, torch.tensor([0.8, 0.8]), text)[0])
+    assert not torch.allclose(base, disc(maps, torch.tensor([0.2, 0.2]), -text)[0])
+
+
+def test_losses_match_their_formulas():
+    real, fake = [torch.tensor([[2.0, 0.5]]), torch.tensor([[-0.5]])], [torch.tensor([[-2.0, 0.0]]), torch.tensor([[1.0]])]
+    # hinge D: head 0: relu(1-2)=0, relu(1-.5)=.5 -> .25; relu(1-2)=0, relu(1+0)=1 -> .5; head 1: 1.5 + 2
+    assert discriminator_loss(real, fake).item() == pytest.approx(0.25 + 0.5 + 1.5 + 2.0)
+    assert generator_loss(fake).item() == pytest.approx(1.0 - 1.0)
+    sp = torch.nn.functional.softplus
+    ns = sp(-real[0]).mean() + sp(fake[0]).mean() + sp(-real[1]).mean() + sp(fake[1]).mean()
+    assert discriminator_loss(real, fake, "non-saturating").item() == pytest.approx(ns.item())
+    assert generator_loss(fake, "non-saturating").item() == pytest.approx((sp(-fake[0]).mean() + sp(-fake[1]).mean()).item())
+    assert head_accuracy(real, fake) == [1.0, 0.0]
+    with pytest.raises(ValueError, match="hinge"):
+        generator_loss(fake, "wasserstein")
+
+
+def test_student_gets_gradients_through_the_frozen_teacher(tiny_pipe):
+    teacher = frozen_teacher(copy.deepcopy(tiny_pipe))
+    student = copy.deepcopy(teacher).requires_grad_(True)
+    tap = FeatureTap(teacher, (1, 3))
+    embeds = encode_prompts(tiny_pipe, ["a large red circle at the top left", "a small blue square"])
+    disc = Discriminator((1, 3), teacher.config.dim, embeds[0].shape[-1], hidden=16)
+    g = torch.Generator().manual_seed(0)
+    batch = LADDBatch(x0=torch.randn(2, 16, 8, 8, generator=g), embeds=embeds, text=pool_text(embeds),
+                      t=torch.tensor([1.0, 0.5]), eps=torch.randn(2, 16, 8, 8, generator=g),
+                      t_hat=torch.tensor([0.8, 0.3]), eps_hat=torch.randn(2, 16, 8, 8, generator=g))
+    fwd = ladd_forward(student, tap, batch)
+    assert all(not m.requires_grad for m in fwd.real_maps)  # real path: no graph at all
+    generator_loss(disc(fwd.fake_maps, batch.t_hat, batch.text)).backward()
+    student_grad = sum(p.grad.abs().sum().item() for p in student.parameters() if p.grad is not None)
+    assert student_grad > 0
+    assert all(p.grad is None for p in teacher.parameters())  # frozen: nothing accumulates on the teacher
+    assert all(p.grad is not None for p in student.layers[0].parameters())

@@ -1,0 +1,129 @@
+"""The LADD trainer end to end on a tiny random teacher: synth shards, resume, shipped student, two ranks."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import ZImagePipeline
+
+from zlab.evaluate import count_nfe
+from zlab.ladd.data import SynthData, synthesize
+from zlab.ladd.recipe import ship_student
+from zlab.ladd.student import load_discriminator, student_pipeline
+from zlab.ladd.trainer import LADDConfig, train_ladd
+from zlab.train.config import load_config
+from zlab.zimage import save_pipeline
+
+PROMPTS = ["a large red circle at the top left", "a small blue square at the bottom right",
+           "a large green triangle at the middle center"]
+SAMPLING = {"num_inference_steps": 2, "guidance_scale": 1.0, "cfg_truncation": 1.0, "height": 64, "width": 64}
+
+
+@pytest.fixture(scope="module")
+def teacher_and_data(tmp_path_factory, tiny_pipe):
+    root = tmp_path_factory.mktemp("ladd")
+    teacher = save_pipeline(tiny_pipe, root / "teacher", sampling=SAMPLING)
+    data = synthesize(tiny_pipe, root / "synth", SAMPLING, rounds=2, prompts=PROMPTS, batch_size=2, progress=False)
+    return teacher, data
+
+
+def _config(teacher_and_data, **kw):
+    teacher, data = teacher_and_data
+    base = dict(teacher=str(teacher), data=str(data), steps=4, batch_size=3, blocks=(1, 3), head_hidden=8,
+                warmup_steps=2, checkpoint_every=2, student_lr=1e-4, heads_lr=1e-3)
+    return load_config(LADDConfig, **{**base, **kw})
+
+
+def test_synth_shards_are_the_stock_pipeline_samples(teacher_and_data, tiny_pipe):
+    _, data_dir = teacher_and_data
+    data = SynthData.load(data_dir)
+    assert data.latents.shape == (6, 16, 8, 8) and data.prompts == PROMPTS
+    assert [len(e) for e in data.embeds] == [len(e) for e in tiny_pipe.encode_prompt(PROMPTS, do_classifier_free_guidance=False)[0]]
+    i = 4  # a sample of the second round: redraw it with stock diffusers from its stored seed
+    prompt, seed = data.prompts[data.prompt_index[i]], int(data.seeds[i])
+    stock = tiny_pipe(prompt, generator=torch.Generator().manual_seed(seed), output_type="latent", **SAMPLING).images
+    torch.testing.assert_close(data.latents[i], stock[0].float(), atol=1e-5, rtol=1e-5)
+    assert len(set(data.seeds.tolist())) == 6
+
+
+def test_rerun_skips_written_shards(teacher_and_data, tiny_pipe):
+    _, data_dir = teacher_and_data
+    before = (Path(data_dir) / "shard-00000.safetensors").stat().st_mtime_ns
+    synthesize(tiny_pipe, data_dir, SAMPLING, rounds=2, prompts=PROMPTS, batch_size=2, progress=False)
+    assert (Path(data_dir) / "shard-00000.safetensors").stat().st_mtime_ns == before
+
+
+def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_path):
+    config = _config(teacher_and_data)
+    straight, disc, log = train_ladd(config, tmp_path / "a", progress=False)
+    assert len(log["d_loss"]) == 4 and all(len(a) == 2 for a in log["head_acc"])
+    half = _config(teacher_and_data, steps=2)
+    train_ladd(half, tmp_path / "b", progress=False)
+    # continue the 2-step run to 4 steps: same config as `straight` except steps, so rewrite the stored config
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    state["config"]["steps"] = 4
+    torch.save(state, tmp_path / "b" / "checkpoint.pt")
+    resumed, _, _ = train_ladd(config, tmp_path / "b", resume=True, progress=False)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
+    teacher = ZImagePipeline.from_pretrained(config.teacher)
+    assert any(not torch.equal(a, b) for a, b in zip(straight.state_dict().values(),
+                                                      teacher.transformer.state_dict().values()))
+
+    out = tmp_path / "student"
+    ship_student(teacher, straight, disc, out, {"config": {}}, measure=False)
+    stock = ZImagePipeline.from_pretrained(out)
+    assert [count_nfe(stock, {"num_inference_steps": n, "guidance_scale": 0.0, "height": 64, "width": 64})
+            for n in (1, 2, 4)] == [1, 2, 4]
+    assert json.loads((out / "sampling.json").read_text())["guidance_scale"] == 0.0
+    record = json.loads((out / "eval.json").read_text())
+    assert record["schedule"] == {"1": [1.0], "2": [1.0, 0.5], "4": [1.0, 0.75, 0.5, 0.25]}
+    heads = load_discriminator(out / "discriminator")
+    for a, b in zip(heads.state_dict().values(), disc.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    stock.set_progress_bar_config(disable=True)
+    image = stock(PROMPTS[0], num_inference_steps=1, guidance_scale=0.0, height=64, width=64, output_type="np").images
+    assert image.shape == (1, 64, 64, 3)
+
+
+def test_student_pipeline_schedule_is_the_trained_one(tiny_pipe):
+    from zlab.ladd.student import check_student_schedule
+
+    pipe = student_pipeline(tiny_pipe, tiny_pipe.transformer)
+    assert check_student_schedule(pipe, height=64, width=96) == {1: [1.0], 2: [1.0, 0.5], 4: [1.0, 0.75, 0.5, 0.25]}
+
+
+def test_two_processes_keep_identical_students(teacher_and_data, tmp_path):
+    config = _config(teacher_and_data, steps=2, checkpoint_every=1)
+    path = tmp_path / "ladd.toml"
+    lines = [f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in vars(config).items() if k != "notes"]
+    path.write_text("\n".join(lines) + "\n")
+    script = tmp_path / "rank_check.py"
+    script.write_text(f"""
+import sys, torch, torch.distributed as dist
+from zlab.ladd.trainer import LADDConfig, train_ladd
+from zlab.train.config import load_config
+student, _, _ = train_ladd(load_config(LADDConfig, {str(path)!r}), {str(tmp_path / 'run')!r}, progress=False)
+flat = torch.cat([p.detach().flatten() for p in student.parameters()])
+gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+dist.all_gather(gathered, flat)
+if dist.get_rank() == 0:
+    torch.save(torch.stack(gathered), {str(tmp_path / 'weights.pt')!r})
+""")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                             str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    weights = torch.load(tmp_path / "weights.pt")
+    assert torch.equal(weights[0], weights[1])
+    teacher = ZImagePipeline.from_pretrained(config.teacher).transformer
+    before = torch.cat([p.detach().flatten() for p in teacher.parameters()])
+    assert not torch.equal(weights[0], before)  # the ranks moved, together

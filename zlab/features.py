@@ -1,0 +1,99 @@
+"""What the teacher "sees": image tokens after chosen blocks, as 2D feature maps (lab section 6, step 5).
+
+LADD's discriminator reads the frozen teacher's hidden states. In Z-Image's single stream every
+main block outputs ``[image tokens, image padding, caption tokens, caption padding]`` per sample
+(see :func:`zlab.anatomy.token_layout`); the image tokens, put back on their ``h x w`` patch grid,
+are a ``(B, C, h, w)`` map that a 2D-convolutional head can read at any aspect ratio.
+
+Example:
+    >>> tap = FeatureTap(pipe.transformer, blocks=(0, 3))
+    >>> maps = tap(x_t, t_hat, prompt_embeds)        # [(B, dim, H/2, W/2), (B, dim, H/2, W/2)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from zlab.anatomy import token_layout
+from zlab.flow import zimage_velocity
+
+
+class _EarlyExit(Exception):
+    """Raised after the last tapped block: the rest of the transformer is not needed."""
+
+
+class FeatureTap:
+    """Forward hooks on main blocks of a ``ZImageTransformer2DModel`` returning image-token maps.
+
+    Gradients flow through the maps when the call runs with grad enabled (the fake path of LADD
+    needs them, lab section 6 step 5); the tap itself never changes the model or its weights.
+
+    Args:
+        transformer: The (frozen) teacher transformer; DDP/FSDP wrappers are unwrapped for hooks.
+        blocks: Indices into ``transformer.layers`` whose outputs are returned, in that order.
+        early_exit: Stop the forward pass after the deepest tapped block (saves the later blocks
+            and the final layer, which the discriminator never reads).
+    """
+
+    def __init__(self, transformer, blocks: Sequence[int], early_exit: bool = True):
+        self.transformer = transformer
+        layers = getattr(transformer, "module", transformer).layers
+        if not blocks:
+            raise ValueError("tap at least one block")
+        bad = [b for b in blocks if not 0 <= b < len(layers)]
+        if bad:
+            raise ValueError(f"blocks {bad} out of range: the transformer has blocks 0..{len(layers) - 1}")
+        self.blocks = tuple(blocks)
+        self.layers = layers
+        self.early_exit = early_exit
+
+    @property
+    def channels(self) -> int:
+        """Channels of every map (the transformer's width)."""
+        return getattr(self.transformer, "module", self.transformer).config.dim
+
+    def __call__(self, x_t: Tensor, t: Tensor, prompt_embeds: Sequence[Tensor]) -> list[Tensor]:
+        """Maps ``(B, dim, H/2, W/2)`` of ``x_t`` (lab time ``t``, shape (B,)) after each tapped block."""
+        layout = token_layout(x_t.shape[-2], x_t.shape[-1], cap_len=1)
+        outputs: dict[int, Tensor] = {}
+        last = max(self.blocks)
+
+        def hook_for(index: int):
+            def hook(module, args, output):
+                outputs[index] = output
+                if self.early_exit and index == last:
+                    raise _EarlyExit
+            return hook
+
+        wanted = sorted(set(self.blocks))
+        handles = [self.layers[b].register_forward_hook(hook_for(b)) for b in wanted]
+        try:
+            zimage_velocity(self.transformer, x_t, t, prompt_embeds)
+        except _EarlyExit:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        # Batches share one image size, so every sample's image tokens sit at layout.image.
+        return [layout.image_grid(outputs[b]).float() for b in self.blocks]
+
+
+def pca_rgb(maps: Tensor, basis: dict[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """Project feature maps (B, C, h, w) on their first 3 principal components, scaled to [0, 1].
+
+    Returns ``(images (B, h, w, 3), basis)``; pass ``basis`` back to colour another batch (say, the
+    student's maps) in exactly the coordinates and colour range of the first (the teacher's).
+    """
+    flat = maps.detach().float().movedim(1, -1).reshape(-1, maps.shape[1])
+    if basis is None:
+        mean = flat.mean(0)
+        _, _, v = torch.linalg.svd(flat - mean, full_matrices=False)
+        proj = (flat - mean) @ v[:3].T
+        basis = {"mean": mean, "components": v[:3].T,
+                 "low": proj.quantile(0.01, dim=0), "high": proj.quantile(0.99, dim=0)}
+    proj = (flat - basis["mean"]) @ basis["components"]
+    rgb = ((proj - basis["low"]) / (basis["high"] - basis["low"]).clamp_min(1e-8)).clamp(0, 1)
+    return rgb.reshape(maps.shape[0], *maps.shape[2:], 3), basis

@@ -1,0 +1,138 @@
+"""LADD's "real" data: the teacher's own multi-step CFG samples (lab section 6, step 1).
+
+``zlab synth`` samples the teacher once with its ``sampling.json`` (50 steps + CFG) for every
+train-split prompt and several seeds, and stores the latents as safetensors shards, one shard per
+seed round, each with the prompt index and seed of every sample (so any sample can be redrawn with
+stock ``ZImagePipeline(prompt, generator=torch.Generator().manual_seed(seed), **sampling)``). The
+prompts' Qwen3 embeddings are stored once next to them (``text.safetensors``): training never runs
+the text encoder. Shards are written atomically and a rerun skips the ones already there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import ZImagePipeline
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from zlab.sampling import guidance_scale_to_s
+from zlab.shapes import enumerate_captions
+from zlab.zimage import encode_prompts, generate, initial_noise, read_sampling
+
+MANIFEST = "synth.json"
+TEXT = "text.safetensors"
+
+
+def synth_seed(base: int, round_: int, index: int, n_prompts: int) -> int:
+    """The seed of prompt ``index`` in seed round ``round_`` (distinct from evaluation seeds, which start at 0)."""
+    return 1_000_000 + base * 10_000_000 + round_ * n_prompts + index
+
+
+def _save_atomically(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: int = 4, seed: int = 0,
+               prompts: Sequence[str] | None = None, batch_size: int = 90, progress: bool = True) -> Path:
+    """Teacher samples for ``prompts`` (default: the train split) x ``rounds`` seeds, as shards in ``out``.
+
+    Args:
+        pipe: The teacher pipeline.
+        out: Folder for ``shard-XXXXX.safetensors``, ``text.safetensors`` and ``synth.json``.
+        sampling: Stock keyword arguments (the teacher's ``sampling.json``): steps, guidance, size.
+        rounds: Seeds per prompt; one shard per round.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    prompts = list(prompts or enumerate_captions("train"))
+    height, width = sampling.get("height", 64), sampling.get("width", 64)
+    s = guidance_scale_to_s(sampling.get("guidance_scale", 5.0))
+    manifest = {"prompts": prompts, "sampling": sampling, "rounds": rounds, "seed": seed,
+                "shards": [f"shard-{r:05d}.safetensors" for r in range(rounds)]}
+    with torch.no_grad():
+        embeds = encode_prompts(pipe, prompts)
+    lengths = torch.tensor([len(e) for e in embeds])
+    padded = torch.nn.utils.rnn.pad_sequence([e.float().cpu() for e in embeds], batch_first=True)
+    _save_atomically({"embeds": padded, "lengths": lengths}, out / TEXT)
+
+    todo = [(r, i) for r in range(rounds) if not (out / manifest["shards"][r]).is_file()
+            for i in range(0, len(prompts), batch_size)]
+    bar = tqdm(total=len(todo) and sum(min(batch_size, len(prompts) - i) for _, i in todo), desc="synth",
+               disable=not progress)
+    for r in range(rounds):
+        path = out / manifest["shards"][r]
+        if path.is_file():
+            continue
+        latents, seeds = [], []
+        for i in range(0, len(prompts), batch_size):
+            chunk = prompts[i:i + batch_size]
+            chunk_seeds = [synth_seed(seed, r, i + j, len(prompts)) for j in range(len(chunk))]
+            noise = initial_noise(pipe, len(chunk), height, width,
+                                  [torch.Generator().manual_seed(x) for x in chunk_seeds])
+            result = generate(pipe, chunk, num_inference_steps=sampling.get("num_inference_steps", 50), s=s,
+                              cfg_truncation=sampling.get("cfg_truncation", 1.0), height=height, width=width,
+                              latents=noise)
+            latents.append(result.latents.cpu())
+            seeds += chunk_seeds
+            bar.update(len(chunk))
+        _save_atomically({"latents": torch.cat(latents), "prompt_index": torch.arange(len(prompts)),
+                          "seeds": torch.tensor(seeds)}, path)
+    bar.close()
+    tmp = out / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out / MANIFEST)
+    return out
+
+
+def synthesize_from(teacher: str | Path, out: str | Path, **kwargs) -> Path:
+    """:func:`synthesize` for a teacher folder, with its own ``sampling.json``."""
+    pipe = ZImagePipeline.from_pretrained(teacher)
+    pipe.set_progress_bar_config(disable=True)
+    return synthesize(pipe, out, read_sampling(teacher), **kwargs)
+
+
+@dataclass
+class SynthData:
+    """All shards of a ``zlab synth`` folder in memory.
+
+    Attributes:
+        latents: (N, C, H, W) teacher samples (normalised latents).
+        prompt_index: (N,) index into ``prompts`` of each sample.
+        seeds: (N,) the stock-pipeline seed of each sample.
+        prompts: The prompt of each index.
+        embeds: One (L_i, D) Qwen3 embedding per prompt, padding dropped.
+        sampling: The teacher setting the samples were drawn with.
+    """
+
+    latents: Tensor
+    prompt_index: Tensor
+    seeds: Tensor
+    prompts: list[str]
+    embeds: list[Tensor]
+    sampling: dict
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SynthData":
+        path = Path(path)
+        if not (path / MANIFEST).is_file():
+            raise FileNotFoundError(f"{path} has no {MANIFEST}: run `zlab synth --out {path}` first")
+        manifest = json.loads((path / MANIFEST).read_text())
+        shards = [load_file(str(path / name)) for name in manifest["shards"]]
+        text = load_file(str(path / TEXT))
+        embeds = [e[:n] for e, n in zip(text["embeds"], text["lengths"].tolist(), strict=True)]
+        return cls(latents=torch.cat([s["latents"] for s in shards]),
+                   prompt_index=torch.cat([s["prompt_index"] for s in shards]),
+                   seeds=torch.cat([s["seeds"] for s in shards]), prompts=manifest["prompts"], embeds=embeds,
+                   sampling=manifest["sampling"])
+
+    def __len__(self) -> int:
+        return len(self.latents)

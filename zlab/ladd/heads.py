@@ -1,0 +1,88 @@
+"""LADD's discriminator: independent 2D-convolutional heads on the frozen teacher's tapped blocks.
+
+Each head reads one block's image-token map (B, C, h, w) from :class:`zlab.features.FeatureTap`
+and returns a *spatial* logit map (B, 1, h, w), conditioned on the noise level ``t_hat`` and on a
+pooled text embedding (lab section 6, step 6). 2D convolutions keep rows and columns apart, so
+one head serves every aspect ratio (lab section 6: 1D convolutions would mix them up).
+
+Conditioning, per head:
+
+* the input map is normalised per sample (teacher hidden states grow with depth and with
+  ``t_hat``; a head should judge their pattern, not their scale);
+* ``t_hat`` (Fourier features) and the pooled text embedding scale and shift the hidden
+  channels (FiLM), so a head knows what level of detail to expect;
+* a projection term ``<h(x), W text>`` adds a prompt-alignment score (projection discriminator,
+  Miyato & Koyama 2018): a red circle that should have been blue can be called fake.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def fourier_features(t: Tensor, n: int = 8) -> Tensor:
+    """(B,) times in [0, 1] to (B, 2n) features ``[sin(2^k pi t), cos(2^k pi t)]``."""
+    freqs = math.pi * 2.0 ** torch.arange(n, device=t.device, dtype=torch.float32)
+    angles = t.float()[:, None] * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def pool_text(prompt_embeds: Sequence[Tensor]) -> Tensor:
+    """Mean over each prompt's real tokens: (B, D) pooled text embeddings for the heads."""
+    return torch.stack([e.float().mean(0) for e in prompt_embeds])
+
+
+class DiscriminatorHead(nn.Module):
+    """One head: features (B, C, h, w), t_hat (B,), text (B, D) -> logits (B, 1, h, w).
+
+    Args:
+        channels: Channels of the tapped map (the teacher's width).
+        text_dim: Width of the pooled text embedding.
+        hidden: Channels inside the head.
+        t_features: Number of Fourier frequencies for ``t_hat``.
+    """
+
+    def __init__(self, channels: int, text_dim: int, hidden: int = 64, t_features: int = 8):
+        super().__init__()
+        self.t_features = t_features
+        self.norm = nn.GroupNorm(1, channels, affine=False)
+        self.conv_in = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.film = nn.Sequential(nn.Linear(2 * t_features + text_dim, hidden), nn.SiLU(),
+                                  nn.Linear(hidden, 2 * hidden))
+        nn.init.zeros_(self.film[-1].weight)  # starts as plain convolutions; conditioning is learnt
+        nn.init.zeros_(self.film[-1].bias)
+        self.conv_mid = nn.Conv2d(hidden, hidden, 3, padding=1)
+        self.to_logit = nn.Conv2d(hidden, 1, 1)
+        self.text_proj = nn.Linear(text_dim, hidden, bias=False)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, features: Tensor, t_hat: Tensor, text: Tensor) -> Tensor:
+        h = self.act(self.conv_in(self.norm(features.float())))
+        scale, shift = self.film(torch.cat([fourier_features(t_hat, self.t_features), text], -1)).chunk(2, -1)
+        h = h * (1 + scale[..., None, None]) + shift[..., None, None]
+        h = self.act(self.conv_mid(h))
+        projection = (h * self.text_proj(text)[..., None, None]).sum(1, keepdim=True) / math.sqrt(h.shape[1])
+        return self.to_logit(h) + projection
+
+
+class Discriminator(nn.Module):
+    """The heads, one per tapped block; :meth:`forward` maps a list of feature maps to a list of logit maps."""
+
+    def __init__(self, blocks: Sequence[int], channels: int, text_dim: int, hidden: int = 64, t_features: int = 8):
+        super().__init__()
+        self.blocks = tuple(blocks)
+        self.heads = nn.ModuleList(DiscriminatorHead(channels, text_dim, hidden, t_features) for _ in self.blocks)
+
+    def forward(self, maps: Sequence[Tensor], t_hat: Tensor, text: Tensor) -> list[Tensor]:
+        if len(maps) != len(self.heads):
+            raise ValueError(f"{len(self.heads)} heads (blocks {self.blocks}) got {len(maps)} feature maps")
+        return [head(m, t_hat, text) for head, m in zip(self.heads, maps, strict=True)]
+
+    @staticmethod
+    def scores(logits: Sequence[Tensor]) -> Tensor:
+        """(B, heads) per-sample score of each head: its logit map averaged over positions."""
+        return torch.stack([l.flatten(1).mean(1) for l in logits], dim=1)

@@ -1,0 +1,105 @@
+"""The whole student recipe from a shipped teacher: synthetic data, LADD, a stock student folder.
+
+    zlab make-student --config configs/shapes-ladd.toml --out checkpoints/shapes-student
+
+1. ``zlab synth``: the teacher's ``sampling.json`` samples of every train prompt x ``synth_rounds``
+   seeds (skipped shard by shard when already there);
+2. ``zlab ladd``: the adversarial trainer (resumable);
+3. :func:`ship_student`: the student pipeline with the shift-1 scheduler, ``sampling.json`` (4
+   steps, no CFG), the discriminator heads, ``eval.json`` and a model card, written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from diffusers import ZImagePipeline
+
+from zlab.evaluate import evaluate_settings, format_table
+from zlab.ladd.data import synthesize_from
+from zlab.ladd.heads import Discriminator
+from zlab.ladd.student import check_student_schedule, save_student, student_pipeline
+from zlab.ladd.trainer import LADDConfig, train_ladd
+from zlab.shapes_net import ShapesNet
+
+STUDENT_STEPS = (1, 2, 4)
+
+
+def student_settings(sampling: dict) -> dict[str, dict]:
+    """Student rows of the comparison: N = 1, 2, 4 steps, no CFG."""
+    return {f"student {n} step{'s' * (n > 1)}": {**sampling, "num_inference_steps": n} for n in STUDENT_STEPS}
+
+
+def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | None, out: str | Path,
+                 record: dict, shapes_net: str | Path = "checkpoints/shapes-net", seeds=(0,),
+                 stochastic: bool = False, measure: bool = True) -> list[dict]:
+    """Save the student folder and measure it through stock ``ZImagePipeline`` (``eval.json``, model card).
+
+    ``measure=False`` skips the evaluation (tests of the folder format only).
+    """
+    pipe = student_pipeline(teacher, transformer, stochastic)
+    pipe.set_progress_bar_config(disable=True)
+    sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, "height": 64, "width": 64}
+    rows = (evaluate_settings(pipe, student_settings(sampling), ShapesNet.load(shapes_net), seeds=seeds)
+            if measure else [])
+    record = {**record, "rows": rows, "schedule": check_student_schedule(pipe)}
+    files = {"eval.json": json.dumps(record, indent=2) + "\n", "README.md": model_card(sampling, record)}
+    save_student(pipe, disc, out, sampling, files)
+    return rows
+
+
+def model_card(sampling: dict, record: dict) -> str:
+    timings = record.get("timings", {})
+    time_text = ", ".join(f"{k.removesuffix('_s')} {v / 60:.1f} min" for k, v in timings.items())
+    config = record.get("config", {})
+    return f"""# shapes-student: a 1/2/4-step LADD student of shapes-teacher
+
+A stock diffusers `ZImagePipeline` folder. Its scheduler has `shift = 1` and no dynamic shift, so
+the stock call samples at exactly the timesteps the student was trained at:
+
+```python
+from diffusers import ZImagePipeline
+pipe = ZImagePipeline.from_pretrained("checkpoints/shapes-student")
+image = pipe("a large red circle at the top left", num_inference_steps=4, guidance_scale=0.0).images[0]
+```
+
+Lab times per N, read back from the shipped scheduler: {json.dumps(record.get("schedule", {}))}
+
+`sampling.json`: `{json.dumps(sampling)}`. `discriminator/` holds the trained heads (used by the
+app's discriminator view; diffusers ignores the folder).
+
+## How it was made
+
+`zlab make-student --config configs/shapes-ladd.toml` (lab section 6): teacher samples with its
+own `sampling.json` (50 steps + CFG) for the 270 train prompts x {config.get("synth_rounds", "?")} seeds; student
+initialised from the teacher, trained on the adversarial loss alone ({config.get("loss", "?")}) for
+{config.get("steps", "?")} steps of batch {config.get("batch_size", "?")}; heads on teacher blocks
+{config.get("blocks", "?")}; t_hat ~ LogitNormal({config.get("t_hat_m", "?")}, {config.get("t_hat_s", "?")});
+student timesteps {{1, .75, .5, .25}} with p = {config.get("warmup_probs", "?")} for the first
+{config.get("warmup_steps", "?")} steps, then {config.get("full_probs", "?")}. Measured wall time on the
+2-core CPU: {time_text}.
+
+## Measured through stock ZImagePipeline (`zlab.evaluate`, one run)
+
+{format_table(record.get("rows", []))}
+
+The side-by-side comparison with the teacher is `zlab compare` and lab 06.
+"""
+
+
+def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "runs/ladd", resume: bool = False,
+                 progress: bool = True) -> list[dict]:
+    """Synth (if needed), train, ship: the whole student recipe, timed stage by stage."""
+    start = time.perf_counter()
+    synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=config.seed, progress=progress)
+    synth_s = time.perf_counter() - start
+    transformer, disc, log = train_ladd(config, run_dir, resume=resume, progress=progress)
+    train_s = time.perf_counter() - start - synth_s
+    teacher = ZImagePipeline.from_pretrained(config.teacher)
+    record = {"config": asdict(config), "timings": {"synth_s": synth_s, "train_s": train_s},
+              "log": {k: v[-200:] for k, v in log.items()}}
+    rows = ship_student(teacher, transformer, disc, out, record)
+    return rows

@@ -1,0 +1,223 @@
+"""The LADD trainer: one loop on ``accelerate`` for one CPU process, DDP or FSDP (lab section 6).
+
+Per step (lab section 6, steps 2-8):
+
+1. a batch of teacher samples ``x0`` (:class:`zlab.ladd.data.SynthData`) with their prompts;
+2. student times ``t`` from {1, .75, .5, .25} (warm-up schedule), ``x_t = (1 - t) x0 + t eps``;
+3. the student's ``x0_hat = x_t - t v``;
+4. one fresh ``eps'`` and ``t_hat ~ LogitNormal(m, s)`` re-noise ``x0`` and ``x0_hat`` alike;
+5. the frozen teacher's :class:`~zlab.features.FeatureTap` maps of both (``no_grad`` on the real
+   path only: the fake path keeps its graph so L_adv reaches the student *through* the teacher);
+6. the heads score both; 7-8. the student steps on L_adv alone (heads frozen for that
+   backward), then the heads step on the GAN loss with the fake maps detached.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import ZImagePipeline
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from zlab.features import FeatureTap
+from zlab.flow import add_noise, x0_from_velocity, zimage_velocity
+from zlab.ladd.data import SynthData
+from zlab.ladd.heads import Discriminator, pool_text
+from zlab.ladd.losses import LOSSES, discriminator_loss, generator_loss, head_accuracy
+from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
+from zlab.train.config import check_range
+from zlab.train.loop import make_accelerator, resume_run, save_checkpoint, seed_everything
+
+MAX_BAD_STEPS = 10
+
+
+@dataclass
+class LADDConfig:
+    """One LADD run (``zlab ladd --config configs/shapes-ladd.toml``)."""
+
+    teacher: str = "checkpoints/shapes-teacher"
+    data: str = "runs/synth"
+    synth_rounds: int = 4  # seeds per train prompt that `zlab synth` draws from the teacher
+    steps: int = 1000
+    batch_size: int = 32
+    student_lr: float = 1e-5
+    heads_lr: float = 1e-4
+    betas: tuple = (0.0, 0.99)
+    grad_clip: float = 1.0
+    blocks: tuple = (0, 1, 2, 3)
+    head_hidden: int = 64
+    loss: str = "hinge"
+    t_hat_m: float = 1.0
+    t_hat_s: float = 1.0
+    warmup_steps: int = 500  # student timesteps p = warmup_probs before this step, full_probs after
+    warmup_probs: tuple = WARMUP_PROBS
+    full_probs: tuple = FULL_PROBS
+    mixed_precision: str = "no"
+    seed: int = 0
+    checkpoint_every: int = 100
+    notes: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        check_range("steps", self.steps, 1, 10**7)
+        check_range("synth_rounds", self.synth_rounds, 1, 1000)
+        check_range("batch_size", self.batch_size, 1, 4096)
+        check_range("student_lr", self.student_lr, 0.0, 1.0)
+        check_range("heads_lr", self.heads_lr, 0.0, 1.0)
+        check_range("t_hat_s", self.t_hat_s, 0.01, 10.0)
+        check_range("warmup_steps", self.warmup_steps, 0, 10**7)
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not self.blocks:
+            raise ValueError("blocks must name at least one teacher block to tap")
+        student_timestep_probs(0, 1, self.warmup_probs, self.full_probs)
+        student_timestep_probs(1, 0, self.warmup_probs, self.full_probs)
+
+
+@dataclass
+class LADDBatch:
+    """What one step needs: teacher samples, their prompts' embeddings, and every random draw."""
+
+    x0: Tensor
+    embeds: list[Tensor]
+    text: Tensor
+    t: Tensor
+    eps: Tensor
+    t_hat: Tensor
+    eps_hat: Tensor
+
+
+@dataclass
+class LADDForward:
+    """One forward pass of LADD: the student's estimate and both paths' teacher features."""
+
+    x0_hat: Tensor
+    real_maps: list[Tensor]
+    fake_maps: list[Tensor]
+
+
+def draw_batch(data: SynthData, config: LADDConfig, step: int, generator: torch.Generator,
+               device: torch.device | str = "cpu") -> LADDBatch:
+    """Sample a batch and all of its noise (student t, eps, t_hat, eps') from ``generator``."""
+    n = config.batch_size
+    idx = torch.randint(len(data), (n,), generator=generator)
+    x0 = data.latents[idx]
+    embeds = [data.embeds[i] for i in data.prompt_index[idx].tolist()]
+    t = sample_student_t(n, step, config.warmup_steps, generator, warmup=config.warmup_probs, full=config.full_probs)
+    eps = torch.randn(x0.shape, generator=generator)
+    t_hat = sample_t_hat(n, config.t_hat_m, config.t_hat_s, generator)
+    eps_hat = torch.randn(x0.shape, generator=generator)
+    to = lambda x: x.to(device)
+    return LADDBatch(to(x0), [to(e) for e in embeds], to(pool_text(embeds)), to(t), to(eps), to(t_hat), to(eps_hat))
+
+
+def ladd_forward(student, tap: FeatureTap, batch: LADDBatch) -> LADDForward:
+    """Lab section 6, steps 2-5: noise, denoise with the student, re-noise both, tap the teacher."""
+    x_t = add_noise(batch.x0, batch.eps, batch.t)
+    x0_hat = x0_from_velocity(x_t, zimage_velocity(student, x_t, batch.t, batch.embeds), batch.t)
+    with torch.no_grad():
+        real_maps = tap(add_noise(batch.x0, batch.eps_hat, batch.t_hat), batch.t_hat, batch.embeds)
+    fake_maps = tap(add_noise(x0_hat, batch.eps_hat, batch.t_hat), batch.t_hat, batch.embeds)
+    return LADDForward(x0_hat, real_maps, fake_maps)
+
+
+def frozen_teacher(pipe: ZImagePipeline):
+    """The teacher transformer with every weight frozen (gradients still pass *through* it)."""
+    teacher = pipe.transformer.eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+def build_discriminator(config: LADDConfig, teacher, text_dim: int) -> Discriminator:
+    return Discriminator(config.blocks, teacher.config.dim, text_dim, hidden=config.head_hidden)
+
+
+def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, progress: bool = True):
+    """Train (or resume) a LADD student in ``run_dir``; returns ``(student transformer, discriminator, log)``."""
+    run_dir = Path(run_dir)
+    accelerator = make_accelerator(config.mixed_precision)
+    seed_everything(config.seed)
+    pipe = ZImagePipeline.from_pretrained(config.teacher)
+    data = SynthData.load(config.data)
+    teacher = frozen_teacher(pipe).to(accelerator.device)
+    student = copy.deepcopy(teacher).train().requires_grad_(True)
+    disc = build_discriminator(config, teacher, data.embeds[0].shape[-1])
+    tap = FeatureTap(teacher, config.blocks)
+    # Every rank draws its own batch (seed + rank); DDP averages the gradients, so weights stay equal.
+    generator = torch.Generator().manual_seed(config.seed + 1000 * accelerator.process_index)
+
+    opt_student = torch.optim.Adam(student.parameters(), lr=config.student_lr, betas=config.betas)
+    opt_heads = torch.optim.Adam(disc.parameters(), lr=config.heads_lr, betas=config.betas)
+    step, _, state = resume_run(run_dir, config, resume, student=student, discriminator=disc,
+                                opt_student=opt_student, opt_heads=opt_heads)
+    log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": []}
+    if state is not None:
+        generator.set_state(state["generators"][accelerator.process_index])
+    student_ddp, disc_ddp, opt_student, opt_heads = accelerator.prepare(student, disc, opt_student, opt_heads)
+    heads = accelerator.unwrap_model(disc_ddp)
+    bar = tqdm(total=config.steps, initial=step, desc="ladd", disable=not progress or not accelerator.is_main_process)
+
+    def checkpoint():
+        generators = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()
+        if accelerator.is_main_process:
+            save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": [], "log": log,
+                                      "student": accelerator.unwrap_model(student_ddp).state_dict(),
+                                      "discriminator": heads.state_dict(),
+                                      "opt_student": opt_student.state_dict(), "opt_heads": opt_heads.state_dict(),
+                                      "generators": list(generators)})
+
+    bad = 0
+    while step < config.steps:
+        batch = draw_batch(data, config, step, generator, accelerator.device)
+        with accelerator.autocast():
+            fwd = ladd_forward(student_ddp, tap, batch)
+            # Student update on L_adv; the heads are frozen for this backward (unwrapped: no DDP sync).
+            heads.requires_grad_(False)
+            g_loss = generator_loss(heads(fwd.fake_maps, batch.t_hat, batch.text), config.loss)
+        heads.requires_grad_(True)
+        ok = torch.isfinite(g_loss)
+        if ok:
+            accelerator.backward(g_loss)
+            accelerator.clip_grad_norm_(student_ddp.parameters(), config.grad_clip)
+            opt_student.step()
+        opt_student.zero_grad(set_to_none=True)
+        # Heads update on real vs (detached) fake, one DDP forward over both halves.
+        with accelerator.autocast():
+            n = len(batch.t_hat)
+            logits = disc_ddp([torch.cat([r, f.detach()]) for r, f in zip(fwd.real_maps, fwd.fake_maps, strict=True)],
+                              batch.t_hat.repeat(2), batch.text.repeat(2, 1))
+            real, fake = [l[:n] for l in logits], [l[n:] for l in logits]
+            d_loss = discriminator_loss(real, fake, config.loss)
+        if torch.isfinite(d_loss) and ok:
+            accelerator.backward(d_loss)
+            accelerator.clip_grad_norm_(disc_ddp.parameters(), config.grad_clip)
+            opt_heads.step()
+        else:
+            ok = False
+        opt_heads.zero_grad(set_to_none=True)
+        bad = 0 if ok else bad + 1
+        if not ok:
+            log["skipped"].append(step)
+            if bad >= MAX_BAD_STEPS:
+                raise FloatingPointError(f"{bad} non-finite LADD steps in a row at step {step}; resume from the "
+                                         f"last checkpoint in {run_dir} with lower learning rates")
+        step += 1
+        log["d_loss"].append(d_loss.item())
+        log["g_loss"].append(g_loss.item())
+        log["head_acc"].append(head_accuracy(real, fake))
+        bar.update(1)
+        recent = log["head_acc"][-20:]
+        bar.set_postfix(D=f"{sum(log['d_loss'][-20:]) / len(log['d_loss'][-20:]):.3f}",
+                        G=f"{sum(log['g_loss'][-20:]) / len(log['g_loss'][-20:]):.3f}",
+                        acc="/".join(f"{sum(a[k] for a in recent) / len(recent):.2f}" for k in range(len(recent[0]))))
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            checkpoint()
+    bar.close()
+    return accelerator.unwrap_model(student_ddp).eval(), heads.eval(), log
