@@ -23,6 +23,7 @@ from zlab.shapes import (
     check_batch,
     enumerate_captions,
     enumerate_specs,
+    gaussian_blur,
     image_to_tensor,
     object_box,
     parse_caption,
@@ -40,17 +41,6 @@ def draws(n: int, seed: int, split: str = "all") -> tuple[list[ShapeSpec], list[
     picked = [specs[i] for i in rng.integers(len(specs), size=n)]
     jitters = [(int(dy), int(dx)) for dy, dx in rng.integers(-2, 3, size=(n, 2))]
     return picked, jitters
-
-
-def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of uint8 (N, H, W, 3) images, edges replicated, rounded to uint8."""
-    x = torch.from_numpy(images).float().permute(0, 3, 1, 2)
-    radius = int(np.ceil(3 * sigma))
-    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1).float() / sigma) ** 2)
-    taps = (taps / taps.sum()).repeat(3, 1, 1, 1)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), taps.view(3, 1, 1, -1), groups=3)
-    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), taps.view(3, 1, -1, 1), groups=3)
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def down_up(images: np.ndarray, factor: int = 4) -> np.ndarray:

@@ -132,6 +132,21 @@ def _make_student(args: argparse.Namespace) -> None:
     print(format_table(make_student(load_config(LADDConfig, args.config), args.out, args.run, resume=args.resume)))
 
 
+def _compare(args: argparse.Namespace) -> None:
+    from zlab.evaluate import format_table
+    from zlab.ladd.recipe import comparison, speedup
+    from zlab.shapes_net import ShapesNet
+    from zlab.zimage import load_pipeline, read_sampling
+
+    teacher, student = load_pipeline(args.teacher), load_pipeline(args.student)
+    rows = comparison(teacher, read_sampling(args.teacher), student, ShapesNet.load(args.shapes_net),
+                      seeds=range(args.seeds))
+    print(format_table(rows))
+    print(f"wall-clock teacher 50 steps + CFG / student 4 steps: {speedup(rows):.1f}x")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"rows": rows, "speedup_teacher50_student4": speedup(rows)}, indent=2) + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default="runs/ladd")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_make_student)
+
+    p = sub.add_parser("compare", help="teacher vs student side by side through stock ZImagePipeline (lab 06)")
+    p.add_argument("--teacher", default="checkpoints/shapes-teacher")
+    p.add_argument("--student", default="checkpoints/shapes-student")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per prompt")
+    p.add_argument("--shapes-net", default="checkpoints/shapes-net")
+    p.add_argument("--out", help="write the rows as JSON")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser("sample", help="one image from a pipeline folder or hub id")
     p.add_argument("--pipeline", required=True)

@@ -733,3 +733,30 @@ def accuracy(
     totals = {key: sum(mark[key] for mark in marks) / len(marks) for key in marks[0]}
     totals["found"] = sum(result.found for result in results) / len(results)
     return totals
+
+
+def verdict(image: np.ndarray, prompt: str) -> str:
+    """``"✓"`` when the checker reads back every attribute of ``prompt``, else what it read instead.
+
+    Example: ``"✗ colour: blue, position: middle left"`` or ``"✗ no object"``.
+    """
+    result = check(image)
+    marks = score(result, prompt)
+    if marks["joint"]:
+        return "✓"
+    if not result.found or result.spec is None:
+        return f"✗ {result.reason}"
+    got = result.spec
+    read = {"shape": got.shape, "colour": got.colour, "size": got.size, "position": f"{got.row} {got.column}"}
+    return "✗ " + ", ".join(f"{k}: {read[k]}" for k in ("shape", "colour", "size", "position") if not marks[k])
+
+
+def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of uint8 (N, H, W, 3) images, edges replicated, rounded to uint8."""
+    x = torch.from_numpy(images).float().permute(0, 3, 1, 2)
+    radius = int(np.ceil(3 * sigma))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1).float() / sigma) ** 2)
+    taps = (taps / taps.sum()).repeat(3, 1, 1, 1)
+    x = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (radius, radius, 0, 0), mode="replicate"), taps.view(3, 1, 1, -1), groups=3)
+    x = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 0, radius, radius), mode="replicate"), taps.view(3, 1, -1, 1), groups=3)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()

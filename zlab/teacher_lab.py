@@ -24,27 +24,12 @@ import torch
 from diffusers import ZImagePipeline
 
 from zlab import shapes
+from zlab.shapes import verdict
 from zlab.anatomy import trace_prompts
 from zlab.evaluate import measure
 from zlab.shapes_net import ShapesNet
 
 __all__ = ["verdict", "prompt_seeds", "evaluate_prompts", "word_readback"]
-
-
-def verdict(image: np.ndarray, prompt: str) -> str:
-    """``"✓"`` when the checker reads back every attribute of ``prompt``, else what it read instead.
-
-    Example: ``"✗ colour: blue, position: middle left"`` or ``"✗ no object"``.
-    """
-    result = shapes.check(image)
-    marks = shapes.score(result, prompt)
-    if marks["joint"]:
-        return "✓"
-    if not result.found or result.spec is None:
-        return f"✗ {result.reason}"
-    got = result.spec
-    read = {"shape": got.shape, "colour": got.colour, "size": got.size, "position": f"{got.row} {got.column}"}
-    return "✗ " + ", ".join(f"{k}: {read[k]}" for k in ("shape", "colour", "size", "position") if not marks[k])
 
 
 def prompt_seeds(n_prompts: int, seeds: Sequence[int] = (0,)) -> list[int]:

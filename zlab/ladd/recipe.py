@@ -103,3 +103,37 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
               "log": {k: v[-200:] for k, v in log.items()}}
     rows = ship_student(teacher, transformer, disc, out, record)
     return rows
+
+
+def comparison(teacher: ZImagePipeline, teacher_sampling: dict, student: ZImagePipeline, net: ShapesNet, seeds=(0,),
+               include_init: bool = True, evaluate=evaluate_settings) -> list[dict]:
+    """The issue's side-by-side table, every row through stock ``ZImagePipeline`` in one run.
+
+    Teacher with ``teacher_sampling`` (its ``sampling.json``: 50 steps + CFG), teacher at N = 1, 2, 4 Euler steps with the
+    same CFG and without CFG, the student at N = 1, 2, 4; with ``include_init`` also the student's
+    starting point (the teacher's weights on the student's shift-1 schedule), which shows what the
+    adversarial training itself added. ``evaluate(pipe, settings, net, seeds=...)`` may be swapped for
+    a quicker measurement (lab 06 in small-run mode).
+    """
+    base = {"height": 64, "width": 64, **teacher_sampling}
+    settings = {"teacher 50 steps + CFG (sampling.json)": base}
+    for n in STUDENT_STEPS:
+        settings[f"teacher {n} step{'s' * (n > 1)} + CFG"] = {**base, "num_inference_steps": n}
+    for n in STUDENT_STEPS:
+        settings[f"teacher {n} step{'s' * (n > 1)}, no CFG"] = {**base, "num_inference_steps": n, "guidance_scale": 0.0}
+    student_base = {"guidance_scale": 0.0, "height": base["height"], "width": base["width"]}
+    rows = evaluate(teacher, settings, net, seeds=seeds)
+    if include_init:
+        init = student_pipeline(teacher, teacher.transformer)
+        init.set_progress_bar_config(disable=True)
+        init_settings = {name.replace("student", "LADD start (teacher weights, student schedule),"): kw
+                         for name, kw in student_settings(student_base).items()}
+        rows += evaluate(init, init_settings, net, seeds=seeds)
+    rows += evaluate(student, student_settings(student_base), net, seeds=seeds)
+    return rows
+
+
+def speedup(rows: list[dict], slow: str = "teacher 50 steps + CFG (sampling.json)", fast: str = "student 4 steps") -> float:
+    """Wall-clock ratio of two rows measured in the same run (ms per image)."""
+    by_name = {r["setting"]: r for r in rows}
+    return by_name[slow]["ms_per_image"] / by_name[fast]["ms_per_image"]

@@ -139,8 +139,13 @@ def build_discriminator(config: LADDConfig, teacher, text_dim: int) -> Discrimin
     return Discriminator(config.blocks, teacher.config.dim, text_dim, hidden=config.head_hidden)
 
 
-def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, progress: bool = True):
-    """Train (or resume) a LADD student in ``run_dir``; returns ``(student transformer, discriminator, log)``."""
+def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
+               callback=None, callback_every: int = 0):
+    """Train (or resume) a LADD student in ``run_dir``; returns ``(student transformer, discriminator, log)``.
+
+    ``callback(step, student, discriminator)`` runs on the main process after every ``callback_every``
+    steps (and before the first), e.g. to draw samples over training (lab 05).
+    """
     run_dir = Path(run_dir)
     accelerator = make_accelerator(config.mixed_precision)
     seed_everything(config.seed)
@@ -173,7 +178,12 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
                                       "opt_student": opt_student.state_dict(), "opt_heads": opt_heads.state_dict(),
                                       "generators": list(generators)})
 
+    def notify():
+        if callback is not None and callback_every and step % callback_every == 0 and accelerator.is_main_process:
+            callback(step, accelerator.unwrap_model(student_ddp), heads)
+
     bad = 0
+    notify()
     while step < config.steps:
         batch = draw_batch(data, config, step, generator, accelerator.device)
         with accelerator.autocast():
@@ -219,5 +229,6 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
                         acc="/".join(f"{sum(a[k] for a in recent) / len(recent):.2f}" for k in range(len(recent[0]))))
         if step % config.checkpoint_every == 0 or step == config.steps:
             checkpoint()
+        notify()
     bar.close()
     return accelerator.unwrap_model(student_ddp).eval(), heads.eval(), log
