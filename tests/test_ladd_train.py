@@ -127,3 +127,62 @@ if dist.get_rank() == 0:
     teacher = ZImagePipeline.from_pretrained(config.teacher).transformer
     before = torch.cat([p.detach().flatten() for p in teacher.parameters()])
     assert not torch.equal(weights[0], before)  # the ranks moved, together
+
+
+def test_same_seed_same_student(teacher_and_data, tmp_path):
+    config = _config(teacher_and_data, steps=2)
+    a, _, log_a = train_ladd(config, tmp_path / "a", progress=False)
+    b, _, log_b = train_ladd(config, tmp_path / "b", progress=False)
+    assert log_a["d_loss"] == log_b["d_loss"]
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_non_finite_losses_stop_the_run_and_keep_the_checkpoint(teacher_and_data, tmp_path, monkeypatch):
+    import zlab.ladd.trainer as trainer
+
+    config = _config(teacher_and_data, steps=30, checkpoint_every=1)
+    calls = {"n": 0}
+    real_loss = trainer.generator_loss
+
+    def flaky(fake, kind="hinge"):
+        calls["n"] += 1
+        loss = real_loss(fake, kind)
+        return loss if calls["n"] <= 2 else loss * float("nan")
+
+    monkeypatch.setattr(trainer, "generator_loss", flaky)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        train_ladd(config, tmp_path / "run", progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    # two good steps, then skipped steps (weights untouched) until the guard gives up
+    assert state["log"]["skipped"] == list(range(2, 2 + trainer.MAX_BAD_STEPS - 1))
+    assert all(torch.isfinite(v).all() for v in state["student"].values() if v.is_floating_point())
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ValueError, match="loss must be one of"):
+        load_config(LADDConfig, loss="wasserstein")
+    with pytest.raises(ValueError, match="student_lr"):
+        load_config(LADDConfig, student_lr=5.0)
+    with pytest.raises(ValueError, match="summing to 1"):
+        load_config(LADDConfig, full_probs=(0.5, 0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="unknown config key"):
+        load_config(LADDConfig, lr=1e-4)
+    assert load_config(LADDConfig, "configs/shapes-ladd.toml").blocks == (0, 1, 2, 3)
+
+
+def test_discriminator_view_sweeps_t_hat(teacher_and_data, tiny_pipe):
+    from zlab.features import FeatureTap
+    from zlab.ladd.heads import Discriminator
+    from zlab.ladd.view import feature_gap, sweep_t_hat, view_pair
+    from zlab.zimage import encode_prompts
+
+    embeds = encode_prompts(tiny_pipe, PROMPTS[:2])
+    real, fake = torch.randn(2, 16, 8, 8), torch.randn(2, 16, 8, 8)
+    tap = FeatureTap(tiny_pipe.transformer, (0, 3))
+    disc = Discriminator((0, 3), tiny_pipe.transformer.config.dim, embeds[0].shape[-1], hidden=8)
+    same = view_pair(tap, real, real.clone(), embeds, 0.5)
+    assert feature_gap(same) == [0.0, 0.0]
+    torch.testing.assert_close(same.real_noisy, same.fake_noisy)
+    out = sweep_t_hat(tap, real, fake, embeds, [0.1, 0.5, 0.9], disc=disc)
+    assert out["gap"].shape == (3, 2) and out["real"].shape == (3, 2) and out["fake"].shape == (3, 2)
+    assert out["gap"][0].mean() > out["gap"][-1].mean()  # noise hides the difference as t_hat -> 1
