@@ -91,6 +91,18 @@ def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_p
     assert image.shape == (1, 64, 64, 3)
 
 
+def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
+    from zlab.ladd.recipe import make_student
+
+    config = _config(teacher_and_data, steps=2, data=str(tmp_path / "synth"), synth_rounds=1)
+    make_student(config, tmp_path / "student", tmp_path / "run", progress=False, measure=False)
+    record = json.loads((tmp_path / "student" / "eval.json").read_text())
+    assert set(record["timings"]) == {"synth_s", "train_s"} and record["config"]["steps"] == 2
+    assert len(SynthData.load(tmp_path / "synth")) == 270  # every train prompt, one round
+    assert "shift = 1" in (tmp_path / "student" / "README.md").read_text()
+    assert ZImagePipeline.from_pretrained(tmp_path / "student").scheduler.config.shift == 1.0
+
+
 def test_student_pipeline_schedule_is_the_trained_one(tiny_pipe):
     from zlab.ladd.student import check_student_schedule
 

@@ -91,7 +91,7 @@ The side-by-side comparison with the teacher is `zlab compare` and lab 06.
 
 
 def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "runs/ladd", resume: bool = False,
-                 progress: bool = True) -> list[dict]:
+                 progress: bool = True, measure: bool = True) -> list[dict]:
     """Synth (if needed), train, ship: the whole student recipe, timed stage by stage."""
     start = time.perf_counter()
     synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=config.seed, progress=progress)
@@ -101,7 +101,10 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
     teacher = ZImagePipeline.from_pretrained(config.teacher)
     record = {"config": asdict(config), "timings": {"synth_s": synth_s, "train_s": train_s},
               "log": {k: v[-200:] for k, v in log.items()}}
-    rows = ship_student(teacher, transformer, disc, out, record)
+    start = time.perf_counter()
+    rows = ship_student(teacher, transformer, disc, out, record, measure=measure)
+    print(f"synth {synth_s / 60:.1f} min, LADD {train_s / 60:.1f} min, measure + ship "
+          f"{(time.perf_counter() - start) / 60:.1f} min")
     return rows
 
 
