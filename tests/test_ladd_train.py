@@ -113,7 +113,7 @@ def test_student_pipeline_schedule_is_the_trained_one(tiny_pipe):
 def test_two_processes_keep_identical_students(teacher_and_data, tmp_path):
     config = _config(teacher_and_data, steps=2, checkpoint_every=1)
     path = tmp_path / "ladd.toml"
-    lines = [f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in vars(config).items() if k != "notes"]
+    lines = [f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in vars(config).items()]
     path.write_text("\n".join(lines) + "\n")
     script = tmp_path / "rank_check.py"
     script.write_text(f"""

@@ -15,7 +15,7 @@ Per step (lab section 6, steps 2-8):
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -59,7 +59,6 @@ class LADDConfig:
     mixed_precision: str = "no"
     seed: int = 0
     checkpoint_every: int = 100
-    notes: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
