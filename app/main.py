@@ -1,0 +1,219 @@
+"""zlab app: the 50-step teacher beside its 1/2/4-step LADD student, and the discriminator's view by noise level.
+
+    python app/main.py                                   # shipped tiny checkpoints, CPU, $GRADIO_SERVER_PORT or 7860
+    python app/main.py --teacher PATH --student PATH --device cuda --dtype bfloat16
+
+Everything it shows is computed by ``zlab`` (``zlab.compare``, ``zlab.features``, ``zlab.ladd.view``,
+``zlab.ladd.student``); this file only lays it out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from zlab import shapes  # noqa: E402
+from zlab.compare import check_request, side_by_side  # noqa: E402
+from zlab.features import FeatureTap, pca_rgb  # noqa: E402
+from zlab.flow import logit_normal_pdf  # noqa: E402
+from zlab.ladd.heads import Discriminator  # noqa: E402
+from zlab.ladd.student import DISCRIMINATOR, load_discriminator  # noqa: E402
+from zlab.ladd.view import sweep_t_hat, view_pair  # noqa: E402
+from zlab.paths import repo_root  # noqa: E402
+from zlab.zimage import decode, encode_prompts, load_pipeline, read_sampling  # noqa: E402
+
+QUEUE = "models"  # one concurrency group: every model call waits in the same queue
+
+
+class Lab:
+    """The loaded teacher, student and discriminator, and the computations the two tabs call."""
+
+    def __init__(self, teacher: str, student: str, device: str = "cpu", dtype: str = "float32"):
+        torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        self.teacher = load_pipeline(teacher, device=device, dtype=torch_dtype)
+        self.student = load_pipeline(student, device=device, dtype=torch_dtype)
+        for pipe in (self.teacher, self.student):
+            pipe.set_progress_bar_config(disable=True)
+        self.sampling = read_sampling(teacher) if (Path(teacher) / "sampling.json").is_file() else {}
+        disc_dir = Path(student) / DISCRIMINATOR
+        self.disc = load_discriminator(disc_dir).to(device) if disc_dir.is_dir() else None
+        blocks = self.disc.blocks if self.disc else tuple(range(len(self.teacher.transformer.layers)))
+        self.tap = FeatureTap(self.teacher.transformer, blocks)
+        self.blocks = blocks
+
+    @functools.lru_cache(maxsize=16)
+    def pair(self, prompt: str, seed: int, height: int, width: int, g: float, truncation: float, n: int):
+        """Clean latents of the real (teacher, its recipe) and fake (student, n steps) sample; cached."""
+        gen = lambda: torch.Generator().manual_seed(int(seed))
+        size = {"height": height, "width": width}
+        steps = self.sampling.get("num_inference_steps", 50)
+        real = self.teacher([prompt], generator=gen(), output_type="latent", num_inference_steps=steps,
+                            guidance_scale=g, cfg_truncation=truncation, **size).images
+        fake = self.student([prompt], generator=gen(), output_type="latent", num_inference_steps=n,
+                            guidance_scale=0.0, **size).images
+        return real.float(), fake.float()
+
+
+def _maps_image(maps_real, maps_fake, scale: int = 16) -> np.ndarray:
+    """Rows real / fake, one column per block, in the real maps' PCA colours (per block)."""
+    rows = [[], []]
+    for r, f in zip(maps_real, maps_fake, strict=True):
+        rgb_r, basis = pca_rgb(r)
+        rgb_f, _ = pca_rgb(f, basis)
+        for row, rgb in zip(rows, (rgb_r, rgb_f), strict=True):
+            tile = rgb[0].repeat_interleave(scale, 0).repeat_interleave(scale, 1).numpy()
+            row.append(np.pad(tile, ((2, 2), (2, 2), (0, 0)), constant_values=1.0))
+    return (np.concatenate([np.concatenate(row, 1) for row in rows], 0) * 255).round().astype(np.uint8)
+
+
+def _logit_figure(view, blocks) -> go.Figure:
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(2, len(blocks), subplot_titles=[f"block {b}, {w}" for w in ("real", "fake") for b in blocks],
+                        vertical_spacing=0.12)
+    for row, logits in ((1, view.real_logits), (2, view.fake_logits)):
+        for col, l in enumerate(logits, start=1):
+            z = l[0, 0].float().cpu().numpy()
+            fig.add_trace(go.Heatmap(z=z[::-1], zmid=0, colorscale="RdBu", showscale=col == 1 and row == 1,
+                                     colorbar=dict(title="logit")), row, col)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(height=380, margin=dict(t=40, b=10), title="each head's spatial logits (red = 'real')")
+    return fig
+
+
+def build_app(lab: Lab) -> gr.Blocks:
+    defaults = {"g": lab.sampling.get("guidance_scale", 2.0), "trunc": lab.sampling.get("cfg_truncation", 1.0),
+                "h": lab.sampling.get("height", 64), "w": lab.sampling.get("width", 64)}
+
+    def compare(prompt, seed, height, width, g, truncation, progress=gr.Progress()):
+        try:
+            columns = side_by_side(lab.teacher, lab.student, prompt, int(seed), int(height), int(width), float(g),
+                                   float(truncation), teacher_steps=lab.sampling.get("num_inference_steps", 50),
+                                   progress=lambda f, text: progress(f, desc=text))
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        table = "\n".join(f"| {c.name} | {c.nfe} | {c.ms:.0f} |" for c in columns)
+        return [*(gr.Image(value=c.image, label=f"{c.name} · NFE {c.nfe} · {c.ms:.0f} ms") for c in columns),
+                (columns[0].image, columns[-1].image), "| column | NFE | ms |\n|---|---|---|\n" + table]
+
+    def discriminator_view(prompt, seed, height, width, g, truncation, n, t_hat, m, s):
+        try:
+            check_request(prompt, int(seed), int(height), int(width), float(g), float(truncation))
+            if not 0.0 < t_hat < 1.0:
+                raise ValueError(f"t_hat must be in (0, 1), got {t_hat}")
+            if not 0.05 <= s <= 5 or not -5 <= m <= 5:
+                raise ValueError(f"logit-normal (m, s) must have m in [-5, 5] and s in [0.05, 5], got ({m}, {s})")
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        real, fake = lab.pair(prompt, int(seed), int(height), int(width), float(g), float(truncation), int(n))
+        embeds = encode_prompts(lab.teacher, [prompt])
+        view = view_pair(lab.tap, real, fake, embeds, float(t_hat), seed=int(seed), disc=lab.disc)
+        noisy = [(decode(lab.teacher, x)[0].numpy() * 255).round().astype(np.uint8) for x in (view.real_noisy, view.fake_noisy)]
+        grid = torch.linspace(0.005, 0.995, 199)
+        density = go.Figure(go.Scatter(x=grid, y=logit_normal_pdf(grid, float(m), float(s)), fill="tozeroy",
+                                       name=f"LogitNormal({m:g}, {s:g})"))
+        density.add_vline(x=float(t_hat), line_color="crimson", annotation_text=f"t̂ = {t_hat:.2f}")
+        density.update_layout(height=260, margin=dict(t=30, b=10), xaxis_title="t̂", yaxis_title="density")
+        sweep_fig = go.Figure()
+        text = "no discriminator heads in the student folder"
+        if lab.disc is not None:
+            ts = np.linspace(0.05, 0.95, 10)
+            sweep = sweep_t_hat(lab.tap, real, fake, embeds, ts, seed=int(seed), disc=lab.disc)
+            for h, b in enumerate(lab.blocks):
+                sweep_fig.add_trace(go.Scatter(x=ts, y=sweep["real"][:, h], name=f"block {b}, real", mode="lines"))
+                sweep_fig.add_trace(go.Scatter(x=ts, y=sweep["fake"][:, h], name=f"block {b}, fake", mode="lines",
+                                               line=dict(dash="dash")))
+            sweep_fig.add_vline(x=float(t_hat), line_color="crimson")
+            real_scores = Discriminator.scores(view.real_logits)[0].tolist()
+            fake_scores = Discriminator.scores(view.fake_logits)[0].tolist()
+            text = "| head (block) | real score | fake score |\n|---|---|---|\n" + "\n".join(
+                f"| {b} | {r:+.3f} | {f:+.3f} |" for b, r, f in zip(lab.blocks, real_scores, fake_scores, strict=True))
+            logits = _logit_figure(view, lab.blocks)
+        else:
+            logits = go.Figure()
+        sweep_fig.update_layout(height=320, margin=dict(t=30, b=10), xaxis_title="t̂", yaxis_title="head score",
+                                title="head scores across t̂ (solid real, dashed fake)")
+        return (density, noisy[0], noisy[1], _maps_image(view.real_maps, view.fake_maps), logits, text, sweep_fig)
+
+    with gr.Blocks(title="zlab: Z-Image teacher vs LADD student") as app:
+        gr.Markdown("# zlab · Z-Image teacher vs its LADD student\nThe teacher samples with 50 guided steps "
+                    "(100 network evaluations); the student distilled from it by LADD samples in 1, 2 or 4.")
+        with gr.Row():
+            size = gr.Dropdown(list(shapes.SIZES), value="large", label="size")
+            colour = gr.Dropdown(list(shapes.COLOURS), value="red", label="colour")
+            shape = gr.Dropdown(list(shapes.SHAPES), value="circle", label="shape")
+            row = gr.Dropdown(list(shapes.ROWS), value="top", label="row")
+            column = gr.Dropdown(list(shapes.COLUMNS), value="left", label="column")
+        prompt = gr.Textbox("a large red circle at the top left", label="prompt (the builder writes it; free text allowed)")
+        for dd in (size, colour, shape, row, column):
+            dd.change(lambda *a: f"a {a[0]} {a[1]} {a[2]} at the {a[3]} {a[4]}", [size, colour, shape, row, column],
+                      prompt, api_name=False, queue=False)
+        with gr.Row():
+            seed = gr.Number(0, precision=0, label="seed")
+            height = gr.Number(defaults["h"], precision=0, label="height (multiple of 16)")
+            width = gr.Number(defaults["w"], precision=0, label="width (multiple of 16)")
+            g = gr.Slider(0, 10, value=defaults["g"], step=0.5, label="teacher guidance (diffusers g = s − 1)")
+            truncation = gr.Slider(0, 1, value=defaults["trunc"], step=0.05, label="CFG truncation")
+        inputs = [prompt, seed, height, width, g, truncation]
+        with gr.Tab("Compare"):
+            go_button = gr.Button("Generate", variant="primary")
+            with gr.Row():
+                images = [gr.Image(format="png", type="numpy", label=name, show_label=True, interactive=False)
+                          for name in ("teacher 50 + CFG", "teacher 4 + CFG", "student 1", "student 2", "student 4")]
+            with gr.Row():
+                slider = gr.ImageSlider(format="png", type="numpy", label="teacher 50 + CFG ↔ student 4 steps")
+                timing = gr.Markdown()
+            go_button.click(compare, inputs, [*images, slider, timing],
+                            api_name="compare", concurrency_id=QUEUE, concurrency_limit=1)
+        with gr.Tab("Discriminator view"):
+            with gr.Row():
+                n = gr.Radio([1, 2, 4], value=1, label="student steps (the fake sample)")
+                t_hat = gr.Slider(0.02, 0.98, value=0.73, step=0.01, label="t̂ (re-noising level)")
+                m = gr.Number(1.0, label="logit-normal m")
+                s = gr.Number(1.0, label="logit-normal s")
+            show = gr.Button("Show the discriminator's view", variant="primary")
+            density = gr.Plot(label="t̂ ~ LogitNormal(m, s)")
+            with gr.Row():
+                real_noisy = gr.Image(format="png", label="real (teacher) at t̂, decoded", interactive=False)
+                fake_noisy = gr.Image(format="png", label="fake (student) at t̂, decoded", interactive=False)
+                maps = gr.Image(format="png", label="tapped maps (rows real / fake, one column per block)",
+                                interactive=False)
+            logits = gr.Plot(label="head logits")
+            scores = gr.Markdown()
+            sweep = gr.Plot(label="head scores across t̂")
+            show.click(discriminator_view, [*inputs, n, t_hat, m, s],
+                       [density, real_noisy, fake_noisy, maps, logits, scores, sweep],
+                       api_name="discriminator_view", concurrency_id=QUEUE, concurrency_limit=1)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    root = repo_root()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", default=str(root / "checkpoints" / "shapes-teacher"))
+    parser.add_argument("--student", default=str(root / "checkpoints" / "shapes-student"))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    args = parser.parse_args(argv)
+    try:
+        lab = Lab(args.teacher, args.student, args.device, args.dtype)
+    except (FileNotFoundError, ValueError, OSError) as err:
+        parser.exit(2, f"app/main.py: cannot load the pipelines: {err}\n")
+    build_app(lab).queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()
