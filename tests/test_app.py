@@ -1,0 +1,153 @@
+"""The Gradio app, launched for real: named endpoints, bad input, 20 concurrent requests, a real browser."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = "a large red circle at the top left"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory):
+    """The shipped student; before one is shipped, LADD's starting point with untrained heads."""
+    shipped = ROOT / "checkpoints" / "shapes-student"
+    if (shipped / "model_index.json").is_file():
+        return shipped
+    from zlab.ladd.heads import Discriminator
+    from zlab.ladd.student import save_student, student_pipeline
+    from zlab.zimage import load_pipeline
+
+    teacher = load_pipeline(ROOT / "checkpoints" / "shapes-teacher")
+    out = tmp_path_factory.mktemp("app") / "student"
+    disc = Discriminator((0, 1, 2, 3), teacher.transformer.config.dim, teacher.text_encoder.config.hidden_size)
+    save_student(student_pipeline(teacher, teacher.transformer), disc, out, {"num_inference_steps": 4, "guidance_scale": 0.0})
+    return out
+
+
+@pytest.fixture(scope="module")
+def app_url(student_dir):
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app" / "main.py"), "--student", str(student_dir)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    import urllib.request
+
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"app exited early:\n{proc.stdout.read()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail("app did not start within 180 s")
+    yield url
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+def _png(path) -> np.ndarray:
+    assert str(path).endswith(".png"), path
+    return np.asarray(Image.open(path))
+
+
+def test_named_endpoints(client):
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/compare", "/discriminator_view"}
+
+
+def test_compare_gives_five_png_columns_with_nfe_and_ms(client):
+    out = client.predict(PROMPT, 3, 64, 96, 2.0, 1.0, api_name="/compare")
+    images, slider, table = out[:5], out[5], out[6]
+    for image in images:
+        assert _png(image["value"] if isinstance(image, dict) else image).shape == (64, 96, 3)
+    assert len(slider) == 2
+    rows = [line.split("|")[1:-1] for line in table.splitlines()[2:]]
+    assert [int(r[1]) for r in rows] == [100, 8, 1, 2, 4]  # NFE: 50 + CFG, 4 + CFG, student 1/2/4
+    assert all(float(r[2]) > 0 for r in rows)
+
+
+def test_discriminator_view_outputs(client):
+    out = client.predict(PROMPT, 0, 64, 64, 2.0, 1.0, 1, 0.7, 1.0, 1.0, api_name="/discriminator_view")
+    density, real_noisy, fake_noisy, maps, logits, scores, sweep = out
+    assert _png(real_noisy).shape == (64, 64, 3) and _png(fake_noisy).shape == (64, 64, 3)
+    assert _png(maps).shape[0] == 2 * (4 * 16 + 4)  # rows real / fake of 4x4 maps upsampled 16x, padded
+    assert "real score" in scores and scores.count("\n") == 5  # header, rule, one row per head
+    for fig in (density, logits, sweep):
+        assert fig["type"] == "plotly"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("", 0, 64, 64, 2.0, 1.0), "prompt is empty"),
+    ((PROMPT, 0, 65, 64, 2.0, 1.0), "height must be a multiple of 16"),
+    ((PROMPT, 0, 64, 4096, 2.0, 1.0), "width must be a multiple of 16 in \\[32, 1024\\]"),
+    ((PROMPT, 0, 64, 64, 50.0, 1.0), "greater than maximum value 10"),  # gradio checks slider ranges itself
+    ((PROMPT, -1, 64, 64, 2.0, 1.0), "seed must be"),
+])
+def test_bad_input_is_a_clear_error_and_the_app_keeps_serving(client, args, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name="/compare")
+    assert client.predict(PROMPT, 0, 64, 64, 2.0, 1.0, 1, 0.5, 1.0, 1.0, api_name="/discriminator_view")
+
+
+def test_bad_checkpoint_paths_stop_the_app_with_a_message(tmp_path):
+    for teacher in (tmp_path / "missing", ROOT / "checkpoints" / "shapes-net"):
+        result = subprocess.run([sys.executable, str(ROOT / "app" / "main.py"), "--teacher", str(teacher)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2
+        assert "cannot load the pipelines" in result.stderr and str(teacher.name) in result.stderr
+
+
+def test_twenty_concurrent_requests_all_complete(client):
+    jobs = [client.submit(PROMPT.replace("red", colour), seed, 64, 64, 2.0, 1.0, api_name="/compare")
+            for seed, colour in enumerate(["red", "green", "blue", "yellow", "purple"] * 4)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda job: job.result(timeout=600), jobs))
+    assert len(results) == 20 and all(len(r) == 7 for r in results)
+
+
+def test_real_browser_generates_and_shows_the_discriminator_tab(app_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("ZLAB_SCREENSHOT_DIR", tmp_path))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(app_url)
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("document.querySelectorAll('img[src*=\"/file=\"], img[src*=\"gradio_api/file\"]').length >= 5",
+                               timeout=180_000)
+        page.screenshot(path=str(shots / "app-compare.png"), full_page=True)
+        page.get_by_role("tab", name="Discriminator view").click()
+        page.get_by_role("button", name="Show the discriminator's view").click()
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=180_000)
+        page.screenshot(path=str(shots / "app-discriminator.png"), full_page=True)
+        browser.close()
+    assert (shots / "app-compare.png").stat().st_size > 10_000
