@@ -198,3 +198,23 @@ def test_discriminator_view_sweeps_t_hat(teacher_and_data, tiny_pipe):
     out = sweep_t_hat(tap, real, fake, embeds, [0.1, 0.5, 0.9], disc=disc)
     assert out["gap"].shape == (3, 2) and out["real"].shape == (3, 2) and out["fake"].shape == (3, 2)
     assert out["gap"][0].mean() > out["gap"][-1].mean()  # noise hides the difference as t_hat -> 1
+
+
+def test_comparison_rows_and_speedups(tiny_pipe):
+    from zlab.evaluate import count_nfe
+    from zlab.ladd.recipe import comparison, speedup
+
+    sampling = {**SAMPLING, "num_inference_steps": 3}
+    student = student_pipeline(tiny_pipe, tiny_pipe.transformer)
+    student.set_progress_bar_config(disable=True)
+    tiny_pipe.set_progress_bar_config(disable=True)
+    names = lambda pipe, settings, net, seeds: [{"setting": n, "nfe": count_nfe(pipe, kw), "ms_per_image": 1.0}
+                                                for n, kw in settings.items()]
+    rows = comparison(tiny_pipe, sampling, student, None, evaluate=names, latency_prompts=2)
+    by = {r["setting"]: r for r in rows}
+    assert by["teacher 50 steps + CFG (sampling.json)"]["nfe"] == 6  # 3 guided steps
+    assert [by[f"teacher {n} step{'s' * (n > 1)} + CFG"]["nfe"] for n in (1, 2, 4)] == [2, 4, 8]
+    assert [by[f"student {n} step{'s' * (n > 1)}"]["nfe"] for n in (1, 2, 4)] == [1, 2, 4]
+    assert len(rows) == 13 and all(r["latency_ms"] > 0 for r in rows)
+    assert speedup(rows) == by["teacher 50 steps + CFG (sampling.json)"]["latency_ms"] / by["student 4 steps"]["latency_ms"]
+    assert speedup(rows, key="ms_per_image") == 1.0

@@ -66,6 +66,13 @@ def stock_samples(pipe: ZImagePipeline, prompts: Sequence[str], seeds: Sequence[
     return np.concatenate(out), 1000 * elapsed / len(prompts)
 
 
+def latency_ms(pipe: ZImagePipeline, setting: Mapping, prompts: Sequence[str], seeds: Sequence[int]) -> float:
+    """Median wall-clock milliseconds of one-image stock calls (batch 1, text encoding and VAE decode
+    included): what a user of the app waits for. One untimed call first warms the caches."""
+    stock_samples(pipe, prompts[:1], seeds[:1], setting, batch_size=1)
+    return float(np.median([stock_samples(pipe, [p], [s], setting, batch_size=1)[1] for p, s in zip(prompts, seeds)]))
+
+
 def prompt_accuracy(images: np.ndarray, prompts: Sequence[str]) -> dict[str, float]:
     """Per-attribute and joint accuracy of the checker's reading against each prompt."""
     return shapes.accuracy(shapes.check_batch(images), [shapes.parse_caption(p) for p in prompts])
@@ -170,7 +177,8 @@ def evaluate_settings(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net
 COLUMNS = [("setting", "setting", "{}"), ("nfe", "NFE", "{}"), ("acc_joint", "joint acc (train)", "{:.3f}"),
            ("acc_shape", "shape", "{:.3f}"), ("acc_colour", "colour", "{:.3f}"), ("acc_size", "size", "{:.3f}"),
            ("acc_position", "position", "{:.3f}"), ("acc_heldout_joint", "joint acc (held-out)", "{:.3f}"),
-           ("fd", "FD", "{:.2f}"), ("diversity", "diversity vs renders", "{:.2f}"), ("ms_per_image", "ms / image", "{:.1f}")]
+           ("fd", "FD", "{:.2f}"), ("diversity", "diversity vs renders", "{:.2f}"), ("ms_per_image", "ms / image (batch 64)", "{:.1f}"),
+           ("latency_ms", "ms / image (batch 1)", "{:.1f}")]
 
 
 def format_table(rows: Sequence[Mapping]) -> str:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from diffusers import ZImagePipeline
 
-from zlab.evaluate import evaluate_settings, format_table
+from zlab.evaluate import evaluate_settings, format_table, latency_ms
 from zlab.ladd.data import synthesize_from
 from zlab.ladd.heads import Discriminator
 from zlab.ladd.student import check_student_schedule, save_student, student_pipeline
 from zlab.ladd.trainer import LADDConfig, train_ladd
+from zlab.shapes import enumerate_captions
 from zlab.shapes_net import ShapesNet
 
 STUDENT_STEPS = (1, 2, 4)
@@ -109,14 +110,15 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
 
 
 def comparison(teacher: ZImagePipeline, teacher_sampling: dict, student: ZImagePipeline, net: ShapesNet, seeds=(0,),
-               include_init: bool = True, evaluate=evaluate_settings) -> list[dict]:
+               include_init: bool = True, evaluate=evaluate_settings, latency_prompts: int = 8) -> list[dict]:
     """The issue's side-by-side table, every row through stock ``ZImagePipeline`` in one run.
 
     Teacher with ``teacher_sampling`` (its ``sampling.json``: 50 steps + CFG), teacher at N = 1, 2, 4 Euler steps with the
     same CFG and without CFG, the student at N = 1, 2, 4; with ``include_init`` also the student's
     starting point (the teacher's weights on the student's shift-1 schedule), which shows what the
     adversarial training itself added. ``evaluate(pipe, settings, net, seeds=...)`` may be swapped for
-    a quicker measurement (lab 06 in small-run mode).
+    a quicker measurement (lab 06 in small-run mode). Each row also gets the batch-1 latency
+    (:func:`zlab.evaluate.latency_ms`, median over ``latency_prompts`` train prompts).
     """
     base = {"height": 64, "width": 64, **teacher_sampling}
     settings = {"teacher 50 steps + CFG (sampling.json)": base}
@@ -125,18 +127,27 @@ def comparison(teacher: ZImagePipeline, teacher_sampling: dict, student: ZImageP
     for n in STUDENT_STEPS:
         settings[f"teacher {n} step{'s' * (n > 1)}, no CFG"] = {**base, "num_inference_steps": n, "guidance_scale": 0.0}
     student_base = {"guidance_scale": 0.0, "height": base["height"], "width": base["width"]}
-    rows = evaluate(teacher, settings, net, seeds=seeds)
+    plan = [(teacher, settings)]
     if include_init:
         init = student_pipeline(teacher, teacher.transformer)
         init.set_progress_bar_config(disable=True)
-        init_settings = {name.replace("student", "LADD start (teacher weights, student schedule),"): kw
-                         for name, kw in student_settings(student_base).items()}
-        rows += evaluate(init, init_settings, net, seeds=seeds)
-    rows += evaluate(student, student_settings(student_base), net, seeds=seeds)
+        plan.append((init, {name.replace("student", "LADD start (teacher weights, student schedule),"): kw
+                            for name, kw in student_settings(student_base).items()}))
+    plan.append((student, student_settings(student_base)))
+    rows = []
+    timed = enumerate_captions("train")[::max(1, 270 // max(1, latency_prompts))][:latency_prompts]
+    for pipe, group in plan:
+        group_rows = evaluate(pipe, group, net, seeds=seeds)
+        for row in group_rows:
+            if timed:
+                row["latency_ms"] = latency_ms(pipe, group[row["setting"]], timed, list(range(len(timed))))
+        rows += group_rows
     return rows
 
 
-def speedup(rows: list[dict], slow: str = "teacher 50 steps + CFG (sampling.json)", fast: str = "student 4 steps") -> float:
-    """Wall-clock ratio of two rows measured in the same run (ms per image)."""
+def speedup(rows: list[dict], slow: str = "teacher 50 steps + CFG (sampling.json)", fast: str = "student 4 steps",
+            key: str = "latency_ms") -> float:
+    """Wall-clock ratio of two rows measured in the same run: batch-1 latency (``key="latency_ms"``)
+    or batch-64 throughput (``key="ms_per_image"``)."""
     by_name = {r["setting"]: r for r in rows}
-    return by_name[slow]["ms_per_image"] / by_name[fast]["ms_per_image"]
+    return by_name[slow][key] / by_name[fast][key]
