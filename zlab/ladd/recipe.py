@@ -103,7 +103,7 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
     record = {"config": asdict(config), "timings": {"synth_s": synth_s, "train_s": train_s},
               "log": {k: v[-200:] for k, v in log.items()}}
     start = time.perf_counter()
-    rows = ship_student(teacher, transformer, disc, out, record, measure=measure)
+    rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=config.stochastic_sampling)
     print(f"synth {synth_s / 60:.1f} min, LADD {train_s / 60:.1f} min, measure + ship "
           f"{(time.perf_counter() - start) / 60:.1f} min")
     return rows

@@ -59,6 +59,7 @@ class LADDConfig:
     mixed_precision: str = "no"
     seed: int = 0
     checkpoint_every: int = 100
+    stochastic_sampling: bool = True  # the shipped scheduler re-noises x0_hat between steps (see zlab.ladd.student)
 
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
