@@ -67,7 +67,8 @@ pipe = ZImagePipeline.from_pretrained("checkpoints/shapes-student")
 image = pipe("a large red circle at the top left", num_inference_steps=4, guidance_scale=0.0).images[0]
 ```
 
-Lab times per N, read back from the shipped scheduler: {json.dumps(record.get("schedule", {}))}
+Lab times per N, read back from the shipped scheduler: {json.dumps(record.get("schedule", {}))}.
+{"The scheduler has diffusers' `stochastic_sampling` on: between steps it re-noises the student's x0_hat with fresh noise from the pipeline's generator, which is exactly the input LADD trains the student on (x_t = (1 - t) x0 + t eps with fresh eps)." if config.get("stochastic_sampling") else "Deterministic Euler steps between the trained times."}
 
 `sampling.json`: `{json.dumps(sampling)}`. `discriminator/` holds the trained heads (used by the
 app's discriminator view; diffusers ignores the folder).

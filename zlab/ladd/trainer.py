@@ -59,7 +59,7 @@ class LADDConfig:
     mixed_precision: str = "no"
     seed: int = 0
     checkpoint_every: int = 100
-    stochastic_sampling: bool = True  # the shipped scheduler re-noises x0_hat between steps (see zlab.ladd.student)
+    stochastic_sampling: bool = False  # see configs/shapes-ladd.toml: stock ZImagePipeline would not be seed-reproducible
 
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
