@@ -169,10 +169,10 @@ def build_app(lab: Lab) -> gr.Blocks:
         with gr.Tab("Compare"):
             go_button = gr.Button("Generate", variant="primary")
             with gr.Row():
-                images = [gr.Image(format="png", type="numpy", label=name, show_label=True, interactive=False)
+                images = [gr.Image(format="png", type="numpy", label=name, show_label=True, interactive=False, height=230)
                           for name in ("teacher 50 + CFG", "teacher 4 + CFG", "student 1", "student 2", "student 4")]
             with gr.Row():
-                slider = gr.ImageSlider(format="png", type="numpy", label="teacher 50 + CFG ↔ student 4 steps")
+                slider = gr.ImageSlider(format="png", type="numpy", label="teacher 50 + CFG ↔ student 4 steps", height=360)
                 timing = gr.Markdown()
             go_button.click(compare, inputs, [*images, slider, timing],
                             api_name="compare", concurrency_id=QUEUE, concurrency_limit=1)
