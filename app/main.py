@@ -39,9 +39,21 @@ class Lab:
     """The loaded teacher, student and discriminator, and the computations the two tabs call."""
 
     def __init__(self, teacher: str, student: str, device: str = "cpu", dtype: str = "float32"):
-        torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-        self.teacher = load_pipeline(teacher, device=device, dtype=torch_dtype)
-        self.student = load_pipeline(student, device=device, dtype=torch_dtype)
+        self.device, self.dtype = device, dtype
+        self.load(teacher, student)
+
+    def load(self, teacher: str, student: str) -> None:
+        """(Re)load both pipelines; raises FileNotFoundError / ValueError naming a bad path, keeping the old ones."""
+        torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.dtype]
+        device = self.device
+        teacher_pipe = load_pipeline(teacher, device=device, dtype=torch_dtype)
+        student_pipe = load_pipeline(student, device=device, dtype=torch_dtype)
+        self.paths = (str(teacher), str(student))
+        self.pair.cache_clear()
+        self.teacher, self.student = teacher_pipe, student_pipe
+        self._attach(teacher, student, device)
+
+    def _attach(self, teacher: str, student: str, device: str) -> None:
         for pipe in (self.teacher, self.student):
             pipe.set_progress_bar_config(disable=True)
         self.sampling = read_sampling(teacher) if (Path(teacher) / "sampling.json").is_file() else {}
@@ -176,6 +188,23 @@ def build_app(lab: Lab) -> gr.Blocks:
                 timing = gr.Markdown()
             go_button.click(compare, inputs, [*images, slider, timing],
                             api_name="compare", concurrency_id=QUEUE, concurrency_limit=1)
+        with gr.Tab("Checkpoints"):
+            gr.Markdown("Any `ZImagePipeline` folder (or hub id) for the teacher and a LADD student folder "
+                        "(its `discriminator/` feeds the discriminator view).")
+            teacher_path = gr.Textbox(lab.paths[0], label="teacher")
+            student_path = gr.Textbox(lab.paths[1], label="student")
+            load_button = gr.Button("Load")
+            loaded = gr.Markdown(f"loaded: `{lab.paths[0]}` and `{lab.paths[1]}`")
+
+            def load(teacher_dir, student_dir):
+                try:
+                    lab.load(teacher_dir.strip(), student_dir.strip())
+                except (FileNotFoundError, ValueError, OSError) as err:
+                    raise gr.Error(f"could not load the checkpoints (the previous ones stay loaded): {err}") from err
+                return f"loaded: `{lab.paths[0]}` and `{lab.paths[1]}`"
+
+            load_button.click(load, [teacher_path, student_path], loaded, api_name="load", concurrency_id=QUEUE,
+                              concurrency_limit=1)
         with gr.Tab("Discriminator view"):
             with gr.Row():
                 n = gr.Radio([1, 2, 4], value=1, label="student steps (the fake sample)")

@@ -78,7 +78,8 @@ def _png(path) -> np.ndarray:
 
 
 def test_named_endpoints(client):
-    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/compare", "/discriminator_view"}
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
+        "/compare", "/discriminator_view", "/load"}
 
 
 def test_compare_gives_five_png_columns_with_nfe_and_ms(client):
@@ -115,6 +116,18 @@ def test_bad_input_is_a_clear_error_and_the_app_keeps_serving(client, args, mess
     with pytest.raises(AppError, match=message):
         client.predict(*args, api_name="/compare")
     assert client.predict(PROMPT, 0, 64, 64, 2.0, 1.0, 1, 0.5, 1.0, 1.0, api_name="/discriminator_view")
+
+
+def test_loading_bad_checkpoints_is_an_error_and_keeps_the_old_ones(client, student_dir, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    teacher = str(ROOT / "checkpoints" / "shapes-teacher")
+    with pytest.raises(AppError, match="could not load.*no pipeline folder"):
+        client.predict(teacher, str(tmp_path / "missing"), api_name="/load")
+    with pytest.raises(AppError, match="could not load.*not a diffusers pipeline folder"):
+        client.predict(str(ROOT / "checkpoints" / "shapes-net"), str(student_dir), api_name="/load")
+    assert client.predict(PROMPT, 0, 64, 64, 2.0, 1.0, 1, 0.5, 1.0, 1.0, api_name="/discriminator_view")
+    assert "loaded" in client.predict(teacher, str(student_dir), api_name="/load")
 
 
 def test_bad_checkpoint_paths_stop_the_app_with_a_message(tmp_path):
