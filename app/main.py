@@ -30,6 +30,7 @@ from zlab.ladd.heads import Discriminator  # noqa: E402
 from zlab.ladd.student import DISCRIMINATOR, load_discriminator  # noqa: E402
 from zlab.ladd.view import sweep_t_hat, view_pair  # noqa: E402
 from zlab.paths import repo_root  # noqa: E402
+from zlab.viz import enlarge  # noqa: E402
 from zlab.zimage import decode, encode_prompts, load_pipeline, read_sampling  # noqa: E402
 
 QUEUE = "models"  # one concurrency group: every model call waits in the same queue
@@ -51,11 +52,6 @@ class Lab:
         self.paths = (str(teacher), str(student))
         self.pair.cache_clear()
         self.teacher, self.student = teacher_pipe, student_pipe
-        self._attach(teacher, student, device)
-
-    def _attach(self, teacher: str, student: str, device: str) -> None:
-        for pipe in (self.teacher, self.student):
-            pipe.set_progress_bar_config(disable=True)
         self.sampling = read_sampling(teacher) if (Path(teacher) / "sampling.json").is_file() else {}
         disc_dir = Path(student) / DISCRIMINATOR
         self.disc = load_discriminator(disc_dir).to(device) if disc_dir.is_dir() else None
@@ -83,7 +79,7 @@ def _maps_image(maps_real, maps_fake, scale: int = 16) -> np.ndarray:
         rgb_r, basis = pca_rgb(r)
         rgb_f, _ = pca_rgb(f, basis)
         for row, rgb in zip(rows, (rgb_r, rgb_f), strict=True):
-            tile = rgb[0].repeat_interleave(scale, 0).repeat_interleave(scale, 1).numpy()
+            tile = enlarge(rgb[0], scale).numpy()
             row.append(np.pad(tile, ((2, 2), (2, 2), (0, 0)), constant_values=1.0))
     return (np.concatenate([np.concatenate(row, 1) for row in rows], 0) * 255).round().astype(np.uint8)
 

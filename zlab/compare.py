@@ -18,10 +18,10 @@ from diffusers import ZImagePipeline
 from torch import Tensor
 
 from zlab.evaluate import count_nfe
-from zlab.zimage import decode
+from zlab.ladd.student import STUDENT_STEPS
+from zlab.zimage import check_size, decode
 
 MAX_SIDE = 1024
-STUDENT_STEPS = (1, 2, 4)
 
 
 @dataclass
@@ -44,9 +44,7 @@ def check_request(prompt: str, seed: int, height: int, width: int, guidance_scal
         raise ValueError(f"the prompt has {len(prompt)} characters; at most 1000 are accepted")
     if not 0 <= int(seed) < 2**31:
         raise ValueError(f"seed must be in [0, 2^31 - 1], got {seed}")
-    for name, side in (("height", height), ("width", width)):
-        if int(side) != side or side % 16 or not 32 <= side <= max_side:
-            raise ValueError(f"{name} must be a multiple of 16 in [32, {max_side}], got {side}")
+    check_size(height, width, max_side=max_side)
     if not 0 <= guidance_scale <= 20:
         raise ValueError(f"guidance scale (diffusers g) must be in [0, 20], got {guidance_scale}")
     if not 0 <= cfg_truncation <= 1:

@@ -49,6 +49,12 @@ def two_lines(prompt: str) -> str:
     return prompt.replace(" at the ", "<br>at the ")
 
 
+def enlarge(image, scale: int):
+    """Nearest-neighbour upscaling of an (h, w, C) image (torch or numpy): one block of pixels per token."""
+    return image.repeat_interleave(scale, 0).repeat_interleave(scale, 1) if hasattr(image, "repeat_interleave") \
+        else np.repeat(np.repeat(image, scale, 0), scale, 1)
+
+
 def to_uint8(images) -> np.ndarray:
     """Images in [0, 1] (torch or numpy, (..., H, W, 3)) as uint8 for ``go.Image``."""
     array = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)

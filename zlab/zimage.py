@@ -45,11 +45,11 @@ SAMPLING_FILE = "sampling.json"
 MIN_SIDE, MAX_SIDE = 32, 2048
 
 
-def check_size(height: int, width: int, multiple: int = 16) -> None:
-    """Raise a ValueError unless both sides are multiples of ``multiple`` within [32, 2048]."""
+def check_size(height: int, width: int, multiple: int = 16, max_side: int = MAX_SIDE) -> None:
+    """Raise a ValueError unless both sides are multiples of ``multiple`` within [32, ``max_side``]."""
     for name, side in (("height", height), ("width", width)):
-        if not isinstance(side, int) or side % multiple or not MIN_SIDE <= side <= MAX_SIDE:
-            raise ValueError(f"{name} must be a multiple of {multiple} in [{MIN_SIDE}, {MAX_SIDE}], got {side!r}")
+        if not isinstance(side, int) or side % multiple or not MIN_SIDE <= side <= max_side:
+            raise ValueError(f"{name} must be a multiple of {multiple} in [{MIN_SIDE}, {max_side}], got {side!r}")
 
 
 def load_pipeline(path_or_id: str | os.PathLike, device: str | torch.device = "cpu",

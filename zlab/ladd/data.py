@@ -64,10 +64,8 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
     padded = torch.nn.utils.rnn.pad_sequence([e.float().cpu() for e in embeds], batch_first=True)
     _save_atomically({"embeds": padded, "lengths": lengths}, out / TEXT)
 
-    todo = [(r, i) for r in range(rounds) if not (out / manifest["shards"][r]).is_file()
-            for i in range(0, len(prompts), batch_size)]
-    bar = tqdm(total=len(todo) and sum(min(batch_size, len(prompts) - i) for _, i in todo), desc="synth",
-               disable=not progress)
+    missing = sum(not (out / name).is_file() for name in manifest["shards"])
+    bar = tqdm(total=missing * len(prompts), desc="synth", disable=not progress)
     for r in range(rounds):
         path = out / manifest["shards"][r]
         if path.is_file():

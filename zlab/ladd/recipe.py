@@ -21,12 +21,10 @@ from diffusers import ZImagePipeline
 from zlab.evaluate import evaluate_settings, format_table, latency_ms
 from zlab.ladd.data import synthesize_from
 from zlab.ladd.heads import Discriminator
-from zlab.ladd.student import check_student_schedule, save_student, student_pipeline
+from zlab.ladd.student import STUDENT_STEPS, check_student_schedule, save_student, student_pipeline
 from zlab.ladd.trainer import LADDConfig, train_ladd
 from zlab.shapes import enumerate_captions
 from zlab.shapes_net import ShapesNet
-
-STUDENT_STEPS = (1, 2, 4)
 
 
 def student_settings(sampling: dict) -> dict[str, dict]:
@@ -42,7 +40,6 @@ def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | Non
     ``measure=False`` skips the evaluation (tests of the folder format only).
     """
     pipe = student_pipeline(teacher, transformer, stochastic)
-    pipe.set_progress_bar_config(disable=True)
     sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, "height": 64, "width": 64}
     rows = (evaluate_settings(pipe, student_settings(sampling), ShapesNet.load(shapes_net), seeds=seeds)
             if measure else [])
@@ -131,7 +128,6 @@ def comparison(teacher: ZImagePipeline, teacher_sampling: dict, student: ZImageP
     plan = [(teacher, settings)]
     if include_init:
         init = student_pipeline(teacher, teacher.transformer)
-        init.set_progress_bar_config(disable=True)
         plan.append((init, {name.replace("student", "LADD start (teacher weights, student schedule),"): kw
                             for name, kw in student_settings(student_base).items()}))
     plan.append((student, student_settings(student_base)))

@@ -20,6 +20,7 @@ from zlab.ladd.heads import Discriminator
 from zlab.zimage import save_pipeline, schedule
 
 DISCRIMINATOR = "discriminator"
+STUDENT_STEPS = (1, 2, 4)  # the step counts the student is trained for: {1}, {1, .5}, {1, .75, .5, .25}
 
 
 def student_scheduler(teacher_scheduler: FlowMatchEulerDiscreteScheduler,
@@ -36,8 +37,10 @@ def student_scheduler(teacher_scheduler: FlowMatchEulerDiscreteScheduler,
 
 def student_pipeline(teacher: ZImagePipeline, transformer, stochastic: bool = False) -> ZImagePipeline:
     """The teacher's VAE, tokenizer and text encoder around the student transformer and scheduler."""
-    return ZImagePipeline(scheduler=student_scheduler(teacher.scheduler, stochastic), vae=teacher.vae,
+    pipe = ZImagePipeline(scheduler=student_scheduler(teacher.scheduler, stochastic), vae=teacher.vae,
                           text_encoder=teacher.text_encoder, tokenizer=teacher.tokenizer, transformer=transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def save_discriminator(disc: Discriminator, folder: str | Path) -> None:
@@ -74,7 +77,7 @@ def save_student(pipe: ZImagePipeline, disc: Discriminator | None, path: str | P
     return save_pipeline(pipe, path, sampling, write_extra)
 
 
-def check_student_schedule(pipe: ZImagePipeline, steps=(1, 2, 4), height: int = 64, width: int = 64) -> dict[int, list]:
+def check_student_schedule(pipe: ZImagePipeline, steps=STUDENT_STEPS, height: int = 64, width: int = 64) -> dict[int, list]:
     """The lab times stock ``ZImagePipeline`` will use at each N (read from its scheduler, as it does)."""
     return {n: [round(float(t), 6) for t in schedule(pipe.scheduler, n, height, width,
                                                       vae_scale_factor=pipe.vae_scale_factor)[:-1]] for n in steps}
