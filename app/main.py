@@ -108,7 +108,8 @@ def build_app(lab: Lab) -> gr.Blocks:
         try:
             columns = side_by_side(lab.teacher, lab.student, prompt, int(seed), int(height), int(width), float(g),
                                    float(truncation), teacher_steps=lab.sampling.get("num_inference_steps", 50),
-                                   progress=lambda f, text: progress(f, desc=text))
+                                   progress=lambda f, text: progress(f, desc=text),
+                                   max_sequence_length=lab.sampling.get("max_sequence_length", 512))
         except ValueError as err:
             raise gr.Error(str(err)) from err
         table = "\n".join(f"| {c.name} | {c.nfe} | {c.ms:.0f} |" for c in columns)

@@ -6,10 +6,10 @@ import torch
 
 from zlab import shapes
 from zlab.evaluate import (count_nfe, evaluate_settings, format_table, frechet_distance, mean_pairwise_distance,
-                           prompt_accuracy, real_renders, setting_kwargs, stock_samples)
+                           paired_speedup, prompt_accuracy, real_renders, setting_kwargs, stock_samples)
 from zlab.shapes_net import ShapesNet
 from zlab.tiny import build_tiny_pipeline
-from zlab.zimage import generate
+from zlab.zimage import encode_prompts, generate
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +67,28 @@ def test_evaluate_settings_rows_and_table(micro, net):
     assert row["nfe"] == 2 and 0.0 <= row["acc_joint"] <= 1.0 and row["fd"] > 0 and row["diversity"] > 0
     table = format_table(rows)
     assert "| euler-2 | 2 |" in table and "FD" in table
+
+
+def test_shapes_prompt_padding_changes_nothing_but_time(micro):
+    """sampling.json's max_sequence_length: every caption fits, and embeddings equal the stock 512 padding's."""
+    captions = shapes.enumerate_captions("all")
+    ids = micro.tokenizer.apply_chat_template([[{"role": "user", "content": c}] for c in captions], tokenize=True,
+                                              add_generation_prompt=True, enable_thinking=True)
+    ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+    assert max(len(i) for i in ids) <= shapes.PROMPT_TOKENS
+    short = encode_prompts(micro, captions[::40], max_sequence_length=shapes.PROMPT_TOKENS)
+    stock = encode_prompts(micro, captions[::40], max_sequence_length=512)
+    assert all(torch.equal(a, b) for a, b in zip(short, stock, strict=True))
+    setting = {**shapes.SAMPLING_BASE, "num_inference_steps": 2, "guidance_scale": 0.0}
+    a, _ = stock_samples(micro, captions[:2], [0, 1], setting)
+    b, _ = stock_samples(micro, captions[:2], [0, 1], {**setting, "max_sequence_length": 512})
+    assert np.array_equal(a, b)
+
+
+def test_paired_speedup_reports_the_spread_of_interleaved_pairs(micro):
+    micro.set_progress_bar_config(disable=True)
+    slow = {"num_inference_steps": 6, "guidance_scale": 3.0, "height": 64, "width": 64}
+    fast = {"num_inference_steps": 1, "guidance_scale": 0.0, "height": 64, "width": 64}
+    r = paired_speedup(micro, slow, micro, fast, ["a small red circle at the top left", "a large blue square"], rounds=2)
+    assert r["pairs"] == 4 and r["slow_ms"] > 0 and r["fast_ms"] > 0
+    assert r["min"] <= r["q25"] <= r["median"] <= r["q75"] <= r["max"]

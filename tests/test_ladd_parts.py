@@ -9,7 +9,8 @@ from zlab.features import FeatureTap
 from zlab.ladd.heads import Discriminator, pool_text
 from zlab.ladd.losses import discriminator_loss, generator_loss, head_accuracy
 from zlab.ladd.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, student_timestep_probs
-from zlab.ladd.trainer import LADDBatch, frozen_teacher, ladd_forward
+from zlab.ladd.student import student_pipeline
+from zlab.ladd.trainer import LADDBatch, frozen_teacher, ladd_forward, sampler_inputs
 from zlab.zimage import encode_prompts
 
 
@@ -76,7 +77,8 @@ def test_student_gets_gradients_through_the_frozen_teacher(tiny_pipe):
     g = torch.Generator().manual_seed(0)
     batch = LADDBatch(x0=torch.randn(2, 16, 8, 8, generator=g), embeds=embeds, text=pool_text(embeds),
                       t=torch.tensor([1.0, 0.5]), eps=torch.randn(2, 16, 8, 8, generator=g),
-                      t_hat=torch.tensor([0.8, 0.3]), eps_hat=torch.randn(2, 16, 8, 8, generator=g))
+                      t_hat=torch.tensor([0.8, 0.3]), eps_hat=torch.randn(2, 16, 8, 8, generator=g),
+                      sim_dt=torch.tensor([0.0, 0.25]))
     fwd = ladd_forward(student, tap, batch)
     assert all(not m.requires_grad for m in fwd.real_maps)  # real path: no graph at all
     generator_loss(disc(fwd.fake_maps, batch.t_hat, batch.text)).backward()
@@ -84,3 +86,24 @@ def test_student_gets_gradients_through_the_frozen_teacher(tiny_pipe):
     assert student_grad > 0
     assert all(p.grad is None for p in teacher.parameters())  # frozen: nothing accumulates on the teacher
     assert all(p.grad is not None for p in student.layers[0].parameters())
+
+
+def test_backward_simulation_feeds_what_the_stock_sampler_feeds(tiny_pipe):
+    """x_t from ``sampler_inputs`` is the latent stock ZImagePipeline holds before its step at t."""
+    prompts = ["a large red circle at the top left", "a small blue square", "a green triangle", "a red square"]
+    embeds = encode_prompts(tiny_pipe, prompts)
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(4, 16, 8, 8, generator=g), torch.randn(4, 16, 8, 8, generator=g)
+    t = torch.tensor([0.25, 0.5, 0.75, 0.5])
+    sim_dt = torch.tensor([0.25, 0.5, 0.25, 0.0])  # 4-step, 2-step, 4-step sampler; the last is noised data
+    batch = LADDBatch(x0, embeds, pool_text(embeds), t, eps, torch.full((4,), 0.5), eps, sim_dt)
+    got = sampler_inputs(tiny_pipe.transformer, batch)
+    assert torch.equal(got[3], (0.5 * x0[3] + 0.5 * eps[3]))
+    pipe = student_pipeline(tiny_pipe, tiny_pipe.transformer)
+    for i, n in [(0, 4), (1, 2), (2, 4)]:
+        seen = []
+        pipe([prompts[i]], num_inference_steps=n, guidance_scale=0.0, height=64, width=64, latents=eps[i:i + 1],
+             output_type="latent", callback_on_step_end=lambda p, k, ts, kw: seen.append(kw["latents"]) or kw)
+        k = round((1 - t[i].item()) * n) - 1  # steps taken before reaching t
+        torch.testing.assert_close(got[i], seen[k][0].float(), atol=1e-5, rtol=1e-5)
+    assert not torch.equal(got[0], 0.75 * x0[0] + 0.25 * eps[0])

@@ -141,12 +141,41 @@ def _compare(args: argparse.Namespace) -> None:
     teacher, student = load_pipeline(args.teacher), load_pipeline(args.student)
     rows = comparison(teacher, read_sampling(args.teacher), student, ShapesNet.load(args.shapes_net),
                       seeds=range(args.seeds))
-    ratios = {"latency_batch1": speedup(rows), "throughput_batch64": speedup(rows, key="ms_per_image")}
     print(format_table(rows))
-    print("wall-clock teacher 50 steps + CFG / student 4 steps: "
-          f"{ratios['latency_batch1']:.1f}x per image at batch 1, {ratios['throughput_batch64']:.1f}x at batch 64")
+    paired = _paired_speedup(args.teacher, teacher, args.student, student, args.rounds)
+    ratios = {"latency_batch1": paired["median"], "latency_batch1_paired": paired,
+              "throughput_batch64": speedup(rows, key="ms_per_image")}
+    print(f"wall-clock teacher 50 steps + CFG / student 4 steps: {ratios['latency_batch1']:.1f}x per image at batch 1 "
+          f"(median of {paired['pairs']} interleaved pairs, quartiles {paired['q25']:.1f}-{paired['q75']:.1f}), "
+          f"{ratios['throughput_batch64']:.1f}x at batch 64")
     if args.out:
         Path(args.out).write_text(json.dumps({"rows": rows, "speedup_teacher50_student4": ratios}, indent=2) + "\n")
+
+
+def _paired_speedup(teacher_path, teacher, student_path, student, rounds: int, **override) -> dict:
+    """Teacher (its sampling.json) / student (its sampling.json) at batch 1, interleaved on the train prompts."""
+    from zlab.evaluate import paired_speedup
+    from zlab.shapes import enumerate_captions
+    from zlab.zimage import read_sampling
+
+    teacher.set_progress_bar_config(disable=True)
+    student.set_progress_bar_config(disable=True)
+    prompts = enumerate_captions("train")[::34]  # 8 prompts across the grid
+    return paired_speedup(teacher, {**read_sampling(teacher_path), **override}, student,
+                          {**read_sampling(student_path), **override}, prompts, rounds=rounds)
+
+
+def _bench_speedup(args: argparse.Namespace) -> None:
+    from zlab.zimage import load_pipeline
+
+    teacher, student = load_pipeline(args.teacher), load_pipeline(args.student)
+    print(f"teacher {args.teacher} (sampling.json) vs student {args.student} (sampling.json), one image per call, "
+          f"{args.rounds} rounds of 8 prompts, teacher and student calls interleaved")
+    print("| prompt padding | teacher ms | student ms | ratio: median | quartiles | min-max |\n|---|---|---|---|---|---|")
+    for label, override in (("sampling.json", {}), ("stock default (512 tokens)", {"max_sequence_length": 512})):
+        r = _paired_speedup(args.teacher, teacher, args.student, student, args.rounds, **override)
+        print(f"| {label} | {r['slow_ms']:.1f} | {r['fast_ms']:.1f} | {r['median']:.2f}x | {r['q25']:.2f}-{r['q75']:.2f} "
+              f"| {r['min']:.2f}-{r['max']:.2f} |", flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,7 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="seeds per prompt")
     p.add_argument("--shapes-net", default="checkpoints/shapes-net")
     p.add_argument("--out", help="write the rows as JSON")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of 8 interleaved teacher/student timing pairs")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("bench-speedup", help="benchmark: teacher-50-CFG / student-4 wall-clock, interleaved pairs")
+    p.add_argument("--teacher", default="checkpoints/shapes-teacher")
+    p.add_argument("--student", default="checkpoints/shapes-student")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of 8 interleaved teacher/student timing pairs")
+    p.set_defaults(func=_bench_speedup)
 
     p = sub.add_parser("sample", help="one image from a pipeline folder or hub id")
     p.add_argument("--pipeline", required=True)

@@ -65,10 +65,14 @@ def draw(pipe: ZImagePipeline, name: str, prompt: str, seed: int, setting: dict)
 
 def side_by_side(teacher: ZImagePipeline, student: ZImagePipeline, prompt: str, seed: int = 0, height: int = 64,
                  width: int = 64, guidance_scale: float = 2.0, cfg_truncation: float = 1.0, teacher_steps: int = 50,
-                 naive_steps: int = 4, progress: Callable[[float, str], None] | None = None) -> list[Column]:
-    """Teacher (``teacher_steps`` + CFG), teacher at ``naive_steps`` + the same CFG, student at 1, 2, 4 steps."""
+                 naive_steps: int = 4, progress: Callable[[float, str], None] | None = None,
+                 max_sequence_length: int = 512) -> list[Column]:
+    """Teacher (``teacher_steps`` + CFG), teacher at ``naive_steps`` + the same CFG, student at 1, 2, 4 steps.
+
+    ``max_sequence_length`` is the stock pipeline's prompt padding (the checkpoint's ``sampling.json`` value).
+    """
     check_request(prompt, seed, height, width, guidance_scale, cfg_truncation, teacher_steps)
-    size = {"height": int(height), "width": int(width)}
+    size = {"height": int(height), "width": int(width), "max_sequence_length": int(max_sequence_length)}
     guided = {"guidance_scale": float(guidance_scale), "cfg_truncation": float(cfg_truncation), **size}
     plan = [(teacher, f"teacher, {teacher_steps} steps + CFG", {**guided, "num_inference_steps": int(teacher_steps)}),
             (teacher, f"teacher, {naive_steps} steps + CFG", {**guided, "num_inference_steps": naive_steps})]

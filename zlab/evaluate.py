@@ -26,7 +26,8 @@ from zlab.sampling import cfg_active, guidance_scale_to_s
 from zlab.shapes_net import ShapesNet
 from zlab.zimage import schedule
 
-STOCK_KEYS = {"num_inference_steps", "guidance_scale", "cfg_truncation", "height", "width", "sigmas"}
+STOCK_KEYS = {"num_inference_steps", "guidance_scale", "cfg_truncation", "height", "width", "sigmas",
+              "max_sequence_length"}
 
 
 def setting_kwargs(setting: Mapping) -> dict:
@@ -71,6 +72,29 @@ def latency_ms(pipe: ZImagePipeline, setting: Mapping, prompts: Sequence[str], s
     included): what a user of the app waits for. One untimed call first warms the caches."""
     stock_samples(pipe, prompts[:1], seeds[:1], setting, batch_size=1)
     return float(np.median([stock_samples(pipe, [p], [s], setting, batch_size=1)[1] for p, s in zip(prompts, seeds)]))
+
+
+def paired_speedup(slow: ZImagePipeline, slow_setting: Mapping, fast: ZImagePipeline, fast_setting: Mapping,
+                   prompts: Sequence[str], rounds: int = 3) -> dict[str, float]:
+    """Wall-clock ratio slow / fast from interleaved one-image calls (batch 1, text encoding and VAE
+    decode included), robust to a shared, noisy machine.
+
+    Each pair times one slow call and then one fast call of the same prompt and seed, back to back,
+    so both see the same machine load; the ratio of every pair is kept and the median reported, with
+    its quartiles. One untimed call of each warms the caches first.
+    """
+    stock_samples(slow, prompts[:1], [0], slow_setting, batch_size=1)
+    stock_samples(fast, prompts[:1], [0], fast_setting, batch_size=1)
+    slow_ms, fast_ms = [], []
+    for r in range(rounds):
+        for i, prompt in enumerate(prompts):
+            slow_ms.append(stock_samples(slow, [prompt], [r * len(prompts) + i], slow_setting, batch_size=1)[1])
+            fast_ms.append(stock_samples(fast, [prompt], [r * len(prompts) + i], fast_setting, batch_size=1)[1])
+    ratios = np.array(slow_ms) / np.array(fast_ms)
+    q25, median, q75 = np.percentile(ratios, [25, 50, 75])
+    return {"median": float(median), "q25": float(q25), "q75": float(q75), "min": float(ratios.min()),
+            "max": float(ratios.max()), "pairs": len(ratios), "slow_ms": float(np.median(slow_ms)),
+            "fast_ms": float(np.median(fast_ms))}
 
 
 def prompt_accuracy(images: np.ndarray, prompts: Sequence[str]) -> dict[str, float]:

@@ -109,6 +109,14 @@ MAX_JITTER = 2
 EDGE_MARGIN = 1.0
 """Pixels kept clear between the object's box and the canvas border (see :func:`object_box`)."""
 
+PROMPT_TOKENS = 64
+"""``max_sequence_length`` for the Shapes checkpoints' ``sampling.json``. With Qwen3's chat template
+every caption is at most 13 tokens; the stock default pads each prompt to 512 and runs the text
+encoder over all of them, which gives the same embeddings (padding is on the right and attention
+is causal) for ~5x the encoder time."""
+SAMPLING_BASE = {"height": 64, "width": 64, "max_sequence_length": PROMPT_TOKENS}
+"""Stock ``ZImagePipeline`` arguments every Shapes checkpoint shares (its ``sampling.json`` adds steps and CFG)."""
+
 HELD_OUT_PAIRS: tuple[tuple[str, str], ...] = (
     ("purple", "triangle"),
     ("orange", "circle"),

@@ -23,7 +23,7 @@ from zlab.ladd.data import synthesize_from
 from zlab.ladd.heads import Discriminator
 from zlab.ladd.student import STUDENT_STEPS, check_student_schedule, save_student, student_pipeline
 from zlab.ladd.trainer import LADDConfig, train_ladd
-from zlab.shapes import enumerate_captions
+from zlab.shapes import SAMPLING_BASE, enumerate_captions
 from zlab.shapes_net import ShapesNet
 
 
@@ -40,7 +40,7 @@ def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | Non
     ``measure=False`` skips the evaluation (tests of the folder format only).
     """
     pipe = student_pipeline(teacher, transformer, stochastic)
-    sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, "height": 64, "width": 64}
+    sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, **SAMPLING_BASE}
     rows = (evaluate_settings(pipe, student_settings(sampling), ShapesNet.load(shapes_net), seeds=seeds)
             if measure else [])
     record = {**record, "rows": rows, "schedule": check_student_schedule(pipe)}
@@ -124,7 +124,7 @@ def comparison(teacher: ZImagePipeline, teacher_sampling: dict, student: ZImageP
         settings[f"teacher {n} step{'s' * (n > 1)} + CFG"] = {**base, "num_inference_steps": n}
     for n in STUDENT_STEPS:
         settings[f"teacher {n} step{'s' * (n > 1)}, no CFG"] = {**base, "num_inference_steps": n, "guidance_scale": 0.0}
-    student_base = {"guidance_scale": 0.0, "height": base["height"], "width": base["width"]}
+    student_base = {"guidance_scale": 0.0, **{k: base[k] for k in ("height", "width", "max_sequence_length") if k in base}}
     plan = [(teacher, settings)]
     if include_init:
         init = student_pipeline(teacher, teacher.transformer)

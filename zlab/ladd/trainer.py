@@ -3,7 +3,9 @@
 Per step (lab section 6, steps 2-8):
 
 1. a batch of teacher samples ``x0`` (:class:`zlab.ladd.data.SynthData`) with their prompts;
-2. student times ``t`` from {1, .75, .5, .25} (warm-up schedule), ``x_t = (1 - t) x0 + t eps``;
+2. student times ``t`` from {1, .75, .5, .25} (warm-up schedule), ``x_t = (1 - t) x0 + t eps``
+   (or, for a ``backward_sim`` fraction of the ``t < 1`` samples, the ``x_t`` that the student's own
+   deterministic sampler reaches from ``x_1 = eps``, see :func:`sampler_inputs`);
 3. the student's ``x0_hat = x_t - t v``;
 4. one fresh ``eps'`` and ``t_hat ~ LogitNormal(m, s)`` re-noise ``x0`` and ``x0_hat`` alike;
 5. the frozen teacher's :class:`~zlab.features.FeatureTap` maps of both (``no_grad`` on the real
@@ -24,7 +26,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from zlab.features import FeatureTap
-from zlab.flow import add_noise, x0_from_velocity, zimage_velocity
+from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
 from zlab.ladd.data import SynthData
 from zlab.ladd.heads import Discriminator, pool_text
 from zlab.ladd.losses import LOSSES, discriminator_loss, generator_loss, head_accuracy
@@ -60,6 +62,7 @@ class LADDConfig:
     seed: int = 0
     checkpoint_every: int = 100
     stochastic_sampling: bool = False  # see configs/shapes-ladd.toml: stock ZImagePipeline would not be seed-reproducible
+    backward_sim: float = 0.0  # fraction of t < 1 inputs made by the student's own sampler (0 = the lab text's noised data)
 
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
@@ -68,6 +71,8 @@ class LADDConfig:
         check_range("student_lr", self.student_lr, 0.0, 1.0)
         check_range("heads_lr", self.heads_lr, 0.0, 1.0)
         check_range("t_hat_s", self.t_hat_s, 0.01, 10.0)
+        check_range("t_hat_m", self.t_hat_m, -10.0, 10.0)
+        check_range("backward_sim", self.backward_sim, 0.0, 1.0)
         check_range("warmup_steps", self.warmup_steps, 0, 10**7)
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
@@ -92,6 +97,7 @@ class LADDBatch:
     eps: Tensor
     t_hat: Tensor
     eps_hat: Tensor
+    sim_dt: Tensor  # per sample: 0 = x_t is noised data; 1/N = x_t comes from the student's own N-step sampler
 
 
 @dataclass
@@ -114,13 +120,44 @@ def draw_batch(data: SynthData, config: LADDConfig, step: int, generator: torch.
     eps = torch.randn(x0.shape, generator=generator)
     t_hat = sample_t_hat(n, config.t_hat_m, config.t_hat_s, generator)
     eps_hat = torch.randn(x0.shape, generator=generator)
+    # Backward simulation: t = .75 and .25 are reached by the 4-step sampler, t = .5 by the 2- or 4-step one.
+    simulate = (torch.rand(n, generator=generator) < config.backward_sim) & (t < 1)
+    two_step = (t == 0.5) & (torch.rand(n, generator=generator) < 0.5)
+    sim_dt = torch.where(simulate, torch.where(two_step, 0.5, 0.25), 0.0)
     to = lambda x: x.to(device)
-    return LADDBatch(to(x0), [to(e) for e in embeds], to(pool_text(embeds)), to(t), to(eps), to(t_hat), to(eps_hat))
+    return LADDBatch(to(x0), [to(e) for e in embeds], to(pool_text(embeds)), to(t), to(eps), to(t_hat), to(eps_hat),
+                     to(sim_dt))
 
 
-def ladd_forward(student, tap: FeatureTap, batch: LADDBatch) -> LADDForward:
-    """Lab section 6, steps 2-5: noise, denoise with the student, re-noise both, tap the teacher."""
-    x_t = add_noise(batch.x0, batch.eps, batch.t)
+@torch.no_grad()
+def sampler_inputs(student, batch: LADDBatch) -> Tensor:
+    """``x_t`` for the student, where samples with ``sim_dt > 0`` get what its own sampler feeds it at ``t``.
+
+    Those samples start at ``x_1 = eps`` and take deterministic Euler steps of ``sim_dt`` (stock
+    ``ZImagePipeline`` with the student's shift-1 scheduler) down to ``t``, with no gradient: the
+    student then learns the step it will really be asked to take (DMD2's "backward simulation"),
+    instead of only steps from noised teacher data. The others get ``(1 - t) x0 + t eps``.
+    """
+    x = add_noise(batch.x0, batch.eps, batch.t)
+    now = torch.ones_like(batch.t)
+    x_sim = batch.eps.clone()
+    while True:
+        idx = ((batch.sim_dt > 0) & (now > batch.t + 1e-6)).nonzero().squeeze(1)
+        if len(idx) == 0:
+            break
+        v = zimage_velocity(student, x_sim[idx], now[idx], [batch.embeds[i] for i in idx.tolist()])
+        after = now[idx] - batch.sim_dt[idx]
+        x_sim[idx] = euler_step(x_sim[idx], v, now[idx], after).to(x_sim.dtype)
+        now[idx] = after
+    return torch.where((batch.sim_dt > 0)[:, None, None, None], x_sim, x)
+
+
+def ladd_forward(student, tap: FeatureTap, batch: LADDBatch, sampler=None) -> LADDForward:
+    """Lab section 6, steps 2-5: noise, denoise with the student, re-noise both, tap the teacher.
+
+    ``sampler`` is the unwrapped student used for backward simulation (defaults to ``student``).
+    """
+    x_t = sampler_inputs(sampler or student, batch)
     x0_hat = x0_from_velocity(x_t, zimage_velocity(student, x_t, batch.t, batch.embeds), batch.t)
     with torch.no_grad():
         real_maps = tap(add_noise(batch.x0, batch.eps_hat, batch.t_hat), batch.t_hat, batch.embeds)
@@ -187,7 +224,7 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     while step < config.steps:
         batch = draw_batch(data, config, step, generator, accelerator.device)
         with accelerator.autocast():
-            fwd = ladd_forward(student_ddp, tap, batch)
+            fwd = ladd_forward(student_ddp, tap, batch, sampler=accelerator.unwrap_model(student_ddp))
             # Student update on L_adv; the heads are frozen for this backward (unwrapped: no DDP sync).
             heads.requires_grad_(False)
             g_loss = generator_loss(heads(fwd.fake_maps, batch.t_hat, batch.text), config.loss)

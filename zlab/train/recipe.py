@@ -19,7 +19,7 @@ from pathlib import Path
 from diffusers import ZImagePipeline
 
 from zlab.evaluate import evaluate_settings, format_table, prompt_accuracy, stock_samples, vae_reconstruction
-from zlab.shapes import enumerate_captions
+from zlab.shapes import SAMPLING_BASE, enumerate_captions
 from zlab.shapes_net import ShapesNet
 from zlab.train.config import load_config
 from zlab.train.teacher import TeacherConfig, train_teacher
@@ -53,7 +53,7 @@ def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Seq
                  cfg_truncation: float = 1.0, seeds: Sequence[int] = (0,), shapes_net: str | Path = "checkpoints/shapes-net",
                  training: dict | None = None) -> list[dict]:
     """Choose g, save the folder with sampling.json, measure it, write eval.json and the model card."""
-    base = {"num_inference_steps": 50, "cfg_truncation": cfg_truncation, "height": 64, "width": 64}
+    base = {"num_inference_steps": 50, "cfg_truncation": cfg_truncation, **SAMPLING_BASE}
     scores = choose_guidance(pipe, guidance_candidates, base)
     best = max(scores, key=scores.get)
     sampling = {**base, "guidance_scale": best}
@@ -96,6 +96,9 @@ image = pipe("a large red circle at the top left", **sampling).images[0]
 ```json
 {json.dumps(sampling, indent=2)}
 ```
+
+`max_sequence_length` pads prompts to {sampling.get("max_sequence_length", 512)} tokens instead of the stock 512: Shapes captions are at
+most 13 tokens, and the prompt embeddings are bit-identical either way.
 
 ## How it was made
 
