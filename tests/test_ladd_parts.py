@@ -10,7 +10,9 @@ from zlab.ladd.heads import Discriminator, pool_text
 from zlab.ladd.losses import discriminator_loss, generator_loss, head_accuracy
 from zlab.ladd.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.ladd.student import student_pipeline
-from zlab.ladd.trainer import LADDBatch, frozen_teacher, ladd_forward, sampler_inputs
+from zlab.ladd.setup import build_models, make_optimizer
+from zlab.ladd.trainer import LADDBatch, LADDConfig, ladd_forward, sampler_inputs
+from zlab.flow import zimage_velocity
 from zlab.zimage import encode_prompts
 
 
@@ -68,24 +70,79 @@ def test_losses_match_their_formulas():
         generator_loss(fake, "wasserstein")
 
 
-def test_student_gets_gradients_through_the_frozen_teacher(tiny_pipe):
-    teacher = frozen_teacher(copy.deepcopy(tiny_pipe))
-    student = copy.deepcopy(teacher).requires_grad_(True)
-    tap = FeatureTap(teacher, (1, 3))
+def _batch(embeds, g):
+    return LADDBatch(x0=torch.randn(2, 16, 8, 8, generator=g), embeds=embeds, text=pool_text(embeds),
+                     t=torch.tensor([1.0, 0.5]), eps=torch.randn(2, 16, 8, 8, generator=g),
+                     t_hat=torch.tensor([0.8, 0.3]), eps_hat=torch.randn(2, 16, 8, 8, generator=g),
+                     sim_dt=torch.tensor([0.0, 0.25]))
+
+
+def _step_grads(tiny_pipe, **config):
+    """One L_adv backward; returns the models and {name: grad} of the student's trained parameters."""
+    torch.manual_seed(0)
     embeds = encode_prompts(tiny_pipe, ["a large red circle at the top left", "a small blue square"])
-    disc = Discriminator((1, 3), teacher.config.dim, embeds[0].shape[-1], hidden=16)
-    g = torch.Generator().manual_seed(0)
-    batch = LADDBatch(x0=torch.randn(2, 16, 8, 8, generator=g), embeds=embeds, text=pool_text(embeds),
-                      t=torch.tensor([1.0, 0.5]), eps=torch.randn(2, 16, 8, 8, generator=g),
-                      t_hat=torch.tensor([0.8, 0.3]), eps_hat=torch.randn(2, 16, 8, 8, generator=g),
-                      sim_dt=torch.tensor([0.0, 0.25]))
-    fwd = ladd_forward(student, tap, batch)
+    models = build_models(LADDConfig(blocks=(1, 3), head_hidden=16, **config), copy.deepcopy(tiny_pipe.transformer),
+                          embeds[0].shape[-1])
+    batch = _batch(embeds, torch.Generator().manual_seed(0))
+    fwd = ladd_forward(models.student, models.tap, batch)
     assert all(not m.requires_grad for m in fwd.real_maps)  # real path: no graph at all
-    generator_loss(disc(fwd.fake_maps, batch.t_hat, batch.text)).backward()
-    student_grad = sum(p.grad.abs().sum().item() for p in student.parameters() if p.grad is not None)
-    assert student_grad > 0
-    assert all(p.grad is None for p in teacher.parameters())  # frozen: nothing accumulates on the teacher
-    assert all(p.grad is not None for p in student.layers[0].parameters())
+    generator_loss(models.disc(fwd.fake_maps, batch.t_hat, batch.text)).backward()
+    return models, {n: p.grad for n, p in models.student.named_parameters() if p.requires_grad}
+
+
+def test_student_gets_gradients_through_the_frozen_teacher(tiny_pipe):
+    models, grads = _step_grads(tiny_pipe)
+    assert sum(g.abs().sum().item() for g in grads.values() if g is not None) > 0
+    assert all(p.grad is None for p in models.teacher.parameters())  # frozen: nothing accumulates on the teacher
+    assert all(p.grad is not None for p in models.student.layers[0].parameters())
+
+
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_pipe, lora_rank):
+    """Also for a LoRA student, whose teacher blocks must be recomputed with the adapter off."""
+    _, plain = _step_grads(tiny_pipe, lora_rank=lora_rank)
+    _, recomputed = _step_grads(tiny_pipe, gradient_checkpointing=True, lora_rank=lora_rank)
+    assert plain.keys() == recomputed.keys()
+    for name, grad in plain.items():
+        if grad is not None:
+            torch.testing.assert_close(recomputed[name], grad, atol=1e-5, rtol=1e-4)
+
+
+def test_lora_student_shares_the_teacher_weights_and_merges_into_a_stock_transformer(tiny_pipe):
+    models, grads = _step_grads(tiny_pipe, lora_rank=4)
+    assert models.student is models.teacher  # one copy of the weights serves both
+    assert grads and all("lora_" in n for n in grads) and any(g.abs().sum() > 0 for g in grads.values())
+    for p in models.trainable():  # move the adapter away from its zero init
+        p.data.add_(0.01 * torch.randn_like(p))
+    embeds = encode_prompts(tiny_pipe, ["a large red circle at the top left"])
+    x, t = torch.randn(1, 16, 8, 8), torch.tensor([0.7])
+    with torch.no_grad():
+        teacher_maps = models.tap(x, t, embeds)  # adapter off: exactly the original teacher
+        original = FeatureTap(tiny_pipe.transformer, (1, 3))(x, t, embeds)
+        adapted = zimage_velocity(models.student, x, t, embeds)
+        merged = models.shipped()
+        assert not any("lora_" in n for n in merged.state_dict())
+        assert set(merged.state_dict()) == set(tiny_pipe.transformer.state_dict())
+        torch.testing.assert_close(zimage_velocity(merged, x, t, embeds), adapted, atol=1e-5, rtol=1e-4)
+    for a, b in zip(teacher_maps, original, strict=True):
+        torch.testing.assert_close(a, b)
+    assert not torch.allclose(adapted, zimage_velocity(tiny_pipe.transformer, x, t, embeds), atol=1e-4)
+    state = models.state_dict()
+    assert state and all("lora_" in k for k in state)  # a LoRA checkpoint keeps only the adapter
+
+
+def test_optimizer_choices_name_what_is_missing():
+    p = [torch.nn.Parameter(torch.ones(3))]
+    p[0].grad = torch.ones(3)
+    make_optimizer("adam_fused", p, 0.1, (0.0, 0.99)).step()
+    assert torch.all(p[0] < 1)
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="bitsandbytes"):
+            make_optimizer("adam8bit", p, 0.1, (0.0, 0.99))
+    with pytest.raises(ValueError, match="adam_fused"):
+        make_optimizer("sgd", p, 0.1, (0.0, 0.99))
 
 
 def test_backward_simulation_feeds_what_the_stock_sampler_feeds(tiny_pipe):

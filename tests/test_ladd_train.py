@@ -91,6 +91,23 @@ def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_p
     assert image.shape == (1, 64, 64, 3)
 
 
+def test_lora_ema_checkpointed_run_resumes_exactly_and_ships_merged(teacher_and_data, tmp_path):
+    """The scale options together (LoRA sharing the teacher's weights, recomputation, EMA, fused Adam)."""
+    kw = dict(lora_rank=4, gradient_checkpointing=True, ema_decay=0.9, optimizer="adam_fused", backward_sim=0.5)
+    straight, _, log = train_ladd(_config(teacher_and_data, **kw), tmp_path / "a", progress=False)
+    train_ladd(_config(teacher_and_data, steps=2, **kw), tmp_path / "b", progress=False)
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert state["student"] and all("lora_" in k for k in state["student"])  # the adapter only, not the base weights
+    state["config"]["steps"] = 4
+    torch.save(state, tmp_path / "b" / "checkpoint.pt")
+    resumed, _, _ = train_ladd(_config(teacher_and_data, **kw), tmp_path / "b", resume=True, progress=False)
+    teacher = ZImagePipeline.from_pretrained(teacher_and_data[0]).transformer
+    assert set(straight.state_dict()) == set(teacher.state_dict())  # merged: a stock transformer again
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
+    assert any(not torch.equal(a, b) for a, b in zip(straight.state_dict().values(), teacher.state_dict().values()))
+
+
 def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
     from zlab.ladd.recipe import make_student
 

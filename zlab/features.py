@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import contextlib
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -36,10 +39,14 @@ class FeatureTap:
         blocks: Indices into ``transformer.layers`` whose outputs are returned, in that order.
         early_exit: Stop the forward pass after the deepest tapped block (saves the later blocks
             and the final layer, which the discriminator never reads).
+        context: A context-manager factory entered around each pass, e.g. one that switches a
+            LoRA adapter off so that a LoRA student's own modules act as the teacher.
     """
 
-    def __init__(self, transformer, blocks: Sequence[int], early_exit: bool = True):
+    def __init__(self, transformer, blocks: Sequence[int], early_exit: bool = True,
+                 context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
         self.transformer = transformer
+        self.context = context
         layers = getattr(transformer, "module", transformer).layers
         if not blocks:
             raise ValueError("tap at least one block")
@@ -71,7 +78,8 @@ class FeatureTap:
         wanted = sorted(set(self.blocks))
         handles = [self.layers[b].register_forward_hook(hook_for(b)) for b in wanted]
         try:
-            zimage_velocity(self.transformer, x_t, t, prompt_embeds)
+            with self.context():
+                zimage_velocity(self.transformer, x_t, t, prompt_embeds)
         except _EarlyExit:
             pass
         finally:

@@ -16,21 +16,22 @@ Per step (lab section 6, steps 2-8):
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from diffusers import ZImagePipeline
+from diffusers import ZImageTransformer2DModel
+from diffusers.training_utils import EMAModel
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from zlab.features import FeatureTap
 from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
 from zlab.ladd.data import SynthData
-from zlab.ladd.heads import Discriminator, pool_text
+from zlab.ladd.heads import pool_text
 from zlab.ladd.losses import LOSSES, discriminator_loss, generator_loss, head_accuracy
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
+from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_optimizer
 from zlab.train.config import check_range
 from zlab.train.loop import make_accelerator, resume_run, save_checkpoint, seed_everything
 
@@ -62,6 +63,14 @@ class LADDConfig:
     seed: int = 0
     checkpoint_every: int = 100
     stochastic_sampling: bool = False  # see configs/shapes-ladd.toml: stock ZImagePipeline would not be seed-reproducible
+    ema_decay: float = 0.0  # > 0: the student's weights are averaged (EMA with warm-up) and the average ships
+    # Scale (issue 6): weights in bf16, LoRA student sharing the teacher's weights, recomputation, optimizer kind.
+    weights_dtype: str = "float32"
+    lora_rank: int = 0  # 0 = full fine-tuning of a copy of the teacher
+    lora_alpha: float = 0.0  # 0 = lora_rank (scale 1)
+    lora_targets: tuple = ("to_q", "to_k", "to_v", "to_out.0")
+    gradient_checkpointing: bool = False
+    optimizer: str = "adam"  # adam, adam_fused, adam8bit (bitsandbytes)
     backward_sim: float = 0.0  # fraction of t < 1 inputs made by the student's own sampler (0 = the lab text's noised data)
 
     def validate(self) -> None:
@@ -73,6 +82,12 @@ class LADDConfig:
         check_range("t_hat_s", self.t_hat_s, 0.01, 10.0)
         check_range("t_hat_m", self.t_hat_m, -10.0, 10.0)
         check_range("backward_sim", self.backward_sim, 0.0, 1.0)
+        check_range("ema_decay", self.ema_decay, 0.0, 0.99999)
+        check_range("lora_rank", self.lora_rank, 0, 4096)
+        if self.weights_dtype not in DTYPES:
+            raise ValueError(f"weights_dtype must be one of {tuple(DTYPES)}, got {self.weights_dtype!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         check_range("warmup_steps", self.warmup_steps, 0, 10**7)
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
@@ -165,44 +180,88 @@ def ladd_forward(student, tap: FeatureTap, batch: LADDBatch, sampler=None) -> LA
     return LADDForward(x0_hat, real_maps, fake_maps)
 
 
-def frozen_teacher(pipe: ZImagePipeline):
-    """The teacher transformer with every weight frozen (gradients still pass *through* it)."""
-    teacher = pipe.transformer.eval()
-    teacher.requires_grad_(False)
-    return teacher
+def load_teacher(path_or_id: str, dtype: str = "float32") -> ZImageTransformer2DModel:
+    """The teacher transformer alone, from a pipeline folder or hub id (the text encoder and VAE are
+    not needed: ``zlab synth`` stored the prompt embeddings next to the latents)."""
+    return ZImageTransformer2DModel.from_pretrained(path_or_id, subfolder="transformer", torch_dtype=DTYPES[dtype])
 
 
-def build_discriminator(config: LADDConfig, teacher, text_dim: int) -> Discriminator:
-    return Discriminator(config.blocks, teacher.config.dim, text_dim, hidden=config.head_hidden)
+@dataclass
+class StepResult:
+    ok: bool
+    g_loss: Tensor
+    d_loss: Tensor
+    real: list[Tensor]
+    fake: list[Tensor]
+
+
+def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBatch, opt_student, opt_heads,
+              config: LADDConfig, sampler=None, ema=None) -> StepResult:
+    """One LADD update (lab section 6, steps 2-8) of the (possibly DDP-wrapped) ``student`` and heads.
+
+    The student steps on L_adv with the heads frozen (``heads`` is the unwrapped ``disc``: no DDP
+    sync for that backward); then the heads step on real vs detached fake, one forward over both
+    halves. A non-finite loss skips its update (``ok`` is False) and leaves the weights as they were.
+    """
+    with accelerator.autocast():
+        fwd = ladd_forward(student, tap, batch, sampler=sampler)
+        heads.requires_grad_(False)
+        g_loss = generator_loss(heads(fwd.fake_maps, batch.t_hat, batch.text), config.loss)
+    heads.requires_grad_(True)
+    ok = bool(torch.isfinite(g_loss))
+    if ok:
+        accelerator.backward(g_loss)
+        accelerator.clip_grad_norm_([p for p in student.parameters() if p.requires_grad], config.grad_clip)
+        opt_student.step()
+        if ema is not None:
+            ema.step([p for p in accelerator.unwrap_model(student).parameters() if p.requires_grad])
+    opt_student.zero_grad(set_to_none=True)
+    with accelerator.autocast():
+        n = len(batch.t_hat)
+        logits = disc([torch.cat([r, f.detach()]) for r, f in zip(fwd.real_maps, fwd.fake_maps, strict=True)],
+                      batch.t_hat.repeat(2), batch.text.repeat(2, 1))
+        real, fake = [l[:n] for l in logits], [l[n:] for l in logits]
+        d_loss = discriminator_loss(real, fake, config.loss)
+    if torch.isfinite(d_loss) and ok:
+        accelerator.backward(d_loss)
+        accelerator.clip_grad_norm_(disc.parameters(), config.grad_clip)
+        opt_heads.step()
+    else:
+        ok = False
+    opt_heads.zero_grad(set_to_none=True)
+    return StepResult(ok, g_loss.detach(), d_loss.detach(), real, fake)
 
 
 def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
                callback=None, callback_every: int = 0):
     """Train (or resume) a LADD student in ``run_dir``; returns ``(student transformer, discriminator, log)``.
 
-    ``callback(step, student, discriminator)`` runs on the main process after every ``callback_every``
-    steps (and before the first), e.g. to draw samples over training (lab 05).
+    The student returned is the one that ships: EMA weights when ``ema_decay > 0``, a LoRA adapter
+    merged into the weights when ``lora_rank > 0``. ``callback(step, student, discriminator)`` runs
+    on the main process after every ``callback_every`` steps (and before the first), e.g. to draw
+    samples over training (lab 05).
     """
     run_dir = Path(run_dir)
     accelerator = make_accelerator(config.mixed_precision)
     seed_everything(config.seed)
-    pipe = ZImagePipeline.from_pretrained(config.teacher)
     data = SynthData.load(config.data)
-    teacher = frozen_teacher(pipe).to(accelerator.device)
-    student = copy.deepcopy(teacher).train().requires_grad_(True)
-    disc = build_discriminator(config, teacher, data.embeds[0].shape[-1])
-    tap = FeatureTap(teacher, config.blocks)
+    models = build_models(config, load_teacher(config.teacher, config.weights_dtype).to(accelerator.device),
+                          data.embeds[0].shape[-1])
     # Every rank draws its own batch (seed + rank); DDP averages the gradients, so weights stay equal.
     generator = torch.Generator().manual_seed(config.seed + 1000 * accelerator.process_index)
 
-    opt_student = torch.optim.Adam(student.parameters(), lr=config.student_lr, betas=config.betas)
-    opt_heads = torch.optim.Adam(disc.parameters(), lr=config.heads_lr, betas=config.betas)
-    step, _, state = resume_run(run_dir, config, resume, student=student, discriminator=disc,
-                                opt_student=opt_student, opt_heads=opt_heads)
+    opt_student = make_optimizer(config.optimizer, models.trainable(), config.student_lr, config.betas)
+    opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
+    # A GAN student wanders around the equilibrium; the average of its recent weights is steadier.
+    ema = EMAModel(models.trainable(), decay=config.ema_decay, use_ema_warmup=True, power=0.75) \
+        if config.ema_decay > 0 else None
+    step, _, state = resume_run(run_dir, config, resume, student=models, discriminator=models.disc,
+                                opt_student=opt_student, opt_heads=opt_heads, **({"ema": ema} if ema else {}))
     log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": []}
     if state is not None:
         generator.set_state(state["generators"][accelerator.process_index])
-    student_ddp, disc_ddp, opt_student, opt_heads = accelerator.prepare(student, disc, opt_student, opt_heads)
+    student_ddp, disc_ddp, opt_student, opt_heads = accelerator.prepare(models.student, models.disc, opt_student,
+                                                                        opt_heads)
     heads = accelerator.unwrap_model(disc_ddp)
     bar = tqdm(total=config.steps, initial=step, desc="ladd", disable=not progress or not accelerator.is_main_process)
 
@@ -210,45 +269,22 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
         generators = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()
         if accelerator.is_main_process:
             save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": [], "log": log,
-                                      "student": accelerator.unwrap_model(student_ddp).state_dict(),
+                                      "student": models.state_dict(),
                                       "discriminator": heads.state_dict(),
                                       "opt_student": opt_student.state_dict(), "opt_heads": opt_heads.state_dict(),
-                                      "generators": list(generators)})
+                                      "generators": list(generators), **({"ema": ema.state_dict()} if ema else {})})
 
     def notify():
         if callback is not None and callback_every and step % callback_every == 0 and accelerator.is_main_process:
-            callback(step, accelerator.unwrap_model(student_ddp), heads)
+            callback(step, models.shipped(ema), heads)
 
     bad = 0
     notify()
     while step < config.steps:
         batch = draw_batch(data, config, step, generator, accelerator.device)
-        with accelerator.autocast():
-            fwd = ladd_forward(student_ddp, tap, batch, sampler=accelerator.unwrap_model(student_ddp))
-            # Student update on L_adv; the heads are frozen for this backward (unwrapped: no DDP sync).
-            heads.requires_grad_(False)
-            g_loss = generator_loss(heads(fwd.fake_maps, batch.t_hat, batch.text), config.loss)
-        heads.requires_grad_(True)
-        ok = torch.isfinite(g_loss)
-        if ok:
-            accelerator.backward(g_loss)
-            accelerator.clip_grad_norm_(student_ddp.parameters(), config.grad_clip)
-            opt_student.step()
-        opt_student.zero_grad(set_to_none=True)
-        # Heads update on real vs (detached) fake, one DDP forward over both halves.
-        with accelerator.autocast():
-            n = len(batch.t_hat)
-            logits = disc_ddp([torch.cat([r, f.detach()]) for r, f in zip(fwd.real_maps, fwd.fake_maps, strict=True)],
-                              batch.t_hat.repeat(2), batch.text.repeat(2, 1))
-            real, fake = [l[:n] for l in logits], [l[n:] for l in logits]
-            d_loss = discriminator_loss(real, fake, config.loss)
-        if torch.isfinite(d_loss) and ok:
-            accelerator.backward(d_loss)
-            accelerator.clip_grad_norm_(disc_ddp.parameters(), config.grad_clip)
-            opt_heads.step()
-        else:
-            ok = False
-        opt_heads.zero_grad(set_to_none=True)
+        result = ladd_step(accelerator, student_ddp, disc_ddp, heads, models.tap, batch, opt_student, opt_heads,
+                           config, sampler=accelerator.unwrap_model(student_ddp), ema=ema)
+        ok = result.ok
         bad = 0 if ok else bad + 1
         if not ok:
             log["skipped"].append(step)
@@ -256,9 +292,9 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
                 raise FloatingPointError(f"{bad} non-finite LADD steps in a row at step {step}; resume from the "
                                          f"last checkpoint in {run_dir} with lower learning rates")
         step += 1
-        log["d_loss"].append(d_loss.item())
-        log["g_loss"].append(g_loss.item())
-        log["head_acc"].append(head_accuracy(real, fake))
+        log["d_loss"].append(result.d_loss.item())
+        log["g_loss"].append(result.g_loss.item())
+        log["head_acc"].append(head_accuracy(result.real, result.fake))
         bar.update(1)
         recent = log["head_acc"][-20:]
         bar.set_postfix(D=f"{sum(log['d_loss'][-20:]) / len(log['d_loss'][-20:]):.3f}",
@@ -268,4 +304,4 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
             checkpoint()
         notify()
     bar.close()
-    return accelerator.unwrap_model(student_ddp).eval(), heads.eval(), log
+    return models.shipped(ema).eval(), heads.eval(), log

@@ -1,0 +1,139 @@
+"""What a LADD run holds in memory, built once for the trainer, the memory model and ``zlab bench``.
+
+* the frozen teacher transformer, in ``weights_dtype`` (bf16 for the 6B model);
+* the student: a full copy of the teacher, or (``lora_rank > 0``) a peft LoRA adapter on the
+  teacher's own modules. A LoRA student *shares* the 6B base weights with the teacher: the
+  teacher's passes simply run with the adapter switched off, so one copy of the weights serves
+  both (lab text section 7: the memory budget is what makes or breaks LADD at 1024 px);
+* the discriminator heads, always fp32 (they are small and their losses are sensitive);
+* gradient checkpointing on the shared/student transformer (recompute each block in backward);
+* the optimizers: Adam (``"adam"``), its fused kernel (``"adam_fused"``) or bitsandbytes' 8-bit
+  Adam (``"adam8bit"``, states in 1 byte instead of 4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+
+import torch
+from diffusers import ZImageTransformer2DModel
+
+from zlab.features import FeatureTap
+from zlab.ladd.heads import Discriminator
+
+OPTIMIZERS = ("adam", "adam_fused", "adam8bit")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class LADDModels:
+    """The pieces of one LADD step (before ``accelerator.prepare``)."""
+
+    teacher: ZImageTransformer2DModel  # frozen; for a LoRA student the same module, adapter off
+    student: ZImageTransformer2DModel
+    disc: Discriminator
+    tap: FeatureTap
+    lora: bool
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        """The student's trained parameters (all of them, or only the LoRA matrices)."""
+        return [p for p in self.student.parameters() if p.requires_grad]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint keeps of the student: every weight, or only the adapter of a LoRA student."""
+        return {k: v for k, v in self.student.state_dict().items() if not self.lora or "lora_" in k}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.student.load_state_dict(state, strict=not self.lora)
+        if unexpected or any("lora_" in k for k in missing):
+            raise KeyError(f"student checkpoint does not match: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+    def shipped(self, ema=None) -> ZImageTransformer2DModel:
+        """A stand-alone student to save: EMA weights copied in, a LoRA adapter merged into the weights."""
+        if ema is None and not self.lora:
+            return self.student
+        model = copy.deepcopy(self.student).eval()
+        if ema is not None:
+            ema.copy_to([p for p in model.parameters() if p.requires_grad])
+        if self.lora:
+            model.fuse_lora()
+            model.unload_lora()
+        return model.requires_grad_(False)
+
+
+@contextlib.contextmanager
+def _adapters(model, enabled: bool):
+    """Switch ``model``'s LoRA adapter on or off for the duration, then restore the previous state."""
+    before = getattr(model, "_zlab_adapters_enabled", True)
+    (model.enable_adapters if enabled else model.disable_adapters)()
+    model._zlab_adapters_enabled = enabled
+    try:
+        yield
+    finally:
+        (model.enable_adapters if before else model.disable_adapters)()
+        model._zlab_adapters_enabled = before
+
+
+def adapters_off(model):
+    """Context factory: run ``model`` without its LoRA adapter (the teacher inside a LoRA student)."""
+    return lambda: _adapters(model, False)
+
+
+def _checkpoint_keeping_adapter_state(model):
+    """diffusers' block recomputation, but the backward recompute of a block runs with the adapter
+    state of its forward: the teacher's blocks (adapter off) must not be recomputed as the student's."""
+
+    def checkpoint(module, *args):
+        enabled = getattr(model, "_zlab_adapters_enabled", True)
+        context_fn = lambda: (contextlib.nullcontext(), _adapters(model, enabled))  # noqa: E731
+        return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False, context_fn=context_fn)
+
+    return checkpoint
+
+
+def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LADDModels:
+    """Freeze ``teacher`` and build the student, heads and feature tap that ``config`` asks for.
+
+    ``config`` is a :class:`zlab.ladd.trainer.LADDConfig` (weights_dtype, lora_rank, lora_alpha,
+    lora_targets, gradient_checkpointing, blocks, head_hidden).
+    """
+    teacher = teacher.to(DTYPES[config.weights_dtype]).eval().requires_grad_(False)
+    if config.lora_rank > 0:
+        from peft import LoraConfig
+
+        teacher.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha or config.lora_rank,
+                                       target_modules=list(config.lora_targets), init_lora_weights=True))
+        for name, p in teacher.named_parameters():  # adapters in fp32, the base stays frozen in weights_dtype
+            if "lora_" in name:
+                p.data = p.data.float()
+                p.requires_grad_(True)
+        student = teacher
+        tap = FeatureTap(teacher, config.blocks, context=adapters_off(teacher))
+    else:
+        student = copy.deepcopy(teacher).train().requires_grad_(True)
+        tap = FeatureTap(teacher, config.blocks)
+    if config.gradient_checkpointing:  # the fake path backpropagates through the teacher too: recompute both
+        for model in {id(m): m for m in (student, teacher)}.values():
+            model.enable_gradient_checkpointing(_checkpoint_keeping_adapter_state(model) if config.lora_rank else None)
+    student.train()
+    disc = Discriminator(config.blocks, teacher.config.dim, text_dim, hidden=config.head_hidden)
+    return LADDModels(teacher, student, disc, tap, lora=config.lora_rank > 0)
+
+
+def make_optimizer(kind: str, params, lr: float, betas) -> torch.optim.Optimizer:
+    """Adam in one of :data:`OPTIMIZERS`; a clear error when the 8-bit one is not installed."""
+    params = list(params)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+    if kind == "adam_fused":
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    if kind == "adam8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError as err:
+            raise ImportError("optimizer 'adam8bit' needs bitsandbytes (pip install bitsandbytes; CUDA only); "
+                              f"or choose one of {OPTIMIZERS[:2]}") from err
+        return bnb.optim.Adam8bit(params, lr=lr, betas=betas)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {kind!r}")
