@@ -111,8 +111,45 @@ def _eval(args: argparse.Namespace) -> None:
 
 def _synth(args: argparse.Namespace) -> None:
     from zlab.ladd.data import synthesize_from
+    from zlab.ladd.setup import DTYPES
 
-    print(synthesize_from(args.teacher, args.out, rounds=args.rounds, seed=args.seed))
+    prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()] \
+        if args.prompts else None
+    print(synthesize_from(args.teacher, args.out, sampling=json.loads(args.sampling) if args.sampling else None,
+                          device=args.device, dtype=DTYPES[args.dtype], rounds=args.rounds, seed=args.seed,
+                          prompts=prompts, batch_size=args.batch_size))
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from zlab.bench import BenchSetup, format_results, run_bench, smoke_setup
+
+    setup = smoke_setup() if args.smoke else BenchSetup(peak_tflops=args.peak_tflops)
+    if not args.smoke and not torch_cuda_available():
+        raise SystemExit("zlab bench needs a CUDA GPU (the real 6B transformer); `zlab bench --smoke` runs on CPU")
+    results = run_bench(setup)
+    print(format_results(results))
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _memory(args: argparse.Namespace) -> None:
+    from zlab.ladd.memory import predict
+    from zlab.ladd.trainer import LADDConfig
+    from zlab.train.config import load_config
+    from zlab.zimage import REAL_TRANSFORMER_CONFIG
+
+    config = load_config(LADDConfig, args.config, **({"batch_size": args.batch_size} if args.batch_size else {}))
+    local = Path(config.teacher) / "transformer" / "config.json"
+    transformer = ({k: v for k, v in json.loads(local.read_text()).items() if not k.startswith("_")}
+                   if local.is_file() else REAL_TRANSFORMER_CONFIG)
+    print(f"{args.config}: {config.batch_size} x {args.size}x{args.size}, teacher {config.teacher}")
+    print(predict(config, transformer, args.size, args.size, cap_len=args.cap_len).table())
 
 
 def _ladd(args: argparse.Namespace) -> None:
@@ -241,7 +278,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/synth")
     p.add_argument("--rounds", type=int, default=4, help="seeds per prompt (one shard each)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sampling", help="JSON stock-pipeline settings (default: the teacher's sampling.json)")
+    p.add_argument("--prompts", help="a text file, one prompt per line (default: the Shapes train prompts)")
+    p.add_argument("--batch-size", type=int, default=90)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.set_defaults(func=_synth)
+
+    p = sub.add_parser("bench", help="the real-size transformer on a GPU: latency, LADD step time and memory, FLOPs")
+    p.add_argument("--smoke", action="store_true", help="the same code at tiny dims on CPU (what CI runs)")
+    p.add_argument("--peak-tflops", type=float, help="device dense bf16 peak (default: known GPUs by name)")
+    p.add_argument("--out", help="write the results as JSON")
+    p.set_defaults(func=_bench)
+
+    p = sub.add_parser("memory", help="predicted peak memory of one LADD step for a config (no GPU needed)")
+    p.add_argument("--config", default="configs/zimage-ladd-lora.toml")
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--cap-len", type=int, default=128, help="caption tokens per prompt")
+    p.set_defaults(func=_memory)
 
     p = sub.add_parser("ladd", help="train a LADD student (accelerate: one process, or `accelerate launch`)")
     p.add_argument("--config", default="configs/shapes-ladd.toml")

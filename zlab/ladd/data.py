@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from zlab.sampling import guidance_scale_to_s
 from zlab.shapes import enumerate_captions
-from zlab.zimage import encode_prompts, generate, initial_noise, read_sampling
+from zlab.zimage import SAMPLING_FILE, encode_prompts, generate, initial_noise, load_pipeline, read_sampling
 
 MANIFEST = "synth.json"
 TEXT = "text.safetensors"
@@ -91,11 +91,16 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
     return out
 
 
-def synthesize_from(teacher: str | Path, out: str | Path, **kwargs) -> Path:
-    """:func:`synthesize` for a teacher folder, with its own ``sampling.json``."""
-    pipe = ZImagePipeline.from_pretrained(teacher)
-    pipe.set_progress_bar_config(disable=True)
-    return synthesize(pipe, out, read_sampling(teacher), **kwargs)
+def synthesize_from(teacher: str | Path, out: str | Path, sampling: dict | None = None, device: str = "cpu",
+                    dtype: torch.dtype = torch.float32, **kwargs) -> Path:
+    """:func:`synthesize` for a teacher folder or hub id, with its own ``sampling.json`` unless
+    ``sampling`` is given (the real Z-Image has none: e.g. 50 steps, guidance 4, 1024x1024)."""
+    if sampling is None:
+        if not (Path(teacher) / SAMPLING_FILE).is_file():
+            raise ValueError(f"{teacher} has no {SAMPLING_FILE}; pass the teacher's sampling, e.g. --sampling "
+                             '\'{"num_inference_steps": 50, "guidance_scale": 4.0, "height": 1024, "width": 1024}\'')
+        sampling = read_sampling(teacher)
+    return synthesize(load_pipeline(teacher, device=device, dtype=dtype), out, sampling, **kwargs)
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """What a LADD run holds in memory, built once for the trainer, the memory model and ``zlab bench``.
 
-* the frozen teacher transformer, in ``weights_dtype`` (bf16 for the 6B model);
+* the frozen teacher transformer, in ``weights_dtype`` (bf16 for the 6B model), and the student's
+  trained parameters in ``student_dtype`` (fp32 master weights: a 1e-5 Adam step is below bf16's
+  resolution of a weight, so pure-bf16 training would round most updates away);
 * the student: a full copy of the teacher, or (``lora_rank > 0``) a peft LoRA adapter on the
   teacher's own modules. A LoRA student *shares* the 6B base weights with the teacher: the
   teacher's passes simply run with the adapter switched off, so one copy of the weights serves
@@ -96,7 +98,7 @@ def _checkpoint_keeping_adapter_state(model):
 def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LADDModels:
     """Freeze ``teacher`` and build the student, heads and feature tap that ``config`` asks for.
 
-    ``config`` is a :class:`zlab.ladd.trainer.LADDConfig` (weights_dtype, lora_rank, lora_alpha,
+    ``config`` is a :class:`zlab.ladd.trainer.LADDConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
     lora_targets, gradient_checkpointing, blocks, head_hidden).
     """
     teacher = teacher.to(DTYPES[config.weights_dtype]).eval().requires_grad_(False)
@@ -105,14 +107,14 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
 
         teacher.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha or config.lora_rank,
                                        target_modules=list(config.lora_targets), init_lora_weights=True))
-        for name, p in teacher.named_parameters():  # adapters in fp32, the base stays frozen in weights_dtype
+        for name, p in teacher.named_parameters():  # the adapter in student_dtype; the base stays in weights_dtype
             if "lora_" in name:
-                p.data = p.data.float()
+                p.data = p.data.to(DTYPES[config.student_dtype])
                 p.requires_grad_(True)
         student = teacher
         tap = FeatureTap(teacher, config.blocks, context=adapters_off(teacher))
     else:
-        student = copy.deepcopy(teacher).train().requires_grad_(True)
+        student = copy.deepcopy(teacher).to(DTYPES[config.student_dtype]).train().requires_grad_(True)
         tap = FeatureTap(teacher, config.blocks)
     if config.gradient_checkpointing:  # the fake path backpropagates through the teacher too: recompute both
         for model in {id(m): m for m in (student, teacher)}.values():

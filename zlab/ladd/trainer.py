@@ -65,7 +65,8 @@ class LADDConfig:
     stochastic_sampling: bool = False  # see configs/shapes-ladd.toml: stock ZImagePipeline would not be seed-reproducible
     ema_decay: float = 0.0  # > 0: the student's weights are averaged (EMA with warm-up) and the average ships
     # Scale (issue 6): weights in bf16, LoRA student sharing the teacher's weights, recomputation, optimizer kind.
-    weights_dtype: str = "float32"
+    weights_dtype: str = "float32"  # the frozen teacher (and a LoRA student's shared base)
+    student_dtype: str = "float32"  # trained parameters: fp32 master weights, so small Adam steps are not rounded away
     lora_rank: int = 0  # 0 = full fine-tuning of a copy of the teacher
     lora_alpha: float = 0.0  # 0 = lora_rank (scale 1)
     lora_targets: tuple = ("to_q", "to_k", "to_v", "to_out.0")
@@ -84,8 +85,9 @@ class LADDConfig:
         check_range("backward_sim", self.backward_sim, 0.0, 1.0)
         check_range("ema_decay", self.ema_decay, 0.0, 0.99999)
         check_range("lora_rank", self.lora_rank, 0, 4096)
-        if self.weights_dtype not in DTYPES:
-            raise ValueError(f"weights_dtype must be one of {tuple(DTYPES)}, got {self.weights_dtype!r}")
+        for key in ("weights_dtype", "student_dtype"):
+            if getattr(self, key) not in DTYPES:
+                raise ValueError(f"{key} must be one of {tuple(DTYPES)}, got {getattr(self, key)!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         check_range("warmup_steps", self.warmup_steps, 0, 10**7)
@@ -112,7 +114,7 @@ class LADDBatch:
     eps: Tensor
     t_hat: Tensor
     eps_hat: Tensor
-    sim_dt: Tensor  # per sample: 0 = x_t is noised data; 1/N = x_t comes from the student's own N-step sampler
+    sim_dt: Tensor | None = None  # per sample: 0 = x_t is noised data; 1/N = from the student's own N-step sampler
 
 
 @dataclass
@@ -154,6 +156,8 @@ def sampler_inputs(student, batch: LADDBatch) -> Tensor:
     instead of only steps from noised teacher data. The others get ``(1 - t) x0 + t eps``.
     """
     x = add_noise(batch.x0, batch.eps, batch.t)
+    if batch.sim_dt is None:
+        return x
     now = torch.ones_like(batch.t)
     x_sim = batch.eps.clone()
     while True:

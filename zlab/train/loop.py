@@ -17,15 +17,15 @@ from accelerate.state import AcceleratorState
 CHECKPOINT = "checkpoint.pt"
 
 
-def make_accelerator(mixed_precision: str = "no") -> Accelerator:
-    """The ``Accelerator`` of one run (CPU when no GPU is present).
+def make_accelerator(mixed_precision: str = "no", cpu: bool | None = None) -> Accelerator:
+    """The ``Accelerator`` of one run (CPU when no GPU is present, or when ``cpu`` is True).
 
     One process may run several trainings in a row with different precisions (``zlab make-teacher``:
     the VAE in fp32, then the teacher in bf16); accelerate keeps the precision in a process-wide
     singleton, so it is cleared first. The process group (``PartialState``) is kept.
     """
     AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
+    return Accelerator(cpu=not torch.cuda.is_available() if cpu is None else cpu, mixed_precision=mixed_precision)
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -1,0 +1,86 @@
+"""Real scale (issue 6): the memory model against measured peaks, the bench in smoke mode, the real configs."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from zlab.ladd.memory import make_step, measure, predict
+from zlab.ladd.trainer import LADDConfig
+from zlab.train.config import load_config
+from zlab.zimage import REAL_TRANSFORMER_CONFIG
+
+BASE = LADDConfig(batch_size=4, blocks=(1, 3), head_hidden=16)
+
+
+def _transformer_config(transformer) -> dict:
+    return {k: v for k, v in transformer.config.items() if not k.startswith("_")}
+
+
+@pytest.mark.parametrize("options", [
+    {},  # fp32 copy of the teacher, Adam, no recomputation
+    {"mixed_precision": "bf16", "gradient_checkpointing": True},
+    {"weights_dtype": "bfloat16", "lora_rank": 8, "gradient_checkpointing": True},
+], ids=["full-fp32", "full-bf16-autocast-checkpointed", "lora-bf16-checkpointed"])
+def test_memory_model_within_20_percent_of_the_measured_peak(tiny_pipe, options):
+    import copy
+
+    config = replace(BASE, **options)
+    teacher = copy.deepcopy(tiny_pipe.transformer)
+    predicted = predict(config, _transformer_config(teacher), 64, 64, cap_len=16)
+    measured = measure(make_step(config, teacher, 64, 64, cap_len=16))
+    assert 0.8 <= predicted.total / measured.total <= 1.2, (predicted.table(2**20, "MiB"), measured.table(2**20, "MiB"))
+    if "activation" in measured.parts:  # the traced activations alone, against the profiler's own category
+        assert predicted.parts["activations"] > 0
+
+
+def test_memory_model_of_the_real_configs():
+    """6B parameters at 1024 px: a LoRA student fits in far less than full fine-tuning, which fits one H200."""
+    lora = predict(load_config(LADDConfig, "configs/zimage-ladd-lora.toml"), REAL_TRANSFORMER_CONFIG, 1024, 1024)
+    full = predict(load_config(LADDConfig, "configs/zimage-ladd-full.toml"), REAL_TRANSFORMER_CONFIG, 1024, 1024)
+    params = lora.parts["teacher weights"] // 2
+    assert 6.1e9 < params < 6.2e9  # the published 6.15B
+    assert full.parts["optimizer state"] == 8 * params and full.parts["student weights"] == 4 * params
+    assert lora.parts["student weights"] < 0.05 * full.parts["student weights"]  # the base is shared
+    assert lora.total < 0.5 * full.total and full.total < 141e9
+    no_ckpt = predict(replace(load_config(LADDConfig, "configs/zimage-ladd-lora.toml"), gradient_checkpointing=False),
+                      REAL_TRANSFORMER_CONFIG, 1024, 1024)
+    assert no_ckpt.parts["activations"] > 5 * lora.parts["activations"]
+
+
+def _zlab(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "zlab.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_bench_smoke_runs_the_same_code_on_cpu(tmp_path):
+    out = tmp_path / "bench.json"
+    run = _zlab("bench", "--smoke", "--out", str(out))
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert [r["size"] for r in results["forward"]] == [64, 128] and all(r["ms"] > 0 for r in results["forward"])
+    assert results["student_4_steps_ms"] > 0
+    rows = {r["config"]: r for r in results["ladd_step"]}
+    assert set(rows) == {"zimage-ladd-lora.toml", "zimage-ladd-full.toml"}
+    for row in rows.values():
+        assert row["ms"] > 0 and 0.8 <= row["predicted_bytes"] / row["peak_bytes"] <= 1.2
+    assert "| LADD step |" in run.stdout
+
+
+def test_memory_cli_and_bench_without_a_gpu_say_what_to_do():
+    run = _zlab("memory", "--config", "configs/zimage-ladd-lora.toml", "--size", "512")
+    assert run.returncode == 0 and "total (peak)" in run.stdout and "LoRA rank 64" in run.stdout
+    import torch
+
+    if not torch.cuda.is_available():
+        run = _zlab("bench")
+        assert run.returncode != 0 and "--smoke" in run.stderr
+
+
+def test_synth_from_a_folder_without_sampling_json_names_the_fix(tmp_path, tiny_pipe):
+    from zlab.ladd.data import synthesize_from
+
+    tiny_pipe.save_pretrained(tmp_path / "teacher")
+    with pytest.raises(ValueError, match="--sampling"):
+        synthesize_from(tmp_path / "teacher", tmp_path / "synth")

@@ -1,0 +1,247 @@
+"""A memory model of one LADD training step, from the tiny Shapes run to the 6B model at 1024 px.
+
+Four parts (bytes):
+
+* **weights**: the teacher, the student (none extra for a LoRA student: it *is* the teacher with
+  an adapter) and the heads;
+* **gradients**: one per trained parameter, in its dtype;
+* **optimizer state**: Adam's two moments per trained parameter (in the parameter's dtype; one
+  byte each for 8-bit Adam);
+* **activations**: every tensor autograd keeps for the backward pass of the student's update:
+  the student's forward, the teacher's forward on the fake path up to the last tapped block
+  (gradients flow *through* it), and the heads. They are not guessed from a formula: the very
+  code of the step runs on PyTorch's ``meta`` device (shapes only, no memory, seconds even for 6B
+  parameters at 1024 px) under :func:`torch.autograd.graph.saved_tensors_hooks`, which sees each
+  tensor saved for backward. With gradient checkpointing a block keeps only its input, and the
+  backward recomputes one block at a time: the model counts the inputs plus the largest block.
+
+Attention is counted as the fused kernels that CPU and CUDA run (PyTorch's flash/efficient SDPA):
+they keep the output and a log-sum-exp per query, never the ``T x T`` probabilities.
+:func:`measure_cpu` checks the model against the allocations PyTorch's profiler records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, field, replace
+
+import torch
+from diffusers import ZImageTransformer2DModel
+
+from zlab.ladd.heads import pool_text
+from zlab.ladd.losses import generator_loss
+from zlab.ladd.setup import DTYPES, build_models
+
+MB = 2**20
+
+
+@dataclass
+class MemoryEstimate:
+    """Predicted (or measured) bytes of one LADD step by part."""
+
+    parts: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    either: tuple[str, ...] = ()  # parts never alive together: the peak counts only the largest of them
+
+    @property
+    def total(self) -> int:
+        """The peak: every part, except that of the ``either`` parts only the largest counts."""
+        alone = sum(b for name, b in self.parts.items() if name not in self.either)
+        return alone + max((self.parts[name] for name in self.either), default=0)
+
+    def table(self, unit: int = 2**30, unit_name: str = "GiB") -> str:
+        rows = [f"| {name} | {b / unit:,.2f} | {self.notes.get(name, '')} |" for name, b in self.parts.items()]
+        if self.either:
+            rows.append(f"| ({' / '.join(self.either)}) | | backward frees activations as it fills gradients: "
+                        "the peak counts the larger |")
+        return "\n".join([f"| part | {unit_name} | what |", "|---|---|---|", *rows,
+                          f"| **total (peak)** | **{self.total / unit:,.2f}** | |"])
+
+
+class _FlashLikeAttention(torch.autograd.Function):
+    """SDPA as fused kernels save it: q, k, v, the output and a float32 log-sum-exp per query."""
+
+    @staticmethod
+    def forward(ctx, q, k, v):
+        out = torch.empty_like(q)
+        lse = torch.empty(q.shape[:-1], device=q.device, dtype=torch.float32)
+        ctx.save_for_backward(q, k, v, out, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # pragma: no cover - the trace never runs backward
+        q, k, v, _, _ = ctx.saved_tensors
+        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+
+
+@contextlib.contextmanager
+def _fused_attention():
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def sdpa(query, key, value, *args, **kwargs):
+        return _FlashLikeAttention.apply(query, key, value)
+
+    torch.nn.functional.scaled_dot_product_attention = sdpa
+    try:
+        yield
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = original
+
+
+def _meta_batch(batch_size: int, latent_h: int, latent_w: int, cap_len: int, text_dim: int, device="meta"):
+    from zlab.ladd.trainer import LADDBatch
+
+    z = lambda *s: torch.zeros(*s, device=device)  # noqa: E731
+    embeds = [z(cap_len, text_dim) for _ in range(batch_size)]
+    n = batch_size
+    return LADDBatch(z(n, 16, latent_h, latent_w), embeds, pool_text(embeds), torch.ones(n, device=device),
+                     z(n, 16, latent_h, latent_w), torch.full((n,), 0.5, device=device), z(n, 16, latent_h, latent_w))
+
+
+def trace_activations(models, batch) -> tuple[int, int, int]:
+    """Bytes saved for the student's backward in one LADD step, traced on whatever device ``batch`` is on.
+
+    Returns ``(without checkpointing, with checkpointing, largest single block)``: the checkpointed
+    figure swaps every block's saved tensors for its input and adds one block's recomputation.
+    """
+    from zlab.ladd.trainer import ladd_forward
+
+    modules = [models.teacher, models.student, models.disc]
+    params = {p.untyped_storage()._cdata for m in modules for p in m.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        key = t.untyped_storage()._cdata
+        if key not in params and key not in saved:
+            saved[key] = t.untyped_storage().nbytes()
+        return t
+
+    blocks = []  # (saved bytes inside, input bytes) of every block call
+    handles = []
+    for model in {id(m): m for m in modules[:2]}.values():
+        for layer in [*model.noise_refiner, *model.context_refiner, *model.layers]:
+            def pre(module, args):
+                module._zlab_mark = sum(saved.values())
+
+            def post(module, args, output):
+                blocks.append((sum(saved.values()) - module._zlab_mark, args[0].numel() * args[0].element_size()))
+
+            handles += [layer.register_forward_pre_hook(pre), layer.register_forward_hook(post)]
+    try:
+        with _fused_attention(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fwd = ladd_forward(models.student, models.tap, batch)
+            generator_loss(models.disc(fwd.fake_maps, batch.t_hat, batch.text))
+    finally:
+        for h in handles:
+            h.remove()
+    plain = sum(saved.values())
+    inside, inputs = sum(b[0] for b in blocks), sum(b[1] for b in blocks)
+    largest = max(b[0] for b in blocks)
+    return plain, plain - inside + inputs + largest, largest
+
+
+def _dtype_bytes(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def predict(config, transformer_config: dict, height: int, width: int, cap_len: int = 128,
+            text_dim: int | None = None) -> MemoryEstimate:
+    """Peak bytes of one LADD step for ``config`` (a :class:`~zlab.ladd.trainer.LADDConfig`: batch size,
+    dtypes, LoRA, checkpointing, optimizer, blocks) and a transformer config at ``height x width``.
+
+    Under bf16 autocast (``mixed_precision = "bf16"``) an fp32 student's weights are cast to bf16
+    for every matmul and the copies are kept for backward: counted as their own row. (Autocast
+    does not act on the meta device, so the traced activations keep the weights' dtype.)
+    """
+    text_dim = text_dim or transformer_config["cap_feat_dim"]
+    with torch.device("meta"):
+        teacher = ZImageTransformer2DModel(**transformer_config)
+        models = build_models(replace(config, gradient_checkpointing=False), teacher, text_dim)
+    batch = _meta_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim)
+    plain, checkpointed, _ = trace_activations(models, batch)
+
+    wbytes = _dtype_bytes(DTYPES[config.weights_dtype])
+    n_base = sum(p.numel() for n, p in models.teacher.named_parameters() if "lora_" not in n)
+    trainable = models.trainable()
+    n_train = sum(p.numel() for p in trainable)
+    tbytes = _dtype_bytes(trainable[0].dtype)
+    n_heads = sum(p.numel() for p in models.disc.parameters())
+    state_bytes = 1 if config.optimizer == "adam8bit" else tbytes
+    parts = {
+        "teacher weights": n_base * wbytes,
+        "student weights": n_train * tbytes,
+        "heads (weights, grads, Adam)": n_heads * 4 * 4,
+        "student gradients": n_train * tbytes,
+        "optimizer state": 2 * n_train * state_bytes,
+        "activations": checkpointed if config.gradient_checkpointing else plain,
+    }
+    if config.mixed_precision == "bf16" and tbytes == 4 and not models.lora:
+        parts["autocast weight copies"] = n_train * 2
+    notes = {
+        "teacher weights": f"{n_base / 1e9:.3f}B parameters x {wbytes} B ({config.weights_dtype})",
+        "student weights": (f"LoRA rank {config.lora_rank}: {n_train / 1e6:.1f}M parameters x {tbytes} B; the base is "
+                            "the teacher's" if models.lora else f"a full copy of the teacher, {tbytes} B per parameter"),
+        "student gradients": f"{n_train / 1e6:,.1f}M trained parameters x {tbytes} B",
+        "optimizer state": f"Adam: 2 x {state_bytes} B per trained parameter ({config.optimizer})",
+        "autocast weight copies": "bf16 casts of the fp32 student's weights, kept for backward",
+        "activations": (f"{config.batch_size} x {height}x{width}, traced on the meta device; "
+                        + ("gradient checkpointing (block inputs + one block)" if config.gradient_checkpointing
+                           else "no checkpointing")),
+    }
+    return MemoryEstimate(parts, notes, either=("activations", "student gradients"))
+
+
+def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int, cap_len: int = 16,
+              text_dim: int | None = None):
+    """A closure running one full LADD update (:func:`zlab.ladd.trainer.ladd_step`) on random data
+    on ``teacher``'s device: what ``zlab bench`` times and :func:`measure` profiles."""
+    from zlab.ladd.setup import make_optimizer
+    from zlab.ladd.trainer import ladd_step
+    from zlab.train.loop import make_accelerator
+
+    device = teacher.device
+    text_dim = text_dim or teacher.config.cap_feat_dim
+    models = build_models(config, teacher, text_dim)
+    models.disc.to(device)
+    accelerator = make_accelerator(config.mixed_precision, cpu=device.type == "cpu")
+    opt_student = make_optimizer(config.optimizer, models.trainable(), config.student_lr, config.betas)
+    opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
+    batch = _meta_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim, device=device)
+    for x in (batch.x0, batch.eps, batch.eps_hat):
+        x.normal_()
+
+    def step():
+        ladd_step(accelerator, models.student, models.disc, models.disc, models.tap, batch, opt_student, opt_heads,
+                  config)
+
+    return step
+
+
+def measure(step) -> MemoryEstimate:
+    """Measured peak bytes of ``step()`` after one warm-up call (which creates Adam's state).
+
+    CUDA: ``torch.cuda.max_memory_allocated``. CPU: PyTorch's memory profiler, its peak split into
+    the profiler's categories (parameters, optimizer state, gradients, activations, ...).
+    """
+    step()
+    if torch.cuda.is_available() and torch.cuda.memory_allocated() > 0:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return MemoryEstimate({"peak allocated (CUDA)": torch.cuda.max_memory_allocated()})
+    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler._memory_profiler import _CATEGORY_TO_INDEX, MemoryProfileTimeline
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        step()
+    _, sizes = MemoryProfileTimeline(prof._memory_profile())._coalesce_timeline("cpu")
+    peak = max(sizes, key=sum)
+    parts = {str(category).split(".")[-1].lower(): peak[index + 1] for category, index in _CATEGORY_TO_INDEX.items()}
+    parts["uncategorised"] = peak[0]
+    return MemoryEstimate({k: v for k, v in parts.items() if v})
+
+
+def estimate_json(estimate: MemoryEstimate) -> str:
+    return json.dumps({"parts": estimate.parts, "total": estimate.total}, indent=2)
