@@ -29,7 +29,7 @@ from zlab.flow import logit_normal_pdf  # noqa: E402
 from zlab.ladd.heads import Discriminator  # noqa: E402
 from zlab.ladd.student import DISCRIMINATOR, load_discriminator  # noqa: E402
 from zlab.ladd.view import sweep_t_hat, view_pair  # noqa: E402
-from zlab.paths import repo_root  # noqa: E402
+from zlab.paths import find_checkpoint, repo_root  # noqa: E402
 from zlab.viz import enlarge  # noqa: E402
 from zlab.zimage import decode, encode_prompts, load_pipeline, read_sampling  # noqa: E402
 
@@ -227,8 +227,11 @@ def build_app(lab: Lab) -> gr.Blocks:
 def main(argv: list[str] | None = None) -> None:
     root = repo_root()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--teacher", default=str(root / "checkpoints" / "shapes-teacher"))
-    parser.add_argument("--student", default=str(root / "checkpoints" / "shapes-student"))
+    # GPU profile: the profile's own trained checkpoints when present, else the shipped ones.
+    parser.add_argument("--teacher", default=str(find_checkpoint("ZLAB_TEACHER", "shapes-teacher", root)
+                                                     or root / "checkpoints" / "shapes-teacher"))
+    parser.add_argument("--student", default=str(find_checkpoint("ZLAB_STUDENT", "shapes-student", root)
+                                                     or root / "checkpoints" / "shapes-student"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))

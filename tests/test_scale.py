@@ -84,3 +84,48 @@ def test_synth_from_a_folder_without_sampling_json_names_the_fix(tmp_path, tiny_
     tiny_pipe.save_pretrained(tmp_path / "teacher")
     with pytest.raises(ValueError, match="--sampling"):
         synthesize_from(tmp_path / "teacher", tmp_path / "synth")
+
+
+def test_one_switch_picks_the_gpu_shapes_world(monkeypatch, tmp_path, tiny_pipe):
+    import torch
+
+    from zlab.paths import config_path, find_checkpoint, output_path, profile
+    from zlab.tiny import TINY_SIZES, build_transformer
+    from zlab.train.teacher import TeacherConfig
+    from zlab.train.vae import VAEConfig
+
+    monkeypatch.setenv("ZLAB_PROFILE", "cpu")
+    assert profile() == "cpu" and config_path("shapes-ladd.toml") == "configs/shapes-ladd.toml"
+    assert output_path("checkpoints/shapes-teacher") == "checkpoints/shapes-teacher"
+    monkeypatch.setenv("ZLAB_PROFILE", "gpu")
+    assert config_path("shapes-teacher.toml") == "configs/gpu/shapes-teacher.toml"
+    assert output_path("runs") == "runs/gpu" and output_path("runs/ladd") == "runs/gpu/ladd"
+    assert output_path("checkpoints/shapes-student") == "runs/gpu/checkpoints/shapes-student"
+    teacher = load_config(TeacherConfig, config_path("shapes-teacher.toml"))
+    vae = load_config(VAEConfig, config_path("shapes-vae.toml"))
+    ladd = load_config(LADDConfig, config_path("shapes-ladd.toml"))
+    assert teacher.image_size == vae.image_size == 128 and teacher.mixed_precision == "bf16"
+    assert ladd.teacher == output_path("checkpoints/shapes-teacher")
+    arch = teacher.architecture()
+    assert arch.dim > TINY_SIZES["tiny"].dim and arch.n_layers > TINY_SIZES["tiny"].n_layers
+    assert max(ladd.blocks) < arch.n_layers
+    model = build_transformer(arch)
+    out = model([torch.randn(16, 1, 16, 16)], torch.tensor([0.5]), [torch.randn(7, arch.text_hidden)],
+                return_dict=False)[0]
+    assert out[0].shape == (16, 1, 16, 16)  # 128 px: 16x16 latents
+    # the profile's own checkpoints come first, the shipped ones after
+    tiny_pipe.save_pretrained(tmp_path / "runs" / "gpu" / "checkpoints" / "shapes-teacher")
+    assert find_checkpoint("ZLAB_NOT_SET", "shapes-teacher", tmp_path) == tmp_path / "runs/gpu/checkpoints/shapes-teacher"
+    monkeypatch.setenv("ZLAB_PROFILE", "tpu")
+    with pytest.raises(ValueError, match="cpu"):
+        profile()
+
+
+def test_fsdp_config_is_one_accelerate_reads():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    import diffusers.models.transformers.transformer_z_image as zimage
+
+    config = load_config_from_file("configs/accelerate-fsdp.yaml")
+    assert str(config.distributed_type).endswith("FSDP") and config.mixed_precision == "bf16"
+    assert hasattr(zimage, config.fsdp_config["fsdp_transformer_layer_cls_to_wrap"])

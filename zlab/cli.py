@@ -216,6 +216,8 @@ def _bench_speedup(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from zlab.paths import config_path, output_path
+
     parser = argparse.ArgumentParser(prog="zlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -230,15 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_build_tiny)
 
     p = sub.add_parser("train-vae", help="train the tiny VAE on Shapes renders")
-    p.add_argument("--config", default="configs/shapes-vae.toml")
-    p.add_argument("--run", default="runs/vae", help="run directory (checkpoints, result)")
+    p.add_argument("--config", default=config_path("shapes-vae.toml"))
+    p.add_argument("--run", default=output_path("runs/vae"), help="run directory (checkpoints, result)")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_train_vae)
 
     p = sub.add_parser("train-teacher", help="train the tiny Z-Image teacher with flow matching")
-    p.add_argument("--config", default="configs/shapes-teacher.toml")
-    p.add_argument("--vae", default="runs/vae/vae", help="trained VAE folder")
-    p.add_argument("--run", default="runs/teacher")
+    p.add_argument("--config", default=config_path("shapes-teacher.toml"))
+    p.add_argument("--vae", default=output_path("runs/vae/vae"), help="trained VAE folder")
+    p.add_argument("--run", default=output_path("runs/teacher"))
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_train_teacher)
 
@@ -249,16 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train_shapes_net)
 
     p = sub.add_parser("make-teacher", help="the whole recipe: VAE, teacher, pipeline folder")
-    p.add_argument("--out", default="checkpoints/shapes-teacher")
-    p.add_argument("--vae-config", default="configs/shapes-vae.toml")
-    p.add_argument("--teacher-config", default="configs/shapes-teacher.toml")
+    p.add_argument("--out", default=output_path("checkpoints/shapes-teacher"))
+    p.add_argument("--vae-config", default=config_path("shapes-vae.toml"))
+    p.add_argument("--teacher-config", default=config_path("shapes-teacher.toml"))
     p.add_argument("--run", default="runs")
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_make_teacher)
 
     p = sub.add_parser("ship-teacher", help="choose guidance, measure and write a trained teacher folder")
-    p.add_argument("--pipeline", default="runs/teacher/pipeline")
-    p.add_argument("--out", default="checkpoints/shapes-teacher")
+    p.add_argument("--pipeline", default=output_path("runs/teacher/pipeline"))
+    p.add_argument("--out", default=output_path("checkpoints/shapes-teacher"))
     p.add_argument("--guidance-scales", default="1,2,3,4", help="diffusers g candidates (lab s = g + 1)")
     p.add_argument("--training-json", help="training record (configs, timings) to keep in eval.json")
     p.set_defaults(func=_ship_teacher)
@@ -274,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("synth", help="LADD data: the teacher's sampling.json samples of every train prompt")
-    p.add_argument("--teacher", default="checkpoints/shapes-teacher")
-    p.add_argument("--out", default="runs/synth")
+    p.add_argument("--teacher", default=output_path("checkpoints/shapes-teacher"))
+    p.add_argument("--out", default=output_path("runs/synth"))
     p.add_argument("--rounds", type=int, default=4, help="seeds per prompt (one shard each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampling", help="JSON stock-pipeline settings (default: the teacher's sampling.json)")
@@ -299,21 +301,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_memory)
 
     p = sub.add_parser("ladd", help="train a LADD student (accelerate: one process, or `accelerate launch`)")
-    p.add_argument("--config", default="configs/shapes-ladd.toml")
-    p.add_argument("--run", default="runs/ladd")
+    p.add_argument("--config", default=config_path("shapes-ladd.toml"))
+    p.add_argument("--run", default=output_path("runs/ladd"))
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_ladd)
 
     p = sub.add_parser("make-student", help="the whole student recipe: synth, LADD, shipped folder")
-    p.add_argument("--config", default="configs/shapes-ladd.toml")
-    p.add_argument("--out", default="checkpoints/shapes-student")
-    p.add_argument("--run", default="runs/ladd")
+    p.add_argument("--config", default=config_path("shapes-ladd.toml"))
+    p.add_argument("--out", default=output_path("checkpoints/shapes-student"))
+    p.add_argument("--run", default=output_path("runs/ladd"))
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_make_student)
 
     p = sub.add_parser("compare", help="teacher vs student side by side through stock ZImagePipeline (lab 06)")
-    p.add_argument("--teacher", default="checkpoints/shapes-teacher")
-    p.add_argument("--student", default="checkpoints/shapes-student")
+    p.add_argument("--teacher", default=output_path("checkpoints/shapes-teacher"))
+    p.add_argument("--student", default=output_path("checkpoints/shapes-student"))
     p.add_argument("--seeds", type=int, default=1, help="seeds per prompt")
     p.add_argument("--shapes-net", default="checkpoints/shapes-net")
     p.add_argument("--out", help="write the rows as JSON")
@@ -321,8 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("bench-speedup", help="benchmark: teacher-50-CFG / student-4 wall-clock, interleaved pairs")
-    p.add_argument("--teacher", default="checkpoints/shapes-teacher")
-    p.add_argument("--student", default="checkpoints/shapes-student")
+    p.add_argument("--teacher", default=output_path("checkpoints/shapes-teacher"))
+    p.add_argument("--student", default=output_path("checkpoints/shapes-student"))
     p.add_argument("--rounds", type=int, default=3, help="rounds of 8 interleaved teacher/student timing pairs")
     p.set_defaults(func=_bench_speedup)
 

@@ -72,6 +72,9 @@ class TinySize:
 
 TINY_SIZES: dict[str, TinySize] = {
     "tiny": TinySize(),
+    # The GPU profile's Shapes world (configs/gpu/): 128 px, ~30M-parameter transformer, trains in minutes on one GPU.
+    "gpu": TinySize(dim=384, n_layers=8, n_heads=6, axes_dims=(16, 24, 24), text_hidden=128, text_layers=3,
+                    text_heads=4, text_kv_heads=2, vae_channels=(32, 64, 128, 128)),
     "micro": TinySize(dim=64, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=32, text_layers=2,
                       text_heads=2, text_kv_heads=1, vae_channels=(16, 16, 32, 32), vae_groups=8),
 }

@@ -43,9 +43,14 @@ class LADDModels:
         """The student's trained parameters (all of them, or only the LoRA matrices)."""
         return [p for p in self.student.parameters() if p.requires_grad]
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """What a checkpoint keeps of the student: every weight, or only the adapter of a LoRA student."""
-        return {k: v for k, v in self.student.state_dict().items() if not self.lora or "lora_" in k}
+    def state_dict(self, full: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """What a checkpoint keeps of the student: every weight, or only the adapter of a LoRA student.
+
+        ``full`` is the student's complete state dict when it had to be gathered (accelerate's
+        ``get_state_dict`` under FSDP); by default the local module's.
+        """
+        full = self.student.state_dict() if full is None else full
+        return {k: v for k, v in full.items() if not self.lora or "lora_" in k}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         missing, unexpected = self.student.load_state_dict(state, strict=not self.lora)

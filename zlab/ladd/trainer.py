@@ -271,9 +271,10 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
 
     def checkpoint():
         generators = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()
+        student_state = models.state_dict(accelerator.get_state_dict(student_ddp))  # collective under FSDP
         if accelerator.is_main_process:
             save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": [], "log": log,
-                                      "student": models.state_dict(),
+                                      "student": student_state,
                                       "discriminator": heads.state_dict(),
                                       "opt_student": opt_student.state_dict(), "opt_heads": opt_heads.state_dict(),
                                       "generators": list(generators), **({"ema": ema.state_dict()} if ema else {})})
