@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ from diffusers import ZImageTransformer2DModel
 
 from zlab.flow import euler_step, zimage_velocity
 from zlab.ladd.memory import make_step, measure, predict
+from zlab.ladd.setup import fit_config
 from zlab.ladd.trainer import LADDConfig
 from zlab.train.config import load_config
 from zlab.zimage import REAL_TRANSFORMER_CONFIG
@@ -141,10 +142,7 @@ def run_bench(setup: BenchSetup, progress=print) -> dict:
 
 
 def _ladd_row(setup: BenchSetup, name: str, progress) -> dict:
-    config = load_config(LADDConfig, CONFIG_DIR / name)
-    if setup.device == "cpu":  # smoke: float32 everywhere, Adam (no bitsandbytes on CPU)
-        config = replace(config, weights_dtype="float32", mixed_precision="no", optimizer="adam",
-                         blocks=tuple(b for b in config.blocks if b < setup.transformer["n_layers"]) or (0,))
+    config = fit_config(load_config(LADDConfig, CONFIG_DIR / name), setup.transformer["n_layers"], setup.device)
     size = setup.train_size
     row = {"config": name, "size": size, "batch_size": config.batch_size, "lora_rank": config.lora_rank,
            "predicted_bytes": predict(config, setup.transformer, size, size, cap_len=setup.cap_len).total}

@@ -100,13 +100,17 @@ def _checkpoint_keeping_adapter_state(model):
     return checkpoint
 
 
+def _in_dtype(model, dtype: torch.dtype):
+    return model if model.dtype == dtype else model.to(dtype)
+
+
 def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LADDModels:
     """Freeze ``teacher`` and build the student, heads and feature tap that ``config`` asks for.
 
     ``config`` is a :class:`zlab.ladd.trainer.LADDConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
     lora_targets, gradient_checkpointing, blocks, head_hidden).
     """
-    teacher = teacher.to(DTYPES[config.weights_dtype]).eval().requires_grad_(False)
+    teacher = _in_dtype(teacher, DTYPES[config.weights_dtype]).eval().requires_grad_(False)
     if config.lora_rank > 0:
         from peft import LoraConfig
 
@@ -119,7 +123,7 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
         student = teacher
         tap = FeatureTap(teacher, config.blocks, context=adapters_off(teacher))
     else:
-        student = copy.deepcopy(teacher).to(DTYPES[config.student_dtype]).train().requires_grad_(True)
+        student = _in_dtype(copy.deepcopy(teacher), DTYPES[config.student_dtype]).train().requires_grad_(True)
         tap = FeatureTap(teacher, config.blocks)
     if config.gradient_checkpointing:  # the fake path backpropagates through the teacher too: recompute both
         for model in {id(m): m for m in (student, teacher)}.values():
@@ -127,6 +131,22 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
     student.train()
     disc = Discriminator(config.blocks, teacher.config.dim, text_dim, hidden=config.head_hidden)
     return LADDModels(teacher, student, disc, tap, lora=config.lora_rank > 0)
+
+
+def fit_config(config, n_layers: int, device: str = "cuda"):
+    """``config`` made runnable on a given model and device: tapped blocks that the model lacks are
+    replaced by evenly spread ones, and on CPU everything is float32 with plain Adam (bf16 matmuls
+    and bitsandbytes are GPU features). Used to run the real-scale configs on the tiny pipeline."""
+    from dataclasses import replace
+
+    blocks = tuple(config.blocks)
+    if max(blocks) >= n_layers:
+        k = min(len(blocks), n_layers)
+        blocks = tuple(sorted({round(i * (n_layers - 1) / max(1, k - 1)) for i in range(k)}))
+    if device == "cpu":
+        return replace(config, blocks=blocks, weights_dtype="float32", student_dtype="float32", mixed_precision="no",
+                       optimizer="adam")
+    return replace(config, blocks=blocks)
 
 
 def make_optimizer(kind: str, params, lr: float, betas) -> torch.optim.Optimizer:
