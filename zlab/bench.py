@@ -17,6 +17,7 @@ What it measures, each in one run:
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -157,6 +158,7 @@ def _ladd_row(setup: BenchSetup, name: str, progress) -> dict:
         row["error"] = f"out of memory: {str(err).splitlines()[0]}"
     finally:
         step = None
+        gc.collect()  # the step's models and optimizer state go before the next row is built
         if setup.device.startswith("cuda"):
             torch.cuda.empty_cache()
     shown = f"{row['ms']:.0f} ms, peak {_size(row['peak_bytes'])}" if "ms" in row else row["error"]

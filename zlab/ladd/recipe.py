@@ -78,8 +78,9 @@ initialised from the teacher, trained on the adversarial loss alone ({config.get
 {config.get("steps", "?")} steps of batch {config.get("batch_size", "?")}; heads on teacher blocks
 {config.get("blocks", "?")}; t_hat ~ LogitNormal({config.get("t_hat_m", "?")}, {config.get("t_hat_s", "?")});
 student timesteps {{1, .75, .5, .25}} with p = {config.get("warmup_probs", "?")} for the first
-{config.get("warmup_steps", "?")} steps, then {config.get("full_probs", "?")}. Measured wall time on the
-2-core CPU: {time_text}.
+{config.get("warmup_steps", "?")} steps, then {config.get("full_probs", "?")}.{
+    f" The shipped weights are the EMA (decay {config['ema_decay']}, with warm-up) of the student's weights."
+    if config.get("ema_decay") else ""} Measured wall time on the 2-core CPU: {time_text}.
 
 ## Measured through stock ZImagePipeline (`zlab.evaluate`, one run)
 
