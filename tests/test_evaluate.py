@@ -89,6 +89,9 @@ def test_paired_speedup_reports_the_spread_of_interleaved_pairs(micro):
     micro.set_progress_bar_config(disable=True)
     slow = {"num_inference_steps": 6, "guidance_scale": 3.0, "height": 64, "width": 64}
     fast = {"num_inference_steps": 1, "guidance_scale": 0.0, "height": 64, "width": 64}
-    r = paired_speedup(micro, slow, micro, fast, ["a small red circle at the top left", "a large blue square"], rounds=2)
+    prompts = ["a small red circle at the top left", "a large blue square", "a small green triangle"]
+    r = paired_speedup(micro, slow, micro, fast, prompts[:2], rounds=2)
     assert r["pairs"] == 4 and r["slow_ms"] > 0 and r["fast_ms"] > 0
     assert r["min"] <= r["q25"] <= r["median"] <= r["q75"] <= r["max"]
+    batched = paired_speedup(micro, slow, micro, fast, prompts, rounds=2, batch_size=2)
+    assert batched["pairs"] == 4 and batched["batch_size"] == 2  # batches [2 prompts], [1 prompt], twice

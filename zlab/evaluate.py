@@ -75,26 +75,28 @@ def latency_ms(pipe: ZImagePipeline, setting: Mapping, prompts: Sequence[str], s
 
 
 def paired_speedup(slow: ZImagePipeline, slow_setting: Mapping, fast: ZImagePipeline, fast_setting: Mapping,
-                   prompts: Sequence[str], rounds: int = 3) -> dict[str, float]:
-    """Wall-clock ratio slow / fast from interleaved one-image calls (batch 1, text encoding and VAE
-    decode included), robust to a shared, noisy machine.
+                   prompts: Sequence[str], rounds: int = 3, batch_size: int = 1) -> dict[str, float]:
+    """Wall-clock ratio slow / fast per image from interleaved calls (text encoding and VAE decode
+    included), robust to a shared, noisy machine.
 
-    Each pair times one slow call and then one fast call of the same prompt and seed, back to back,
-    so both see the same machine load; the ratio of every pair is kept and the median reported, with
-    its quartiles. One untimed call of each warms the caches first.
+    Each pair times one slow call and then one fast call on the same ``batch_size`` prompts and seeds,
+    back to back, so both see the same machine load; the ratio of every pair is kept and the median
+    reported, with its quartiles. One untimed call of each warms the caches first.
     """
-    stock_samples(slow, prompts[:1], [0], slow_setting, batch_size=1)
-    stock_samples(fast, prompts[:1], [0], fast_setting, batch_size=1)
+    batches = [list(prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)]
+    stock_samples(slow, batches[0], list(range(len(batches[0]))), slow_setting, batch_size=batch_size)
+    stock_samples(fast, batches[0], list(range(len(batches[0]))), fast_setting, batch_size=batch_size)
     slow_ms, fast_ms = [], []
     for r in range(rounds):
-        for i, prompt in enumerate(prompts):
-            slow_ms.append(stock_samples(slow, [prompt], [r * len(prompts) + i], slow_setting, batch_size=1)[1])
-            fast_ms.append(stock_samples(fast, [prompt], [r * len(prompts) + i], fast_setting, batch_size=1)[1])
+        for k, batch in enumerate(batches):
+            seeds = [(r * len(batches) + k) * batch_size + j for j in range(len(batch))]
+            slow_ms.append(stock_samples(slow, batch, seeds, slow_setting, batch_size=batch_size)[1])
+            fast_ms.append(stock_samples(fast, batch, seeds, fast_setting, batch_size=batch_size)[1])
     ratios = np.array(slow_ms) / np.array(fast_ms)
     q25, median, q75 = np.percentile(ratios, [25, 50, 75])
     return {"median": float(median), "q25": float(q25), "q75": float(q75), "min": float(ratios.min()),
-            "max": float(ratios.max()), "pairs": len(ratios), "slow_ms": float(np.median(slow_ms)),
-            "fast_ms": float(np.median(fast_ms))}
+            "max": float(ratios.max()), "pairs": len(ratios), "batch_size": batch_size,
+            "slow_ms": float(np.median(slow_ms)), "fast_ms": float(np.median(fast_ms))}
 
 
 def prompt_accuracy(images: np.ndarray, prompts: Sequence[str]) -> dict[str, float]:
