@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=output_path("checkpoints/shapes-teacher"))
     p.add_argument("--vae-config", default=config_path("shapes-vae.toml"))
     p.add_argument("--teacher-config", default=config_path("shapes-teacher.toml"))
-    p.add_argument("--run", default="runs")
+    p.add_argument("--run", default=output_path("runs"))
     p.add_argument("--resume", action="store_true")
     p.set_defaults(func=_make_teacher)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 from diffusers import ZImageTransformer2DModel
+from diffusers.training_utils import EMAModel
 
 from zlab.ladd.heads import pool_text
 from zlab.ladd.losses import generator_loss
@@ -42,19 +43,22 @@ class MemoryEstimate:
 
     parts: dict[str, int] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
-    either: tuple[str, ...] = ()  # parts never alive together: the peak counts only the largest of them
+    # Groups of parts never alive together (what backward frees vs what it fills): the peak counts the larger group.
+    either: tuple[tuple[str, ...], ...] = ()
 
     @property
     def total(self) -> int:
-        """The peak: every part, except that of the ``either`` parts only the largest counts."""
-        alone = sum(b for name, b in self.parts.items() if name not in self.either)
-        return alone + max((self.parts[name] for name in self.either), default=0)
+        """The peak: every part, except that of the ``either`` groups only the larger counts."""
+        grouped = {name for group in self.either for name in group}
+        alone = sum(b for name, b in self.parts.items() if name not in grouped)
+        sums = [sum(self.parts.get(name, 0) for name in group) for group in self.either]
+        return alone + max(sums, default=0)
 
     def table(self, unit: int = 2**30, unit_name: str = "GiB") -> str:
         rows = [f"| {name} | {b / unit:,.2f} | {self.notes.get(name, '')} |" for name, b in self.parts.items()]
         if self.either:
-            rows.append(f"| ({' / '.join(self.either)}) | | backward frees activations as it fills gradients: "
-                        "the peak counts the larger |")
+            groups = " vs ".join(" + ".join(group) for group in self.either)
+            rows.append(f"| ({groups}) | | backward frees the first as it fills the second: the peak counts the larger |")
         return "\n".join([f"| part | {unit_name} | what |", "|---|---|---|", *rows,
                           f"| **total (peak)** | **{self.total / unit:,.2f}** | |"])
 
@@ -125,7 +129,8 @@ def trace_activations(models, batch) -> tuple[int, int, int]:
                 module._zlab_mark = sum(saved.values())
 
             def post(module, args, output):
-                blocks.append((sum(saved.values()) - module._zlab_mark, args[0].numel() * args[0].element_size()))
+                if torch.is_grad_enabled():  # the real path runs without a graph: nothing of it is kept
+                    blocks.append((sum(saved.values()) - module._zlab_mark, args[0].numel() * args[0].element_size()))
 
             handles += [layer.register_forward_pre_hook(pre), layer.register_forward_hook(post)]
     try:
@@ -176,6 +181,8 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
         "optimizer state": 2 * n_train * state_bytes,
         "activations": checkpointed if config.gradient_checkpointing else plain,
     }
+    if config.ema_decay > 0:
+        parts["EMA of the student"] = n_train * tbytes
     if config.mixed_precision == "bf16" and tbytes == 4 and not models.lora:
         parts["autocast weight copies"] = n_train * 2
     notes = {
@@ -184,12 +191,13 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
                             "the teacher's" if models.lora else f"a full copy of the teacher, {tbytes} B per parameter"),
         "student gradients": f"{n_train / 1e6:,.1f}M trained parameters x {tbytes} B",
         "optimizer state": f"Adam: 2 x {state_bytes} B per trained parameter ({config.optimizer})",
+        "EMA of the student": f"shadow copy of the trained parameters (ema_decay {config.ema_decay})",
         "autocast weight copies": "bf16 casts of the fp32 student's weights, kept for backward",
         "activations": (f"{config.batch_size} x {height}x{width}, traced on the meta device; "
                         + ("gradient checkpointing (block inputs + one block)" if config.gradient_checkpointing
                            else "no checkpointing")),
     }
-    return MemoryEstimate(parts, notes, either=("activations", "student gradients"))
+    return MemoryEstimate(parts, notes, either=(("activations", "autocast weight copies"), ("student gradients",)))
 
 
 def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int, cap_len: int = 16,
@@ -207,13 +215,17 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
     accelerator = make_accelerator(config.mixed_precision, cpu=device.type == "cpu")
     opt_student = make_optimizer(config.optimizer, models.trainable(), config.student_lr, config.betas)
     opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
+    ema = EMAModel(models.trainable(), decay=config.ema_decay, use_ema_warmup=True, power=0.75) \
+        if config.ema_decay > 0 else None
     batch = _meta_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim, device=device)
     for x in (batch.x0, batch.eps, batch.eps_hat):
         x.normal_()
 
     def step():
-        ladd_step(accelerator, models.student, models.disc, models.disc, models.tap, batch, opt_student, opt_heads,
-                  config)
+        result = ladd_step(accelerator, models.student, models.disc, models.disc, models.tap, batch, opt_student,
+                           opt_heads, config, ema=ema)
+        if not result.ok:  # a skipped update would time and measure a step without its backward passes
+            raise FloatingPointError(f"non-finite LADD losses (G {result.g_loss.item()}, D {result.d_loss.item()})")
 
     return step
 

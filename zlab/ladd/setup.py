@@ -46,8 +46,8 @@ class LADDModels:
     def state_dict(self, full: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """What a checkpoint keeps of the student: every weight, or only the adapter of a LoRA student.
 
-        ``full`` is the student's complete state dict when it had to be gathered (accelerate's
-        ``get_state_dict`` under FSDP); by default the local module's.
+        ``full`` is the student's complete state dict as accelerate's ``get_state_dict`` returns it;
+        by default the local module's.
         """
         full = self.student.state_dict() if full is None else full
         return {k: v for k, v in full.items() if not self.lora or "lora_" in k}
@@ -57,14 +57,24 @@ class LADDModels:
         if unexpected or any("lora_" in k for k in missing):
             raise KeyError(f"student checkpoint does not match: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
-    def shipped(self, ema=None) -> ZImageTransformer2DModel:
-        """A stand-alone student to save: EMA weights copied in, a LoRA adapter merged into the weights."""
+    def shipped(self, ema=None, in_place: bool = False) -> ZImageTransformer2DModel:
+        """A stand-alone student to save: EMA weights copied in, a LoRA adapter merged into the weights.
+
+        By default a copy, so training can go on (the lab's callbacks). ``in_place`` turns the
+        student itself into the shipped model without a second copy of the weights (the end of a
+        6B run, where a copy would not fit): a LoRA student's shared module stops being the teacher.
+        A LoRA adapter is merged at its own precision (fp32), so a small update is not rounded to
+        the bf16 base's resolution before it lands.
+        """
         if ema is None and not self.lora:
             return self.student
-        model = copy.deepcopy(self.student).eval()
+        model = self.student if in_place else copy.deepcopy(self.student)
+        model.disable_gradient_checkpointing()  # a copy's recompute closure would keep the original alive
+        model.eval()
         if ema is not None:
             ema.copy_to([p for p in model.parameters() if p.requires_grad])
         if self.lora:
+            model.to(next(p.dtype for p in model.parameters() if p.requires_grad))
             model.fuse_lora()
             model.unload_lora()
         return model.requires_grad_(False)

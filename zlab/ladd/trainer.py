@@ -1,4 +1,4 @@
-"""The LADD trainer: one loop on ``accelerate`` for one CPU process, DDP or FSDP (lab section 6).
+"""The LADD trainer: one loop on ``accelerate`` for one process or DDP over several (lab section 6).
 
 Per step (lab section 6, steps 2-8):
 
@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from accelerate.utils import DistributedType
 from diffusers import ZImageTransformer2DModel
 from diffusers.training_utils import EMAModel
 from torch import Tensor
@@ -261,9 +262,14 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
         if config.ema_decay > 0 else None
     step, _, state = resume_run(run_dir, config, resume, student=models, discriminator=models.disc,
                                 opt_student=opt_student, opt_heads=opt_heads, **({"ema": ema} if ema else {}))
+    if ema is not None:
+        ema.to(accelerator.device)  # checkpoints load on the CPU; the shadow weights live with the student
     log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": []}
     if state is not None:
         generator.set_state(state["generators"][accelerator.process_index])
+    if accelerator.distributed_type == DistributedType.FSDP:
+        raise ValueError("the LADD trainer runs on one process or with DDP (`accelerate launch --multi_gpu`); FSDP is "
+                         "not supported yet (the student, heads and EMA would each need sharding-aware handling)")
     student_ddp, disc_ddp, opt_student, opt_heads = accelerator.prepare(models.student, models.disc, opt_student,
                                                                         opt_heads)
     heads = accelerator.unwrap_model(disc_ddp)
@@ -271,7 +277,7 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
 
     def checkpoint():
         generators = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()
-        student_state = models.state_dict(accelerator.get_state_dict(student_ddp))  # collective under FSDP
+        student_state = models.state_dict(accelerator.get_state_dict(student_ddp))
         if accelerator.is_main_process:
             save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": [], "log": log,
                                       "student": student_state,
@@ -309,4 +315,6 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
             checkpoint()
         notify()
     bar.close()
-    return models.shipped(ema).eval(), heads.eval(), log
+    del opt_student, opt_heads  # free Adam's state before the student is turned into the shipped model
+    accelerator.free_memory()
+    return models.shipped(ema, in_place=True).eval(), heads.eval(), log
