@@ -15,10 +15,6 @@ from zlab.zimage import REAL_TRANSFORMER_CONFIG
 BASE = LADDConfig(batch_size=4, blocks=(1, 3), head_hidden=16)
 
 
-def _transformer_config(transformer) -> dict:
-    return {k: v for k, v in transformer.config.items() if not k.startswith("_")}
-
-
 @pytest.mark.parametrize("options", [
     {},  # fp32 copy of the teacher, Adam, no recomputation
     {"mixed_precision": "bf16", "gradient_checkpointing": True},
@@ -29,7 +25,7 @@ def test_memory_model_within_20_percent_of_the_measured_peak(tiny_pipe, options)
 
     config = replace(BASE, **options)
     teacher = copy.deepcopy(tiny_pipe.transformer)
-    predicted = predict(config, _transformer_config(teacher), 64, 64, cap_len=16)
+    predicted = predict(config, teacher.config, 64, 64, cap_len=16)
     measured = measure(make_step(config, teacher, 64, 64, cap_len=16))
     assert 0.8 <= predicted.total / measured.total <= 1.2, (predicted.table(2**20, "MiB"), measured.table(2**20, "MiB"))
     if "activation" in measured.parts:  # the traced activations alone, against the profiler's own category

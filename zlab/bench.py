@@ -27,12 +27,14 @@ from pathlib import Path
 import torch
 from diffusers import ZImageTransformer2DModel
 
-from zlab.flow import euler_step, zimage_velocity
+from zlab.flow import zimage_velocity
 from zlab.ladd.memory import make_step, measure, predict
+from zlab.ladd.schedule import STUDENT_TIMESTEPS
 from zlab.ladd.setup import fit_config
 from zlab.ladd.trainer import LADDConfig
+from zlab.sampling import sample
 from zlab.train.config import load_config
-from zlab.zimage import REAL_TRANSFORMER_CONFIG
+from zlab.zimage import REAL_TRANSFORMER_CONFIG, velocity_model
 
 # Dense bf16 peak of common accelerators, in TFLOP/s (vendor figures, no sparsity).
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A6000": 155.0, "4090": 165.0}
@@ -133,14 +135,8 @@ def run_bench(setup: BenchSetup, progress=print) -> dict:
 
         latents, embeds = _inputs(setup, setup.train_size)
 
-        def four_steps():
-            x = latents
-            for t_now, t_next in zip((1.0, 0.75, 0.5, 0.25), (0.75, 0.5, 0.25, 0.0)):
-                t = torch.full((1,), t_now, device=setup.device)
-                x = euler_step(x, zimage_velocity(model, x, t, embeds), t_now, t_next)
-            return x
-
-        results["student_4_steps_ms"] = 1000 * median_seconds(four_steps, setup.device, setup.repeats)
+        results["student_4_steps_ms"] = 1000 * median_seconds(
+            lambda: sample(velocity_model(model), latents, STUDENT_TIMESTEPS, embeds), setup.device, setup.repeats)
         progress(f"student, 4 steps at {setup.train_size}x{setup.train_size}: {results['student_4_steps_ms']:.1f} ms")
     del model
     for name in setup.ladd_configs:
@@ -153,13 +149,10 @@ def _ladd_row(setup: BenchSetup, name: str, progress) -> dict:
     size = setup.train_size
     row = {"config": name, "size": size, "batch_size": config.batch_size, "lora_rank": config.lora_rank,
            "predicted_bytes": predict(config, setup.transformer, size, size, cap_len=setup.cap_len).total}
-    if setup.device.startswith("cuda"):
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
     try:
         step = make_step(config, build_transformer(setup), size, size, cap_len=setup.cap_len)
         row["ms"] = 1000 * median_seconds(step, setup.device, max(1, setup.repeats // 2))
-        row["peak_bytes"] = measure(step).total
+        row["peak_bytes"] = measure(step, warm_up=False).total  # the timing above already ran it
     except torch.cuda.OutOfMemoryError as err:
         row["error"] = f"out of memory: {str(err).splitlines()[0]}"
     finally:

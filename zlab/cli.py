@@ -16,10 +16,9 @@ import numpy as np
 
 
 def _info(args: argparse.Namespace) -> None:
-    from zlab.zimage import REAL_TRANSFORMER_CONFIG, real_transformer_report
+    from zlab.zimage import REAL_TRANSFORMER_CONFIG, init_kwargs, real_transformer_report
 
-    config = json.loads(Path(args.config).read_text()) if args.config else REAL_TRANSFORMER_CONFIG
-    config = {k: v for k, v in config.items() if not k.startswith("_")}
+    config = init_kwargs(json.loads(Path(args.config).read_text())) if args.config else REAL_TRANSFORMER_CONFIG
     for part, count in real_transformer_report(config).items():
         print(f"{part:>16}: {count:>15,}")
 
@@ -123,19 +122,15 @@ def _synth(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from zlab.bench import BenchSetup, format_results, run_bench, smoke_setup
 
+    import torch
+
     setup = smoke_setup() if args.smoke else BenchSetup(peak_tflops=args.peak_tflops)
-    if not args.smoke and not torch_cuda_available():
+    if not args.smoke and not torch.cuda.is_available():
         raise SystemExit("zlab bench needs a CUDA GPU (the real 6B transformer); `zlab bench --smoke` runs on CPU")
     results = run_bench(setup)
     print(format_results(results))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-
-
-def torch_cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _memory(args: argparse.Namespace) -> None:
@@ -146,8 +141,7 @@ def _memory(args: argparse.Namespace) -> None:
 
     config = load_config(LADDConfig, args.config, **({"batch_size": args.batch_size} if args.batch_size else {}))
     local = Path(config.teacher) / "transformer" / "config.json"
-    transformer = ({k: v for k, v in json.loads(local.read_text()).items() if not k.startswith("_")}
-                   if local.is_file() else REAL_TRANSFORMER_CONFIG)
+    transformer = json.loads(local.read_text()) if local.is_file() else REAL_TRANSFORMER_CONFIG
     print(f"{args.config}: {config.batch_size} x {args.size}x{args.size}, teacher {config.teacher}")
     print(predict(config, transformer, args.size, args.size, cap_len=args.cap_len).table())
 

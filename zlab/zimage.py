@@ -30,7 +30,7 @@ from zlab.sampling import Callback, SampleOutput, sample
 __all__ = [
     "REAL_TRANSFORMER_CONFIG", "load_pipeline", "save_pipeline", "read_sampling", "encode_prompts",
     "schedule", "velocity_model", "initial_noise", "generate", "decode", "encode_images",
-    "check_size", "parameter_breakdown", "real_transformer_report",
+    "check_size", "parameter_breakdown", "real_transformer_report", "init_kwargs",
 ]
 
 # transformer/config.json of the published Z-Image checkpoints (diffusers' defaults are the same).
@@ -218,6 +218,11 @@ def parameter_breakdown(transformer: torch.nn.Module) -> dict[str, int]:
         counts[part] += p.numel()
     counts["total"] = sum(counts.values())
     return counts
+
+
+def init_kwargs(config) -> dict:
+    """A diffusers model config (``model.config`` or a config.json dict) without its private ``_`` keys."""
+    return {k: v for k, v in dict(config).items() if not k.startswith("_")}
 
 
 def real_transformer_report(config: dict | None = None) -> dict[str, int]:

@@ -23,16 +23,15 @@ they keep the output and a log-sum-exp per query, never the ``T x T`` probabilit
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass, field, replace
 
 import torch
 from diffusers import ZImageTransformer2DModel
-from diffusers.training_utils import EMAModel
 
 from zlab.ladd.heads import pool_text
 from zlab.ladd.losses import generator_loss
 from zlab.ladd.setup import DTYPES, build_models
+from zlab.zimage import init_kwargs
 
 MB = 2**20
 
@@ -93,7 +92,7 @@ def _fused_attention():
         torch.nn.functional.scaled_dot_product_attention = original
 
 
-def _meta_batch(batch_size: int, latent_h: int, latent_w: int, cap_len: int, text_dim: int, device="meta"):
+def _zero_batch(batch_size: int, latent_h: int, latent_w: int, cap_len: int, text_dim: int, device="meta"):
     from zlab.ladd.trainer import LADDBatch
 
     z = lambda *s: torch.zeros(*s, device=device)  # noqa: E731
@@ -103,11 +102,11 @@ def _meta_batch(batch_size: int, latent_h: int, latent_w: int, cap_len: int, tex
                      z(n, 16, latent_h, latent_w), torch.full((n,), 0.5, device=device), z(n, 16, latent_h, latent_w))
 
 
-def trace_activations(models, batch) -> tuple[int, int, int]:
+def trace_activations(models, batch) -> tuple[int, int]:
     """Bytes saved for the student's backward in one LADD step, traced on whatever device ``batch`` is on.
 
-    Returns ``(without checkpointing, with checkpointing, largest single block)``: the checkpointed
-    figure swaps every block's saved tensors for its input and adds one block's recomputation.
+    Returns ``(without checkpointing, with checkpointing)``: the checkpointed figure swaps every
+    block's saved tensors for its input and adds one block's recomputation.
     """
     from zlab.ladd.trainer import ladd_forward
 
@@ -142,8 +141,7 @@ def trace_activations(models, batch) -> tuple[int, int, int]:
             h.remove()
     plain = sum(saved.values())
     inside, inputs = sum(b[0] for b in blocks), sum(b[1] for b in blocks)
-    largest = max(b[0] for b in blocks)
-    return plain, plain - inside + inputs + largest, largest
+    return plain, plain - inside + inputs + max(b[0] for b in blocks)
 
 
 def _dtype_bytes(dtype: torch.dtype) -> int:
@@ -153,18 +151,20 @@ def _dtype_bytes(dtype: torch.dtype) -> int:
 def predict(config, transformer_config: dict, height: int, width: int, cap_len: int = 128,
             text_dim: int | None = None) -> MemoryEstimate:
     """Peak bytes of one LADD step for ``config`` (a :class:`~zlab.ladd.trainer.LADDConfig`: batch size,
-    dtypes, LoRA, checkpointing, optimizer, blocks) and a transformer config at ``height x width``.
+    dtypes, LoRA, checkpointing, optimizer, blocks) and a transformer config (a dict or a model's
+    ``.config``) at ``height x width``.
 
     Under bf16 autocast (``mixed_precision = "bf16"``) an fp32 student's weights are cast to bf16
     for every matmul and the copies are kept for backward: counted as their own row. (Autocast
     does not act on the meta device, so the traced activations keep the weights' dtype.)
     """
+    transformer_config = init_kwargs(transformer_config)
     text_dim = text_dim or transformer_config["cap_feat_dim"]
     with torch.device("meta"):
         teacher = ZImageTransformer2DModel(**transformer_config)
         models = build_models(replace(config, gradient_checkpointing=False), teacher, text_dim)
-    batch = _meta_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim)
-    plain, checkpointed, _ = trace_activations(models, batch)
+    batch = _zero_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim)
+    plain, checkpointed = trace_activations(models, batch)
 
     wbytes = _dtype_bytes(DTYPES[config.weights_dtype])
     n_base = sum(p.numel() for n, p in models.teacher.named_parameters() if "lora_" not in n)
@@ -204,7 +204,7 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
               text_dim: int | None = None):
     """A closure running one full LADD update (:func:`zlab.ladd.trainer.ladd_step`) on random data
     on ``teacher``'s device: what ``zlab bench`` times and :func:`measure` profiles."""
-    from zlab.ladd.setup import make_optimizer
+    from zlab.ladd.setup import make_optimizers
     from zlab.ladd.trainer import ladd_step
     from zlab.train.loop import make_accelerator
 
@@ -213,11 +213,8 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
     models = build_models(config, teacher, text_dim)
     models.disc.to(device)
     accelerator = make_accelerator(config.mixed_precision, cpu=device.type == "cpu")
-    opt_student = make_optimizer(config.optimizer, models.trainable(), config.student_lr, config.betas)
-    opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
-    ema = EMAModel(models.trainable(), decay=config.ema_decay, use_ema_warmup=True, power=0.75) \
-        if config.ema_decay > 0 else None
-    batch = _meta_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim, device=device)
+    opt_student, opt_heads, ema = make_optimizers(config, models)
+    batch = _zero_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim, device=device)
     for x in (batch.x0, batch.eps, batch.eps_hat):
         x.normal_()
 
@@ -230,13 +227,15 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
     return step
 
 
-def measure(step) -> MemoryEstimate:
-    """Measured peak bytes of ``step()`` after one warm-up call (which creates Adam's state).
+def measure(step, warm_up: bool = True) -> MemoryEstimate:
+    """Measured peak bytes of ``step()``, after one warm-up call that creates Adam's state (pass
+    ``warm_up=False`` when the step has already run).
 
     CUDA: ``torch.cuda.max_memory_allocated``. CPU: PyTorch's memory profiler, its peak split into
     the profiler's categories (parameters, optimizer state, gradients, activations, ...).
     """
-    step()
+    if warm_up:
+        step()
     if torch.cuda.is_available() and torch.cuda.memory_allocated() > 0:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -253,7 +252,3 @@ def measure(step) -> MemoryEstimate:
     parts = {str(category).split(".")[-1].lower(): peak[index + 1] for category, index in _CATEGORY_TO_INDEX.items()}
     parts["uncategorised"] = peak[0]
     return MemoryEstimate({k: v for k, v in parts.items() if v})
-
-
-def estimate_json(estimate: MemoryEstimate) -> str:
-    return json.dumps({"parts": estimate.parts, "total": estimate.total}, indent=2)

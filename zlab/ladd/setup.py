@@ -159,6 +159,21 @@ def fit_config(config, n_layers: int, device: str = "cuda"):
     return replace(config, blocks=blocks)
 
 
+def make_optimizers(config, models: LADDModels):
+    """``(student optimizer, heads optimizer, EMA or None)`` of a run, as ``config`` asks for them.
+
+    The heads always use plain Adam; the student's EMA has diffusers' warm-up (a GAN student wanders
+    around the equilibrium; the average of its recent weights is steadier).
+    """
+    from diffusers.training_utils import EMAModel
+
+    opt_student = make_optimizer(config.optimizer, models.trainable(), config.student_lr, config.betas)
+    opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
+    ema = (EMAModel(models.trainable(), decay=config.ema_decay, use_ema_warmup=True, power=0.75)
+           if config.ema_decay > 0 else None)
+    return opt_student, opt_heads, ema
+
+
 def make_optimizer(kind: str, params, lr: float, betas) -> torch.optim.Optimizer:
     """Adam in one of :data:`OPTIMIZERS`; a clear error when the 8-bit one is not installed."""
     params = list(params)

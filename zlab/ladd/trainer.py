@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 from accelerate.utils import DistributedType
 from diffusers import ZImageTransformer2DModel
-from diffusers.training_utils import EMAModel
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -32,7 +31,7 @@ from zlab.ladd.data import SynthData
 from zlab.ladd.heads import pool_text
 from zlab.ladd.losses import LOSSES, discriminator_loss, generator_loss, head_accuracy
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
-from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_optimizer
+from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_optimizers
 from zlab.train.config import check_range
 from zlab.train.loop import make_accelerator, resume_run, save_checkpoint, seed_everything
 
@@ -248,6 +247,9 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     """
     run_dir = Path(run_dir)
     accelerator = make_accelerator(config.mixed_precision)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        raise ValueError("the LADD trainer runs on one process or with DDP (`accelerate launch --multi_gpu`); FSDP is "
+                         "not supported yet (the student, heads and EMA would each need sharding-aware handling)")
     seed_everything(config.seed)
     data = SynthData.load(config.data)
     models = build_models(config, load_teacher(config.teacher, config.weights_dtype).to(accelerator.device),
@@ -255,11 +257,7 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     # Every rank draws its own batch (seed + rank); DDP averages the gradients, so weights stay equal.
     generator = torch.Generator().manual_seed(config.seed + 1000 * accelerator.process_index)
 
-    opt_student = make_optimizer(config.optimizer, models.trainable(), config.student_lr, config.betas)
-    opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
-    # A GAN student wanders around the equilibrium; the average of its recent weights is steadier.
-    ema = EMAModel(models.trainable(), decay=config.ema_decay, use_ema_warmup=True, power=0.75) \
-        if config.ema_decay > 0 else None
+    opt_student, opt_heads, ema = make_optimizers(config, models)
     step, _, state = resume_run(run_dir, config, resume, student=models, discriminator=models.disc,
                                 opt_student=opt_student, opt_heads=opt_heads, **({"ema": ema} if ema else {}))
     if ema is not None:
@@ -267,9 +265,6 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": []}
     if state is not None:
         generator.set_state(state["generators"][accelerator.process_index])
-    if accelerator.distributed_type == DistributedType.FSDP:
-        raise ValueError("the LADD trainer runs on one process or with DDP (`accelerate launch --multi_gpu`); FSDP is "
-                         "not supported yet (the student, heads and EMA would each need sharding-aware handling)")
     student_ddp, disc_ddp, opt_student, opt_heads = accelerator.prepare(models.student, models.disc, opt_student,
                                                                         opt_heads)
     heads = accelerator.unwrap_model(disc_ddp)
