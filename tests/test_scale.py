@@ -46,6 +46,22 @@ def test_memory_model_of_the_real_configs():
     assert no_ckpt.parts["activations"] > 5 * lora.parts["activations"]
 
 
+def test_memory_model_of_a_sharded_full_fine_tuning():
+    """FSDP over 8 GPUs: the student's states split 8 ways, the teacher stays whole, blocks are gathered one by one."""
+    config = load_config(LADDConfig, "configs/zimage-ladd-full.toml")
+    one = predict(config, REAL_TRANSFORMER_CONFIG, 1024, 1024)
+    eight = predict(config, REAL_TRANSFORMER_CONFIG, 1024, 1024, shards=8)
+    for part in ("student weights", "student gradients", "optimizer state", "EMA of the student"):
+        assert abs(eight.parts[part] * 8 - one.parts[part]) <= 8 * 4, part
+    assert eight.parts["teacher weights"] == one.parts["teacher weights"]
+    assert eight.parts["activations"] == one.parts["activations"]
+    block_bytes = eight.parts["gathered blocks (FSDP)"]
+    assert 0 < block_bytes < 0.1 * one.parts["student weights"]  # ~2 of 30 blocks and "autocast weight copies" not in eight.parts
+    assert eight.total < 0.35 * one.total
+    with pytest.raises(ValueError, match="lora_rank"):
+        predict(load_config(LADDConfig, "configs/zimage-ladd-lora.toml"), REAL_TRANSFORMER_CONFIG, 512, 512, shards=2)
+
+
 def _zlab(*args, timeout=600):
     return subprocess.run([sys.executable, "-m", "zlab.cli", *args], capture_output=True, text=True, timeout=timeout)
 
@@ -122,3 +138,5 @@ def test_multi_gpu_config_is_one_accelerate_reads():
 
     config = load_config_from_file("configs/accelerate-ddp.yaml")
     assert str(config.distributed_type).endswith("MULTI_GPU") and config.mixed_precision == "bf16"
+    fsdp = load_config_from_file("configs/accelerate-fsdp.yaml")
+    assert str(fsdp.distributed_type).endswith("FSDP") and fsdp.fsdp_config["fsdp_version"] == 2

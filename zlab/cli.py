@@ -142,8 +142,9 @@ def _memory(args: argparse.Namespace) -> None:
     config = load_config(LADDConfig, args.config, **({"batch_size": args.batch_size} if args.batch_size else {}))
     local = Path(config.teacher) / "transformer" / "config.json"
     transformer = json.loads(local.read_text()) if local.is_file() else REAL_TRANSFORMER_CONFIG
-    print(f"{args.config}: {config.batch_size} x {args.size}x{args.size}, teacher {config.teacher}")
-    print(predict(config, transformer, args.size, args.size, cap_len=args.cap_len).table())
+    sharding = f", student sharded over {args.gpus} GPUs (FSDP)" if args.gpus > 1 else ""
+    print(f"{args.config}: {config.batch_size} x {args.size}x{args.size} per GPU{sharding}, teacher {config.teacher}")
+    print(predict(config, transformer, args.size, args.size, cap_len=args.cap_len, shards=args.gpus).table())
 
 
 def _ladd(args: argparse.Namespace) -> None:
@@ -297,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--cap-len", type=int, default=128, help="caption tokens per prompt")
+    p.add_argument("--gpus", type=int, default=1, help="GPUs the student is sharded over by FSDP "
+                   "(configs/accelerate-fsdp.yaml; full fine-tuning only); 1 = one GPU or DDP")
     p.set_defaults(func=_memory)
 
     p = sub.add_parser("ladd", help="train a LADD student (accelerate: one process, or `accelerate launch`)")

@@ -149,7 +149,7 @@ def _dtype_bytes(dtype: torch.dtype) -> int:
 
 
 def predict(config, transformer_config: dict, height: int, width: int, cap_len: int = 128,
-            text_dim: int | None = None) -> MemoryEstimate:
+            text_dim: int | None = None, shards: int = 1) -> MemoryEstimate:
     """Peak bytes of one LADD step for ``config`` (a :class:`~zlab.ladd.trainer.LADDConfig`: batch size,
     dtypes, LoRA, checkpointing, optimizer, blocks) and a transformer config (a dict or a model's
     ``.config``) at ``height x width``.
@@ -157,7 +157,16 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
     Under bf16 autocast (``mixed_precision = "bf16"``) an fp32 student's weights are cast to bf16
     for every matmul and the copies are kept for backward: counted as their own row. (Autocast
     does not act on the meta device, so the traced activations keep the weights' dtype.)
+
+    ``shards > 1``: one of that many GPUs under FSDP2 (``configs/accelerate-fsdp.yaml``, full
+    fine-tuning; ``batch_size`` per GPU). The student's weights, gradients, Adam state and EMA and
+    the heads are split evenly; the teacher stays whole on every GPU; and each GPU also holds the
+    gathered weights of the block it computes and of the next (prefetched), and one block's whole
+    gradient before it is reduce-scattered. The gathered weights are already in the compute dtype
+    (FSDP's mixed precision), so there are no autocast copies.
     """
+    if shards > 1 and config.lora_rank > 0:
+        raise ValueError("FSDP shards a full fine-tuning (lora_rank = 0); a LoRA run is data-parallel (shards = 1)")
     transformer_config = init_kwargs(transformer_config)
     text_dim = text_dim or transformer_config["cap_feat_dim"]
     with torch.device("meta"):
@@ -173,17 +182,22 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
     tbytes = _dtype_bytes(trainable[0].dtype)
     n_heads = sum(p.numel() for p in models.disc.parameters())
     state_bytes = 1 if config.optimizer == "adam8bit" else tbytes
+    share = lambda n: -(-n // shards)  # noqa: E731  (this GPU's shard, rounded up)
     parts = {
         "teacher weights": n_base * wbytes,
-        "student weights": n_train * tbytes,
-        "heads (weights, grads, Adam)": n_heads * 4 * 4,
-        "student gradients": n_train * tbytes,
-        "optimizer state": 2 * n_train * state_bytes,
+        "student weights": share(n_train) * tbytes,
+        "heads (weights, grads, Adam)": share(n_heads) * 4 * 4,
+        "student gradients": share(n_train) * tbytes,
+        "optimizer state": 2 * share(n_train) * state_bytes,
         "activations": checkpointed if config.gradient_checkpointing else plain,
     }
     if config.ema_decay > 0:
-        parts["EMA of the student"] = n_train * tbytes
-    if config.mixed_precision == "bf16" and tbytes == 4 and not models.lora:
+        parts["EMA of the student"] = share(n_train) * tbytes
+    if shards > 1:
+        block = max(sum(p.numel() for p in layer.parameters()) for layer in models.student.layers)
+        compute_bytes = 2 if config.mixed_precision == "bf16" else tbytes
+        parts["gathered blocks (FSDP)"] = block * (2 * compute_bytes + tbytes)
+    elif config.mixed_precision == "bf16" and tbytes == 4 and not models.lora:
         parts["autocast weight copies"] = n_train * 2
     notes = {
         "teacher weights": f"{n_base / 1e9:.3f}B parameters x {wbytes} B ({config.weights_dtype})",
@@ -193,10 +207,15 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
         "optimizer state": f"Adam: 2 x {state_bytes} B per trained parameter ({config.optimizer})",
         "EMA of the student": f"shadow copy of the trained parameters (ema_decay {config.ema_decay})",
         "autocast weight copies": "bf16 casts of the fp32 student's weights, kept for backward",
+        "gathered blocks (FSDP)": "two blocks' gathered weights (this one, the prefetched next) + one block's gradient",
         "activations": (f"{config.batch_size} x {height}x{width}, traced on the meta device; "
                         + ("gradient checkpointing (block inputs + one block)" if config.gradient_checkpointing
                            else "no checkpointing")),
     }
+    if shards > 1:
+        for name in ("student weights", "heads (weights, grads, Adam)", "student gradients", "optimizer state",
+                     "EMA of the student"):
+            notes[name] = f"{notes.get(name, '')}; this GPU's 1/{shards} (FSDP)".lstrip("; ")
     return MemoryEstimate(parts, notes, either=(("activations", "autocast weight copies"), ("student gradients",)))
 
 
@@ -204,7 +223,7 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
               text_dim: int | None = None):
     """A closure running one full LADD update (:func:`zlab.ladd.trainer.ladd_step`) on random data
     on ``teacher``'s device: what ``zlab bench`` times and :func:`measure` profiles."""
-    from zlab.ladd.setup import make_optimizers
+    from zlab.ladd.setup import make_ema, make_optimizers
     from zlab.ladd.trainer import ladd_step
     from zlab.train.loop import make_accelerator
 
@@ -213,7 +232,8 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
     models = build_models(config, teacher, text_dim)
     models.disc.to(device)
     accelerator = make_accelerator(config.mixed_precision, cpu=device.type == "cpu")
-    opt_student, opt_heads, ema = make_optimizers(config, models)
+    opt_student, opt_heads = make_optimizers(config, models)
+    ema = make_ema(config, models.trainable())
     batch = _zero_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim, device=device)
     for x in (batch.x0, batch.eps, batch.eps_hat):
         x.normal_()

@@ -160,18 +160,22 @@ def fit_config(config, n_layers: int, device: str = "cuda"):
 
 
 def make_optimizers(config, models: LADDModels):
-    """``(student optimizer, heads optimizer, EMA or None)`` of a run, as ``config`` asks for them.
-
-    The heads always use plain Adam; the student's EMA has diffusers' warm-up (a GAN student wanders
-    around the equilibrium; the average of its recent weights is steadier).
-    """
-    from diffusers.training_utils import EMAModel
-
+    """``(student optimizer, heads optimizer)`` of a run, as ``config`` asks for them (the heads: plain Adam)."""
     opt_student = make_optimizer(config.optimizer, models.trainable(), config.student_lr, config.betas)
     opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
-    ema = (EMAModel(models.trainable(), decay=config.ema_decay, use_ema_warmup=True, power=0.75)
-           if config.ema_decay > 0 else None)
-    return opt_student, opt_heads, ema
+    return opt_student, opt_heads
+
+
+def make_ema(config, params):
+    """The student's EMA (diffusers' ``EMAModel`` with warm-up) over ``params``, or None when
+    ``ema_decay`` is 0. A GAN student wanders around the equilibrium; the average of its recent
+    weights is steadier. Built after ``accelerator.prepare``: under FSDP the shadow copies are then
+    shards like the parameters they follow."""
+    from diffusers.training_utils import EMAModel
+
+    if config.ema_decay <= 0:
+        return None
+    return EMAModel(list(params), decay=config.ema_decay, use_ema_warmup=True, power=0.75)
 
 
 def make_optimizer(kind: str, params, lr: float, betas) -> torch.optim.Optimizer:

@@ -1,4 +1,4 @@
-"""The LADD trainer: one loop on ``accelerate`` for one process or DDP over several (lab section 6).
+"""The LADD trainer: one loop on ``accelerate`` for one process, DDP or FSDP2 (lab section 6).
 
 Per step (lab section 6, steps 2-8):
 
@@ -12,6 +12,9 @@ Per step (lab section 6, steps 2-8):
    path only: the fake path keeps its graph so L_adv reaches the student *through* the teacher);
 6. the heads score both; 7-8. the student steps on L_adv alone (heads frozen for that
    backward), then the heads step on the GAN loss with the fake maps detached.
+
+Several GPUs: ``accelerate launch`` with configs/accelerate-ddp.yaml (replicas) or
+configs/accelerate-fsdp.yaml (the student sharded; what changes is in :mod:`zlab.ladd.sharding`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from accelerate.utils import DistributedType
 from diffusers import ZImageTransformer2DModel
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -28,10 +30,12 @@ from tqdm.auto import tqdm
 from zlab.features import FeatureTap
 from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
 from zlab.ladd.data import SynthData
-from zlab.ladd.heads import pool_text
+from zlab.ladd.heads import Discriminator, pool_text
 from zlab.ladd.losses import LOSSES, discriminator_loss, generator_loss, head_accuracy
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
-from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_optimizers
+from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_ema, make_optimizers
+from zlab.ladd.sharding import (all_finite, any_rank, ema_state, gathered_heads, gathered_student, load_ema_state,
+                                load_optimizer_state, model_state, optimizer_state, uses_fsdp)
 from zlab.train.config import check_range
 from zlab.train.loop import make_accelerator, resume_run, save_checkpoint, seed_everything
 
@@ -162,8 +166,11 @@ def sampler_inputs(student, batch: LADDBatch) -> Tensor:
     x_sim = batch.eps.clone()
     while True:
         idx = ((batch.sim_dt > 0) & (now > batch.t + 1e-6)).nonzero().squeeze(1)
-        if len(idx) == 0:
+        if not any_rank(len(idx) > 0, student):
             break
+        if len(idx) == 0:  # done here, but a sharded student's forward is collective: join the other ranks' pass
+            zimage_velocity(student, x_sim[:1], now[:1], batch.embeds[:1])
+            continue
         v = zimage_velocity(student, x_sim[idx], now[idx], [batch.embeds[i] for i in idx.tolist()])
         after = now[idx] - batch.sim_dt[idx]
         x_sim[idx] = euler_step(x_sim[idx], v, now[idx], after).to(x_sim.dtype)
@@ -201,18 +208,19 @@ class StepResult:
 
 def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBatch, opt_student, opt_heads,
               config: LADDConfig, sampler=None, ema=None) -> StepResult:
-    """One LADD update (lab section 6, steps 2-8) of the (possibly DDP-wrapped) ``student`` and heads.
+    """One LADD update (lab section 6, steps 2-8) of the (DDP- or FSDP-prepared, or plain) ``student`` and heads.
 
     The student steps on L_adv with the heads frozen (``heads`` is the unwrapped ``disc``: no DDP
-    sync for that backward); then the heads step on real vs detached fake, one forward over both
-    halves. A non-finite loss skips its update (``ok`` is False) and leaves the weights as they were.
+    sync for that backward; the heads' gradients are cleared after it either way); then the heads
+    step on real vs detached fake, one forward over both halves. A non-finite loss on any rank
+    skips its update on every rank (``ok`` is False) and leaves the weights as they were.
     """
     with accelerator.autocast():
         fwd = ladd_forward(student, tap, batch, sampler=sampler)
         heads.requires_grad_(False)
         g_loss = generator_loss(heads(fwd.fake_maps, batch.t_hat, batch.text), config.loss)
     heads.requires_grad_(True)
-    ok = bool(torch.isfinite(g_loss))
+    ok = all_finite(accelerator, g_loss)  # every rank skips together: a backward alone would wait for the others
     if ok:
         accelerator.backward(g_loss)
         accelerator.clip_grad_norm_([p for p in student.parameters() if p.requires_grad], config.grad_clip)
@@ -220,13 +228,14 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
         if ema is not None:
             ema.step([p for p in accelerator.unwrap_model(student).parameters() if p.requires_grad])
     opt_student.zero_grad(set_to_none=True)
+    opt_heads.zero_grad(set_to_none=True)  # FSDP keeps the heads' gathered weights trainable during L_adv's backward
     with accelerator.autocast():
         n = len(batch.t_hat)
         logits = disc([torch.cat([r, f.detach()]) for r, f in zip(fwd.real_maps, fwd.fake_maps, strict=True)],
                       batch.t_hat.repeat(2), batch.text.repeat(2, 1))
         real, fake = [l[:n] for l in logits], [l[n:] for l in logits]
         d_loss = discriminator_loss(real, fake, config.loss)
-    if torch.isfinite(d_loss) and ok:
+    if all_finite(accelerator, d_loss) and ok:
         accelerator.backward(d_loss)
         accelerator.clip_grad_norm_(disc.parameters(), config.grad_clip)
         opt_heads.step()
@@ -243,46 +252,59 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     The student returned is the one that ships: EMA weights when ``ema_decay > 0``, a LoRA adapter
     merged into the weights when ``lora_rank > 0``. ``callback(step, student, discriminator)`` runs
     on the main process after every ``callback_every`` steps (and before the first), e.g. to draw
-    samples over training (lab 05).
+    samples over training (lab 05). Under FSDP the student and heads are gathered into whole,
+    unsharded modules on the main process; the other ranks get None for both.
     """
     run_dir = Path(run_dir)
     accelerator = make_accelerator(config.mixed_precision)
-    if accelerator.distributed_type == DistributedType.FSDP:
-        raise ValueError("the LADD trainer runs on one process or with DDP (`accelerate launch --multi_gpu`); FSDP is "
-                         "not supported yet (the student, heads and EMA would each need sharding-aware handling)")
+    sharded = uses_fsdp(accelerator, config)
     seed_everything(config.seed)
     data = SynthData.load(config.data)
     models = build_models(config, load_teacher(config.teacher, config.weights_dtype).to(accelerator.device),
                           data.embeds[0].shape[-1])
-    # Every rank draws its own batch (seed + rank); DDP averages the gradients, so weights stay equal.
+    make_heads = lambda: Discriminator(config.blocks, models.teacher.config.dim, data.embeds[0].shape[-1],  # noqa: E731
+                                       hidden=config.head_hidden)
+    # Every rank draws its own batch (seed + rank); DDP/FSDP average the gradients, so weights stay equal.
     generator = torch.Generator().manual_seed(config.seed + 1000 * accelerator.process_index)
 
-    opt_student, opt_heads, ema = make_optimizers(config, models)
-    step, _, state = resume_run(run_dir, config, resume, student=models, discriminator=models.disc,
-                                opt_student=opt_student, opt_heads=opt_heads, **({"ema": ema} if ema else {}))
-    if ema is not None:
-        ema.to(accelerator.device)  # checkpoints load on the CPU; the shadow weights live with the student
+    step, _, state = resume_run(run_dir, config, resume, student=models, discriminator=models.disc)
+    opt_student, opt_heads = make_optimizers(config, models)
+    # One model per prepare (accelerate's FSDP2 shards one model with its optimizer per call).
+    student_ddp, opt_student = accelerator.prepare(models.student, opt_student)
+    disc_ddp, opt_heads = accelerator.prepare(models.disc, opt_heads)
+    heads = accelerator.unwrap_model(disc_ddp)
+    ema = make_ema(config, models.trainable())  # after prepare: under FSDP, shards like the parameters
     log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": []}
     if state is not None:
         generator.set_state(state["generators"][accelerator.process_index])
-    student_ddp, disc_ddp, opt_student, opt_heads = accelerator.prepare(models.student, models.disc, opt_student,
-                                                                        opt_heads)
-    heads = accelerator.unwrap_model(disc_ddp)
+        load_optimizer_state(sharded, student_ddp, opt_student, state["opt_student"])
+        load_optimizer_state(sharded, disc_ddp, opt_heads, state["opt_heads"])
+        if ema is not None:
+            load_ema_state(ema, state["ema"])
     bar = tqdm(total=config.steps, initial=step, desc="ladd", disable=not progress or not accelerator.is_main_process)
 
     def checkpoint():
-        generators = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()
-        student_state = models.state_dict(accelerator.get_state_dict(student_ddp))
+        # Gathering is collective: every rank takes part, the main process writes.
+        generators = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()  # a row per rank
+        saved = {"student": models.state_dict(model_state(sharded, accelerator, student_ddp)),
+                 "discriminator": model_state(sharded, accelerator, disc_ddp),
+                 "opt_student": optimizer_state(sharded, student_ddp, opt_student),
+                 "opt_heads": optimizer_state(sharded, disc_ddp, opt_heads),
+                 **({"ema": ema_state(ema)} if ema else {})}
         if accelerator.is_main_process:
             save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": [], "log": log,
-                                      "student": student_state,
-                                      "discriminator": heads.state_dict(),
-                                      "opt_student": opt_student.state_dict(), "opt_heads": opt_heads.state_dict(),
-                                      "generators": list(generators), **({"ema": ema.state_dict()} if ema else {})})
+                                      "generators": [g.clone() for g in generators], **saved})
+
+    def shipped(in_place: bool = False):
+        if sharded:
+            return gathered_student(accelerator, student_ddp, ema), gathered_heads(accelerator, disc_ddp, make_heads)
+        return models.shipped(ema, in_place=in_place), heads
 
     def notify():
-        if callback is not None and callback_every and step % callback_every == 0 and accelerator.is_main_process:
-            callback(step, models.shipped(ema), heads)
+        if callback is not None and callback_every and step % callback_every == 0:
+            student, disc = shipped() if sharded or accelerator.is_main_process else (None, None)
+            if accelerator.is_main_process:
+                callback(step, student, disc)
 
     bad = 0
     notify()
@@ -312,4 +334,5 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     bar.close()
     del opt_student, opt_heads  # free Adam's state before the student is turned into the shipped model
     accelerator.free_memory()
-    return models.shipped(ema, in_place=True).eval(), heads.eval(), log
+    student, disc = shipped(in_place=True)
+    return (student.eval() if student is not None else None), (disc.eval() if disc is not None else None), log

@@ -1,0 +1,106 @@
+"""LADD with the student sharded by FSDP2 (configs/accelerate-fsdp.yaml) on two CPU ranks, against DDP."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from accelerate.utils import DistributedType
+
+from zlab.ladd.data import synthesize
+from zlab.ladd.sharding import uses_fsdp
+from zlab.ladd.trainer import LADDConfig
+from zlab.zimage import save_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = ["a large red circle at the top left", "a small blue square at the bottom right"]
+SAMPLING = {"num_inference_steps": 2, "guidance_scale": 1.0, "cfg_truncation": 1.0, "height": 64, "width": 64}
+
+
+def fsdp_env(config_file: str) -> dict[str, str]:
+    """The FSDP variables ``accelerate launch --config_file`` gives each process (accelerate's own code)."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", config_file, "--num_processes", "2", "x.py"])
+    env = prepare_multi_gpu_env(_validate_launch_command(args)[0])
+    return {k: v for k, v in env.items() if k.startswith("FSDP_") or k == "ACCELERATE_USE_FSDP"}
+
+
+def run_ranks(config: dict, out: Path, env: dict[str, str]) -> dict:
+    out.mkdir(parents=True)
+    path = out / "ladd.toml"
+    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()))
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             f"--master_port={port}", str(ROOT / "tests" / "ladd_ranks.py"), str(path), str(out)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **env}, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return torch.load(out / "result.pt", weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_pipe):
+    root = tmp_path_factory.mktemp("fsdp")
+    teacher = save_pipeline(tiny_pipe, root / "teacher", sampling=SAMPLING)
+    data = synthesize(tiny_pipe, root / "synth", SAMPLING, rounds=2, prompts=PROMPTS, batch_size=2, progress=False)
+    config = dict(teacher=str(teacher), data=str(data), steps=4, batch_size=2, blocks=[1, 3], head_hidden=8,
+                  warmup_steps=2, checkpoint_every=2, student_lr=1e-4, heads_lr=1e-3, ema_decay=0.9,
+                  backward_sim=0.5)
+    env = fsdp_env(str(ROOT / "configs" / "accelerate-fsdp.yaml"))
+    return {"teacher": teacher, "ddp": run_ranks(config, root / "ddp", {}),
+            "fsdp": run_ranks(config, root / "fsdp", env), "fsdp_dir": root / "fsdp"}
+
+
+def test_the_fsdp_config_shards_every_transformer_block():
+    env = fsdp_env(str(ROOT / "configs" / "accelerate-fsdp.yaml"))
+    assert env["ACCELERATE_USE_FSDP"] == "true" and env["FSDP_VERSION"] == "2"
+    assert env["FSDP_TRANSFORMER_CLS_TO_WRAP"] == "ZImageTransformerBlock"
+
+
+def test_fsdp_student_is_the_ddp_student(runs):
+    """Same seeds, same batches: sharding changes where the numbers live, not the training."""
+    from diffusers import ZImagePipeline
+
+    teacher = ZImagePipeline.from_pretrained(runs["teacher"]).transformer.state_dict()
+    ddp, fsdp = runs["ddp"]["straight"], runs["fsdp"]["straight"]
+    assert set(fsdp) == set(teacher)  # gathered into a stock, unsharded transformer
+    moved = max((ddp[k] - teacher[k]).abs().max().item() for k in teacher)
+    apart = max((ddp[k] - fsdp[k]).abs().max().item() for k in teacher)
+    print(f"largest weight change {moved:.3g}; largest DDP-FSDP difference {apart:.3g}")
+    assert moved > 1e-5 and apart < 0.01 * moved
+    assert runs["fsdp"]["log"]["d_loss"] == pytest.approx(runs["ddp"]["log"]["d_loss"], rel=1e-4)
+    for k, v in runs["ddp"]["heads"].items():
+        torch.testing.assert_close(runs["fsdp"]["heads"][k], v, atol=1e-5, rtol=1e-4)
+
+
+def test_fsdp_checkpoints_are_full_and_resume(runs):
+    state = torch.load(runs["fsdp_dir"] / "straight" / "checkpoint.pt", weights_only=False)
+    assert all(not hasattr(v, "placements") for v in state["student"].values())  # whole tensors, not shards
+    assert all(isinstance(k, str) for k in state["opt_student"]["state"])  # FSDP's full optimizer state, by name
+    shapes = {k: v.shape for k, v in state["student"].items()}
+    assert all(shapes[k] == v["exp_avg"].shape for k, v in state["opt_student"]["state"].items())
+    assert [p.shape for p in state["ema"]["shadow_params"]] == list(shapes.values())
+    for mode in ("fsdp", "ddp"):  # stopped at half the steps and resumed: the same student as the straight run
+        straight, resumed = runs[mode]["straight"], runs[mode]["resumed"]
+        for k, v in straight.items():
+            torch.testing.assert_close(resumed[k], v, atol=0, rtol=0, msg=f"{mode} {k}")
+
+
+def test_unsupported_fsdp_setups_name_the_fix():
+    fsdp1 = SimpleNamespace(distributed_type=DistributedType.FSDP, is_fsdp2=False)
+    with pytest.raises(ValueError, match="fsdp_version: 2"):
+        uses_fsdp(fsdp1, LADDConfig())
+    fsdp2 = SimpleNamespace(distributed_type=DistributedType.FSDP, is_fsdp2=True)
+    with pytest.raises(ValueError, match="accelerate-ddp.yaml"):
+        uses_fsdp(fsdp2, LADDConfig(lora_rank=8))
+    assert uses_fsdp(fsdp2, LADDConfig()) is True
+    assert uses_fsdp(SimpleNamespace(distributed_type=DistributedType.MULTI_GPU), LADDConfig(lora_rank=8)) is False

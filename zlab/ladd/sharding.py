@@ -1,0 +1,144 @@
+"""What changes in the LADD trainer when accelerate shards the student with FSDP2.
+
+``accelerate launch --config_file configs/accelerate-fsdp.yaml -m zlab.cli ladd ...`` runs the same
+loop as one process or DDP; only the pieces that hold the student's *full* state differ:
+
+* the student and the heads are each ``accelerator.prepare``d with their optimizer (accelerate's
+  FSDP2 takes one model per call); every ``ZImageTransformerBlock`` becomes its own FSDP unit, so
+  one block's weights are gathered at a time. The frozen teacher is not prepared: each GPU keeps
+  a whole bf16 copy (it only runs forward, and its blocks past the last tap never run);
+* the EMA is built over the sharded parameters, so each rank averages its own shard;
+* checkpoints hold *full* state dicts (gathered to the main process, on the CPU), so one file
+  resumes under FSDP, DDP or a single process alike; on resume each rank takes its shard of them;
+* the shipped student is gathered to the main process as a stock ``ZImageTransformer2DModel``.
+
+A LoRA student is refused under FSDP: it shares its module with the teacher (whose frozen base
+would be sharded and re-gathered for the teacher's passes too), and its few trained parameters
+replicate cheaply; run it with DDP (``configs/accelerate-ddp.yaml``).
+"""
+
+from __future__ import annotations
+
+import torch
+from accelerate.utils import DistributedType
+from diffusers import ZImageTransformer2DModel
+from torch.distributed.tensor import DTensor, distribute_tensor
+
+
+def uses_fsdp(accelerator, config) -> bool:
+    """Whether this run shards the student; a clear error for the FSDP set-ups the trainer does not support."""
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return False
+    if not accelerator.is_fsdp2:
+        raise ValueError("the LADD trainer supports FSDP2 only: set `fsdp_version: 2` in the accelerate config "
+                         "(see configs/accelerate-fsdp.yaml)")
+    if config.lora_rank > 0:
+        raise ValueError(f"a LoRA student (lora_rank = {config.lora_rank}) shares its module with the teacher and "
+                         "cannot be sharded by FSDP; its adapter is small enough to replicate: launch it with DDP "
+                         "(configs/accelerate-ddp.yaml), or set lora_rank = 0 for a sharded full fine-tuning")
+    return True
+
+
+def is_sharded(module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(module, FSDPModule)
+
+
+def any_rank(flag: bool, module) -> bool:
+    """``flag`` or'ed over the ranks when ``module`` is sharded (its forward is then collective, and
+    data-dependent calls such as backward simulation must run as often on every rank)."""
+    if not is_sharded(module):
+        return flag
+    value = torch.tensor([int(flag)], device=next(module.parameters()).device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def all_finite(accelerator, loss: torch.Tensor) -> bool:
+    """Whether ``loss`` is finite on every rank (one gather; a single process just checks it)."""
+    return bool(torch.isfinite(accelerator.gather(loss.detach().float().reshape(1))).all())
+
+
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    """A whole CPU tensor from a (possibly sharded) one; a collective: every rank must call it."""
+    return (tensor.full_tensor() if isinstance(tensor, DTensor) else tensor).detach().cpu()
+
+
+def _like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``full`` placed as ``like`` is: this rank's shard of it for a sharded ``like``."""
+    full = full.to(device=like.device, dtype=like.dtype)
+    return distribute_tensor(full, like.device_mesh, like.placements) if isinstance(like, DTensor) else full
+
+
+def model_state(sharded: bool, accelerator, model) -> dict[str, torch.Tensor]:
+    """A prepared model's full state dict (when ``sharded``: gathered, on the main process' CPU only).
+
+    ``sharded`` is decided once, before ``prepare`` (:func:`uses_fsdp`): the accelerator's own
+    ``distributed_type`` is not relied on afterwards, as accelerate re-reads it from its process
+    state whenever an ``AcceleratorState()`` is created (e.g. by every prepared optimizer).
+    """
+    if not sharded:
+        return accelerator.get_state_dict(model)
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def optimizer_state(sharded: bool, model, optimizer) -> dict:
+    """The optimizer's full state (when ``sharded``: keyed by parameter name, on the main process only)."""
+    if not sharded:
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer.optimizer,
+                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_optimizer_state(sharded: bool, model, optimizer, state: dict) -> None:
+    """Inverse of :func:`optimizer_state`: each rank keeps its shard of the full state."""
+    if not sharded:
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer.optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+def ema_state(ema) -> dict:
+    """``EMAModel.state_dict()`` with whole shadow weights (gathered from their shards under FSDP)."""
+    state = ema.state_dict()
+    return {**state, "shadow_params": [_full(p) for p in state["shadow_params"]]}
+
+
+def load_ema_state(ema, state: dict) -> None:
+    """Inverse of :func:`ema_state`: the shadow weights go back where (and as shards as) they were."""
+    like = ema.shadow_params
+    ema.load_state_dict(state)
+    ema.shadow_params = [_like(full, old) for full, old in zip(ema.shadow_params, like, strict=True)]
+
+
+def gathered_student(accelerator, student, ema=None):
+    """The sharded ``student`` (EMA weights when ``ema`` is given) as a stock, unsharded
+    ``ZImageTransformer2DModel`` on the main process' CPU; None on the other ranks. Every rank
+    must call it (the gathering is collective); training can go on afterwards."""
+    state = model_state(True, accelerator, student)
+    if ema is not None:
+        names = [name for name, p in student.named_parameters() if p.requires_grad]
+        shadows = [_full(p) for p in ema.shadow_params]
+        state.update(zip(names, shadows, strict=True))
+    if not accelerator.is_main_process:
+        return None
+    model = ZImageTransformer2DModel.from_config(student.config)
+    model.load_state_dict(state)
+    return model.to(next(iter(state.values())).dtype).eval().requires_grad_(False)
+
+
+def gathered_heads(accelerator, disc, make_heads):
+    """The sharded heads as an unsharded module from ``make_heads()`` on the main process; None elsewhere."""
+    state = model_state(True, accelerator, disc)
+    if not accelerator.is_main_process:
+        return None
+    heads = make_heads()
+    heads.load_state_dict(state)
+    return heads
