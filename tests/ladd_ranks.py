@@ -2,11 +2,9 @@
 
     python -m torch.distributed.run --nproc_per_node=2 tests/ladd_ranks.py CONFIG.toml OUT_DIR
 
-With ``ACCELERATE_USE_FSDP=true`` and the ``FSDP_*`` variables that ``accelerate launch`` derives
-from configs/accelerate-fsdp.yaml, the student is sharded by FSDP2 through ``accelerator.prepare``.
-accelerate itself only turns FSDP on for GPUs (on CPU it quietly falls back to DDP), so this
-script switches the accelerator's state to FSDP after creating it; FSDP2 and its collectives run
-on CPU over gloo. Writes ``OUT_DIR/result.pt``: the straight and the resumed students (main rank).
+Under the variables of :func:`fsdp_cpu.fsdp_env` the student is sharded by FSDP2 (see fsdp_cpu);
+without them the ranks run DDP. Writes ``OUT_DIR/result.pt`` (main rank): the straight and the
+resumed students, the heads, the log and what the training callback received.
 """
 
 import os
@@ -14,26 +12,18 @@ import sys
 from pathlib import Path
 
 import torch
-from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+from fsdp_cpu import on_cpu
 
 import zlab.ladd.trainer as trainer
 from zlab.train.config import load_config
 
 config_path, out = sys.argv[1], Path(sys.argv[2])
-make_accelerator = trainer.make_accelerator
-
-
-def fsdp_on_cpu(*args, **kwargs):
-    accelerator = make_accelerator(*args, **kwargs)
-    if os.environ.get("ACCELERATE_USE_FSDP") == "true":
-        accelerator.state.distributed_type = DistributedType.FSDP
-        accelerator.state.fsdp_plugin = FullyShardedDataParallelPlugin()  # reads the FSDP_* variables
-    return accelerator
-
-
-trainer.make_accelerator = fsdp_on_cpu
+trainer.make_accelerator = on_cpu(trainer.make_accelerator)
+seen = []
 config = load_config(trainer.LADDConfig, config_path)
-straight, heads, log = trainer.train_ladd(config, out / "straight", progress=False)
+straight, heads, log = trainer.train_ladd(config, out / "straight", progress=False, callback_every=config.steps,
+                                          callback=lambda step, student, disc: seen.append(
+                                              (step, type(student).__name__, type(disc).__name__)))
 is_main = int(os.environ["RANK"]) == 0
 
 # Stop after half the steps, then resume the same config to the end.
@@ -48,6 +38,7 @@ torch.distributed.barrier()
 resumed, _, _ = trainer.train_ladd(config, out / "resumed", resume=True, progress=False)
 if is_main:
     torch.save({"straight": straight.state_dict(), "resumed": resumed.state_dict(), "heads": heads.state_dict(),
-                "log": log}, out / "result.pt")
+                "log": log, "callback": seen},
+               out / "result.pt")
 else:
-    assert (straight is None) == (os.environ.get("ACCELERATE_USE_FSDP") == "true")
+    assert (straight is None) == (os.environ.get("ACCELERATE_USE_FSDP") == "true") and not seen

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from accelerate.utils import DistributedType
+from fsdp_cpu import fsdp_env
 
 from zlab.ladd.data import synthesize
 from zlab.ladd.sharding import uses_fsdp
@@ -22,28 +23,22 @@ PROMPTS = ["a large red circle at the top left", "a small blue square at the bot
 SAMPLING = {"num_inference_steps": 2, "guidance_scale": 1.0, "cfg_truncation": 1.0, "height": 64, "width": 64}
 
 
-def fsdp_env(config_file: str) -> dict[str, str]:
-    """The FSDP variables ``accelerate launch --config_file`` gives each process (accelerate's own code)."""
-    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
-    from accelerate.utils.launch import prepare_multi_gpu_env
-
-    args = launch_command_parser().parse_args(["--config_file", config_file, "--num_processes", "2", "x.py"])
-    env = prepare_multi_gpu_env(_validate_launch_command(args)[0])
-    return {k: v for k, v in env.items() if k.startswith("FSDP_") or k == "ACCELERATE_USE_FSDP"}
+def two_ranks(script: str, *args, env: dict[str, str]) -> None:
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             f"--master_port={port}", str(ROOT / "tests" / script), *map(str, args)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **env}, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
 
 
 def run_ranks(config: dict, out: Path, env: dict[str, str]) -> dict:
     out.mkdir(parents=True)
     path = out / "ladd.toml"
     path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()))
-    with socket.socket() as sock:  # a free port for the rendezvous
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                             f"--master_port={port}", str(ROOT / "tests" / "ladd_ranks.py"), str(path), str(out)],
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **env}, capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0, result.stderr[-4000:]
+    two_ranks("ladd_ranks.py", path, out, env=env)
     return torch.load(out / "result.pt", weights_only=False)
 
 
@@ -78,6 +73,9 @@ def test_fsdp_student_is_the_ddp_student(runs):
     print(f"largest weight change {moved:.3g}; largest DDP-FSDP difference {apart:.3g}")
     assert moved > 1e-5 and apart < 0.01 * moved
     assert runs["fsdp"]["log"]["d_loss"] == pytest.approx(runs["ddp"]["log"]["d_loss"], rel=1e-4)
+    # the lab's training callback gets whole modules on the main rank, before the first step and after the last
+    assert runs["fsdp"]["callback"] == [(0, "ZImageTransformer2DModel", "Discriminator"),
+                                        (4, "ZImageTransformer2DModel", "Discriminator")]
     for k, v in runs["ddp"]["heads"].items():
         torch.testing.assert_close(runs["fsdp"]["heads"][k], v, atol=1e-5, rtol=1e-4)
 
@@ -104,3 +102,14 @@ def test_unsupported_fsdp_setups_name_the_fix():
         uses_fsdp(fsdp2, LADDConfig(lora_rank=8))
     assert uses_fsdp(fsdp2, LADDConfig()) is True
     assert uses_fsdp(SimpleNamespace(distributed_type=DistributedType.MULTI_GPU), LADDConfig(lora_rank=8)) is False
+
+
+def test_memory_model_of_a_sharded_step_within_20_percent_of_each_rank(tmp_path):
+    """``predict(..., shards=2)`` against the peak each of two FSDP ranks measures (CPU profiler events)."""
+    two_ranks("fsdp_memory_ranks.py", tmp_path / "memory.json", env=fsdp_env(str(ROOT / "configs" / "accelerate-fsdp.yaml")))
+    results = json.loads((tmp_path / "memory.json").read_text())
+    assert len(results) == 2
+    for name, ranks in results.items():
+        for predicted, measured, unsharded in ranks:
+            assert 0.8 <= predicted / measured <= 1.2, (name, predicted / 2**20, measured / 2**20)
+            assert measured < 0.9 * unsharded  # the shards are real: the step holds less than one process would

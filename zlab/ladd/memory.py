@@ -23,6 +23,7 @@ they keep the output and a log-sum-exp per query, never the ``T x T`` probabilit
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -220,39 +221,87 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
 
 
 def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int, cap_len: int = 16,
-              text_dim: int | None = None):
+              text_dim: int | None = None, accelerator=None):
     """A closure running one full LADD update (:func:`zlab.ladd.trainer.ladd_step`) on random data
-    on ``teacher``'s device: what ``zlab bench`` times and :func:`measure` profiles."""
+    on ``teacher``'s device: what ``zlab bench`` times and :func:`measure` profiles.
+
+    With an ``accelerator`` the models are prepared on it as the trainer prepares them (e.g. the
+    student sharded under FSDP); without one they run as they are, on one process.
+    """
     from zlab.ladd.setup import make_ema, make_optimizers
-    from zlab.ladd.trainer import ladd_step
+    from zlab.ladd.trainer import ladd_step, prepare
     from zlab.train.loop import make_accelerator
 
     device = teacher.device
     text_dim = text_dim or teacher.config.cap_feat_dim
     models = build_models(config, teacher, text_dim)
     models.disc.to(device)
-    accelerator = make_accelerator(config.mixed_precision, cpu=device.type == "cpu")
-    opt_student, opt_heads = make_optimizers(config, models)
-    ema = make_ema(config, models.trainable())
+    if accelerator is None:
+        accelerator = make_accelerator(config.mixed_precision, cpu=device.type == "cpu")
+        student, disc = models.student, models.disc
+        opt_student, opt_heads = make_optimizers(config, models)
+        ema = make_ema(config, models.trainable())
+    else:
+        student, disc, opt_student, opt_heads, ema = prepare(accelerator, config, models)
     batch = _zero_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim, device=device)
     for x in (batch.x0, batch.eps, batch.eps_hat):
         x.normal_()
 
     def step():
-        result = ladd_step(accelerator, models.student, models.disc, models.disc, models.tap, batch, opt_student,
-                           opt_heads, config, ema=ema)
+        result = ladd_step(accelerator, student, disc, accelerator.unwrap_model(disc), models.tap, batch,
+                           opt_student, opt_heads, config, ema=ema)
         if not result.ok:  # a skipped update would time and measure a step without its backward passes
             raise FloatingPointError(f"non-finite LADD losses (G {result.g_loss.item()}, D {result.d_loss.item()})")
 
+    step.live_bytes = lambda: live_bytes(models.teacher, student, disc, opt_student, opt_heads, ema, batch)
     return step
 
 
-def measure(step, warm_up: bool = True) -> MemoryEstimate:
+def live_bytes(*holders) -> int:
+    """Bytes of the distinct storages held by modules (parameters, gradients, buffers), optimizers
+    (state), an EMA (shadow weights) and dataclasses of tensors; a sharded tensor counts its local shard."""
+    from torch.distributed.tensor import DTensor
+
+    seen: dict[int, int] = {}
+
+    def add(t):
+        if isinstance(t, DTensor):
+            t = t.to_local()
+        if isinstance(t, torch.Tensor) and t.device.type != "meta":
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+
+    for h in holders:
+        if isinstance(h, torch.nn.Module):
+            for p in h.parameters():
+                add(p)
+                add(p.grad)
+            for b in h.buffers():
+                add(b)
+        elif isinstance(h, torch.optim.Optimizer):
+            for state in h.state.values():
+                for v in state.values():
+                    add(v)
+        elif hasattr(h, "shadow_params"):
+            for v in h.shadow_params:
+                add(v)
+        elif h is not None:
+            for v in vars(h).values():
+                for t in v if isinstance(v, list) else [v]:
+                    add(t)
+    seen.pop(0, None)
+    return sum(seen.values())
+
+
+def measure(step, warm_up: bool = True, by_events: bool = False) -> MemoryEstimate:
     """Measured peak bytes of ``step()``, after one warm-up call that creates Adam's state (pass
     ``warm_up=False`` when the step has already run).
 
     CUDA: ``torch.cuda.max_memory_allocated``. CPU: PyTorch's memory profiler, its peak split into
-    the profiler's categories (parameters, optimizer state, gradients, activations, ...).
+    the profiler's categories (parameters, optimizer state, gradients, activations, ...). The
+    categories need the profiler's data-flow analysis, which FSDP's sharded tensors defeat; with
+    ``by_events`` the CPU peak is instead what the step holds before it starts
+    (``step.live_bytes()``, see :func:`make_step`) plus the highest running sum of the allocations
+    and frees the profiler records during the step.
     """
     if warm_up:
         step()
@@ -265,6 +314,14 @@ def measure(step, warm_up: bool = True) -> MemoryEstimate:
     from torch.profiler import ProfilerActivity, profile
     from torch.profiler._memory_profiler import _CATEGORY_TO_INDEX, MemoryProfileTimeline
 
+    if by_events:
+        held = step.live_bytes()
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            step()
+        events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                        key=lambda e: e.start_ns())
+        running = list(itertools.accumulate(e.nbytes() for e in events))
+        return MemoryEstimate({"held before the step": held, "allocated during the step (peak)": max(running, default=0)})
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
         step()
     _, sizes = MemoryProfileTimeline(prof._memory_profile())._coalesce_timeline("cpu")

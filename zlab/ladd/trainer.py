@@ -245,6 +245,18 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
     return StepResult(ok, g_loss.detach(), d_loss.detach(), real, fake)
 
 
+def prepare(accelerator, config: LADDConfig, models):
+    """``(student, disc, opt_student, opt_heads, ema)`` ready for :func:`ladd_step` on ``accelerator``.
+
+    One model per ``prepare`` call (accelerate's FSDP2 shards one model with its optimizer per call);
+    the EMA is built afterwards, so under FSDP its shadow weights are shards like the parameters.
+    """
+    opt_student, opt_heads = make_optimizers(config, models)
+    student, opt_student = accelerator.prepare(models.student, opt_student)
+    disc, opt_heads = accelerator.prepare(models.disc, opt_heads)
+    return student, disc, opt_student, opt_heads, make_ema(config, models.trainable())
+
+
 def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
                callback=None, callback_every: int = 0):
     """Train (or resume) a LADD student in ``run_dir``; returns ``(student transformer, discriminator, log)``.
@@ -268,12 +280,8 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     generator = torch.Generator().manual_seed(config.seed + 1000 * accelerator.process_index)
 
     step, _, state = resume_run(run_dir, config, resume, student=models, discriminator=models.disc)
-    opt_student, opt_heads = make_optimizers(config, models)
-    # One model per prepare (accelerate's FSDP2 shards one model with its optimizer per call).
-    student_ddp, opt_student = accelerator.prepare(models.student, opt_student)
-    disc_ddp, opt_heads = accelerator.prepare(models.disc, opt_heads)
+    student_ddp, disc_ddp, opt_student, opt_heads, ema = prepare(accelerator, config, models)
     heads = accelerator.unwrap_model(disc_ddp)
-    ema = make_ema(config, models.trainable())  # after prepare: under FSDP, shards like the parameters
     log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": []}
     if state is not None:
         generator.set_state(state["generators"][accelerator.process_index])

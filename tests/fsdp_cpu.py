@@ -1,0 +1,34 @@
+"""FSDP2 through accelerate on CPU ranks, for the tests (imported by test_fsdp.py and the rank scripts).
+
+``accelerate launch --config_file configs/accelerate-fsdp.yaml`` gives each process the
+``ACCELERATE_USE_FSDP`` / ``FSDP_*`` variables that :func:`fsdp_env` computes with accelerate's own
+launcher code. accelerate then turns FSDP on only for GPUs (on CPU it quietly runs DDP), so
+:func:`on_cpu` switches a freshly made accelerator's state to FSDP with the plugin those variables
+describe; ``fully_shard`` and its collectives then really run, on CPU over gloo.
+"""
+
+import os
+
+from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+
+def fsdp_env(config_file: str, processes: int = 2) -> dict[str, str]:
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", config_file, "--num_processes", str(processes), "x.py"])
+    env = prepare_multi_gpu_env(_validate_launch_command(args)[0])
+    return {k: v for k, v in env.items() if k.startswith("FSDP_") or k == "ACCELERATE_USE_FSDP"}
+
+
+def on_cpu(make_accelerator):
+    """``make_accelerator`` whose accelerators use FSDP when the environment asks for it."""
+
+    def make(*args, **kwargs):
+        accelerator = make_accelerator(*args, **kwargs)
+        if os.environ.get("ACCELERATE_USE_FSDP") == "true":
+            accelerator.state.distributed_type = DistributedType.FSDP
+            accelerator.state.fsdp_plugin = FullyShardedDataParallelPlugin()  # reads the FSDP_* variables
+        return accelerator
+
+    return make

@@ -1,0 +1,40 @@
+"""Run by ``torch.distributed.run`` from tests/test_fsdp.py: the memory model of a sharded step against
+PyTorch's CPU memory profiler on every rank (the tiny pipeline, batch 4 per rank, 64x64).
+
+    python -m torch.distributed.run --nproc_per_node=2 tests/fsdp_memory_ranks.py OUT.json
+
+Under the variables of :func:`fsdp_cpu.fsdp_env` the student is sharded by FSDP2 (see fsdp_cpu).
+Writes, from the main rank, ``{config name: [[predicted, measured, predicted unsharded] bytes per rank]}``.
+"""
+
+import json
+import sys
+from dataclasses import replace
+
+import torch
+from fsdp_cpu import on_cpu
+
+from zlab.ladd.memory import make_step, measure, predict
+from zlab.ladd.trainer import LADDConfig
+from zlab.tiny import build_tiny_pipeline
+from zlab.train.loop import make_accelerator
+
+pipe = build_tiny_pipeline(seed=0)
+world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+base = LADDConfig(batch_size=4, blocks=(1, 3), head_hidden=16)
+cases = {"full fp32, Adam, EMA": {"ema_decay": 0.9},
+         "full fp32, checkpointing": {"gradient_checkpointing": True}}
+results = {}
+for name, options in cases.items():
+    config = replace(base, **options)
+    accelerator = on_cpu(make_accelerator)(config.mixed_precision, cpu=True)
+    world = accelerator.num_processes
+    predicted = predict(config, pipe.transformer.config, 64, 64, cap_len=16, shards=world)
+    teacher = build_tiny_pipeline(seed=0).transformer
+    measured = measure(make_step(config, teacher, 64, 64, cap_len=16, accelerator=accelerator), by_events=True)
+    whole = predict(config, pipe.transformer.config, 64, 64, cap_len=16)  # the same step on one process
+    pair = torch.tensor([float(predicted.total), float(measured.total), float(whole.total)])
+    results[name] = accelerator.gather(pair[None]).tolist()
+if accelerator.is_main_process:
+    with open(sys.argv[1], "w") as f:
+        json.dump(results, f)
