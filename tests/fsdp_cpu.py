@@ -9,6 +9,7 @@ describe; ``fully_shard`` and its collectives then really run, on CPU over gloo.
 
 import os
 
+from accelerate.state import PartialState
 from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
 
@@ -22,13 +23,22 @@ def fsdp_env(config_file: str, processes: int = 2) -> dict[str, str]:
 
 
 def on_cpu(make_accelerator):
-    """``make_accelerator`` whose accelerators use FSDP when the environment asks for it."""
+    """``make_accelerator`` whose accelerators use FSDP when the environment asks for it.
+
+    accelerate re-copies ``distributed_type`` from its process state (``PartialState``) whenever an
+    ``AcceleratorState()`` is created, e.g. by the first prepared optimizer, so only the first
+    ``prepare`` call (the student's) is sure to see FSDP; the heads' call then gets DDP. With
+    ``ZLAB_TEST_FSDP_EVERYWHERE=1`` the process state says FSDP too, and every call shards (the heads as well):
+    the trainer must work either way.
+    """
 
     def make(*args, **kwargs):
         accelerator = make_accelerator(*args, **kwargs)
         if os.environ.get("ACCELERATE_USE_FSDP") == "true":
             accelerator.state.distributed_type = DistributedType.FSDP
             accelerator.state.fsdp_plugin = FullyShardedDataParallelPlugin()  # reads the FSDP_* variables
+            if os.environ.get("ZLAB_TEST_FSDP_EVERYWHERE") == "1":
+                PartialState._shared_state["distributed_type"] = DistributedType.FSDP
         return accelerator
 
     return make

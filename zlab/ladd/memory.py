@@ -160,8 +160,8 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
     does not act on the meta device, so the traced activations keep the weights' dtype.)
 
     ``shards > 1``: one of that many GPUs under FSDP2 (``configs/accelerate-fsdp.yaml``, full
-    fine-tuning; ``batch_size`` per GPU). The student's weights, gradients, Adam state and EMA and
-    the heads are split evenly; the teacher stays whole on every GPU; and each GPU also holds the
+    fine-tuning; ``batch_size`` per GPU). The student's weights, gradients, Adam state and EMA are
+    split evenly; the teacher and the heads stay whole on every GPU; and each GPU also holds the
     gathered weights of the block it computes and of the next (prefetched), and one block's whole
     gradient before it is reduce-scattered. The gathered weights are already in the compute dtype
     (FSDP's mixed precision), so there are no autocast copies.
@@ -187,7 +187,7 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
     parts = {
         "teacher weights": n_base * wbytes,
         "student weights": share(n_train) * tbytes,
-        "heads (weights, grads, Adam)": share(n_heads) * 4 * 4,
+        "heads (weights, grads, Adam)": n_heads * 4 * 4,  # replicated on every GPU, also under FSDP
         "student gradients": share(n_train) * tbytes,
         "optimizer state": 2 * share(n_train) * state_bytes,
         "activations": checkpointed if config.gradient_checkpointing else plain,
@@ -214,8 +214,7 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
                            else "no checkpointing")),
     }
     if shards > 1:
-        for name in ("student weights", "heads (weights, grads, Adam)", "student gradients", "optimizer state",
-                     "EMA of the student"):
+        for name in ("student weights", "student gradients", "optimizer state", "EMA of the student"):
             notes[name] = f"{notes.get(name, '')}; this GPU's 1/{shards} (FSDP)".lstrip("; ")
     return MemoryEstimate(parts, notes, either=(("activations", "autocast weight copies"), ("student gradients",)))
 
@@ -229,6 +228,7 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
     student sharded under FSDP); without one they run as they are, on one process.
     """
     from zlab.ladd.setup import make_ema, make_optimizers
+    from zlab.ladd.sharding import uses_fsdp
     from zlab.ladd.trainer import ladd_step, prepare
     from zlab.train.loop import make_accelerator
 
@@ -242,7 +242,7 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
         opt_student, opt_heads = make_optimizers(config, models)
         ema = make_ema(config, models.trainable())
     else:
-        student, disc, opt_student, opt_heads, ema = prepare(accelerator, config, models)
+        student, disc, opt_student, opt_heads, ema = prepare(accelerator, config, models, uses_fsdp(accelerator, config))
     batch = _zero_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim, device=device)
     for x in (batch.x0, batch.eps, batch.eps_hat):
         x.normal_()

@@ -3,13 +3,13 @@
 ``accelerate launch --config_file configs/accelerate-fsdp.yaml -m zlab.cli ladd ...`` runs the same
 loop as one process or DDP; only the pieces that hold the student's *full* state differ:
 
-* the student and the heads are each ``accelerator.prepare``d with their optimizer (accelerate's
-  FSDP2 takes one model per call); every ``ZImageTransformerBlock`` becomes its own FSDP unit, so
-  one block's weights are gathered at a time. The frozen teacher is not prepared: each GPU keeps
-  a whole bf16 copy (it only runs forward, and its blocks past the last tap never run);
+* the student is ``accelerator.prepare``d with its optimizer: every ``ZImageTransformerBlock``
+  becomes its own FSDP unit, so one block's weights are gathered at a time. The small heads are
+  replicated with DDP (:func:`replicate`). The frozen teacher is not prepared: each GPU keeps a
+  whole bf16 copy (it only runs forward, and its blocks past the last tap never run);
 * the EMA is built over the sharded parameters, so each rank averages its own shard;
-* checkpoints hold *full* state dicts (gathered to the main process, on the CPU), so one file
-  resumes under FSDP, DDP or a single process alike; on resume each rank takes its shard of them;
+* checkpoints hold *full* state dicts, gathered to the main process on the CPU (the student's
+  weights are whole tensors whatever the launch); on resume each rank takes its shard of them;
 * the shipped student is gathered to the main process as a stock ``ZImageTransformer2DModel``.
 
 A LoRA student is refused under FSDP: it shares its module with the teacher (whose frozen base
@@ -37,6 +37,19 @@ def uses_fsdp(accelerator, config) -> bool:
                          "cannot be sharded by FSDP; its adapter is small enough to replicate: launch it with DDP "
                          "(configs/accelerate-ddp.yaml), or set lora_rank = 0 for a sharded full fine-tuning")
     return True
+
+
+def replicate(accelerator, module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` replicated on every rank with DDP (gradients averaged in backward).
+
+    Under FSDP the heads are not given to ``accelerator.prepare``: its FSDP2 path wraps one model
+    per call with the transformer's auto-wrap policy (which finds no transformer block in the
+    heads), and their few parameters gain nothing from sharding.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = accelerator.device
+    return DistributedDataParallel(module.to(device), device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def is_sharded(module) -> bool:
@@ -91,7 +104,7 @@ def optimizer_state(sharded: bool, model, optimizer) -> dict:
         return optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-    return get_optimizer_state_dict(model, optimizer.optimizer,
+    return get_optimizer_state_dict(model, _unwrapped(optimizer),
                                     options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
@@ -102,7 +115,12 @@ def load_optimizer_state(sharded: bool, model, optimizer, state: dict) -> None:
         return
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-    set_optimizer_state_dict(model, optimizer.optimizer, state, options=StateDictOptions(full_state_dict=True))
+    set_optimizer_state_dict(model, _unwrapped(optimizer), state, options=StateDictOptions(full_state_dict=True))
+
+
+def _unwrapped(optimizer):
+    """The torch optimizer inside accelerate's ``AcceleratedOptimizer`` (or the optimizer itself)."""
+    return getattr(optimizer, "optimizer", optimizer)
 
 
 def ema_state(ema) -> dict:

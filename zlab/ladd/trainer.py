@@ -35,7 +35,7 @@ from zlab.ladd.losses import LOSSES, discriminator_loss, generator_loss, head_ac
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_ema, make_optimizers
 from zlab.ladd.sharding import (all_finite, any_rank, ema_state, gathered_heads, gathered_student, load_ema_state,
-                                load_optimizer_state, model_state, optimizer_state, uses_fsdp)
+                                load_optimizer_state, model_state, optimizer_state, replicate, uses_fsdp)
 from zlab.train.config import check_range
 from zlab.train.loop import make_accelerator, resume_run, save_checkpoint, seed_everything
 
@@ -245,15 +245,20 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
     return StepResult(ok, g_loss.detach(), d_loss.detach(), real, fake)
 
 
-def prepare(accelerator, config: LADDConfig, models):
+def prepare(accelerator, config: LADDConfig, models, sharded: bool = False):
     """``(student, disc, opt_student, opt_heads, ema)`` ready for :func:`ladd_step` on ``accelerator``.
 
-    One model per ``prepare`` call (accelerate's FSDP2 shards one model with its optimizer per call);
-    the EMA is built afterwards, so under FSDP its shadow weights are shards like the parameters.
+    ``sharded`` (:func:`~zlab.ladd.sharding.uses_fsdp`, asked before any ``prepare``): accelerate's
+    FSDP2 shards the student with its optimizer, one transformer block per unit; the small heads are
+    replicated with DDP (:func:`~zlab.ladd.sharding.replicate`). The EMA is built afterwards, so under
+    FSDP its shadow weights are shards like the parameters.
     """
     opt_student, opt_heads = make_optimizers(config, models)
     student, opt_student = accelerator.prepare(models.student, opt_student)
-    disc, opt_heads = accelerator.prepare(models.disc, opt_heads)
+    if sharded:
+        disc = replicate(accelerator, models.disc)
+    else:
+        disc, opt_heads = accelerator.prepare(models.disc, opt_heads)
     return student, disc, opt_student, opt_heads, make_ema(config, models.trainable())
 
 
@@ -280,7 +285,7 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     generator = torch.Generator().manual_seed(config.seed + 1000 * accelerator.process_index)
 
     step, _, state = resume_run(run_dir, config, resume, student=models, discriminator=models.disc)
-    student_ddp, disc_ddp, opt_student, opt_heads, ema = prepare(accelerator, config, models)
+    student_ddp, disc_ddp, opt_student, opt_heads, ema = prepare(accelerator, config, models, sharded)
     heads = accelerator.unwrap_model(disc_ddp)
     log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": []}
     if state is not None:
