@@ -150,13 +150,3 @@ def gathered_student(accelerator, student, ema=None):
     model = ZImageTransformer2DModel.from_config(student.config)
     model.load_state_dict(state)
     return model.to(next(iter(state.values())).dtype).eval().requires_grad_(False)
-
-
-def gathered_heads(accelerator, disc, make_heads):
-    """The sharded heads as an unsharded module from ``make_heads()`` on the main process; None elsewhere."""
-    state = model_state(True, accelerator, disc)
-    if not accelerator.is_main_process:
-        return None
-    heads = make_heads()
-    heads.load_state_dict(state)
-    return heads

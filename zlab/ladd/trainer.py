@@ -30,12 +30,12 @@ from tqdm.auto import tqdm
 from zlab.features import FeatureTap
 from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
 from zlab.ladd.data import SynthData
-from zlab.ladd.heads import Discriminator, pool_text
+from zlab.ladd.heads import pool_text
 from zlab.ladd.losses import LOSSES, discriminator_loss, generator_loss, head_accuracy
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_ema, make_optimizers
-from zlab.ladd.sharding import (all_finite, any_rank, ema_state, gathered_heads, gathered_student, load_ema_state,
-                                load_optimizer_state, model_state, optimizer_state, replicate, uses_fsdp)
+from zlab.ladd.sharding import (all_finite, any_rank, ema_state, gathered_student, load_ema_state, load_optimizer_state,
+                                model_state, optimizer_state, replicate, uses_fsdp)
 from zlab.train.config import check_range
 from zlab.train.loop import make_accelerator, resume_run, save_checkpoint, seed_everything
 
@@ -228,7 +228,7 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
         if ema is not None:
             ema.step([p for p in accelerator.unwrap_model(student).parameters() if p.requires_grad])
     opt_student.zero_grad(set_to_none=True)
-    opt_heads.zero_grad(set_to_none=True)  # FSDP keeps the heads' gathered weights trainable during L_adv's backward
+    opt_heads.zero_grad(set_to_none=True)  # nothing of L_adv's backward may reach the heads' own step
     with accelerator.autocast():
         n = len(batch.t_hat)
         logits = disc([torch.cat([r, f.detach()]) for r, f in zip(fwd.real_maps, fwd.fake_maps, strict=True)],
@@ -269,8 +269,8 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     The student returned is the one that ships: EMA weights when ``ema_decay > 0``, a LoRA adapter
     merged into the weights when ``lora_rank > 0``. ``callback(step, student, discriminator)`` runs
     on the main process after every ``callback_every`` steps (and before the first), e.g. to draw
-    samples over training (lab 05). Under FSDP the student and heads are gathered into whole,
-    unsharded modules on the main process; the other ranks get None for both.
+    samples over training (lab 05). Under FSDP the student is gathered into a whole, unsharded
+    module on the main process; the other ranks get None for the student and the heads.
     """
     run_dir = Path(run_dir)
     accelerator = make_accelerator(config.mixed_precision)
@@ -279,8 +279,6 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     data = SynthData.load(config.data)
     models = build_models(config, load_teacher(config.teacher, config.weights_dtype).to(accelerator.device),
                           data.embeds[0].shape[-1])
-    make_heads = lambda: Discriminator(config.blocks, models.teacher.config.dim, data.embeds[0].shape[-1],  # noqa: E731
-                                       hidden=config.head_hidden)
     # Every rank draws its own batch (seed + rank); DDP/FSDP average the gradients, so weights stay equal.
     generator = torch.Generator().manual_seed(config.seed + 1000 * accelerator.process_index)
 
@@ -291,7 +289,7 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     if state is not None:
         generator.set_state(state["generators"][accelerator.process_index])
         load_optimizer_state(sharded, student_ddp, opt_student, state["opt_student"])
-        load_optimizer_state(sharded, disc_ddp, opt_heads, state["opt_heads"])
+        opt_heads.load_state_dict(state["opt_heads"])
         if ema is not None:
             load_ema_state(ema, state["ema"])
     bar = tqdm(total=config.steps, initial=step, desc="ladd", disable=not progress or not accelerator.is_main_process)
@@ -300,9 +298,8 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
         # Gathering is collective: every rank takes part, the main process writes.
         generators = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()  # a row per rank
         saved = {"student": models.state_dict(model_state(sharded, accelerator, student_ddp)),
-                 "discriminator": model_state(sharded, accelerator, disc_ddp),
+                 "discriminator": heads.state_dict(), "opt_heads": opt_heads.state_dict(),  # replicated
                  "opt_student": optimizer_state(sharded, student_ddp, opt_student),
-                 "opt_heads": optimizer_state(sharded, disc_ddp, opt_heads),
                  **({"ema": ema_state(ema)} if ema else {})}
         if accelerator.is_main_process:
             save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": [], "log": log,
@@ -310,7 +307,7 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
 
     def shipped(in_place: bool = False):
         if sharded:
-            return gathered_student(accelerator, student_ddp, ema), gathered_heads(accelerator, disc_ddp, make_heads)
+            return gathered_student(accelerator, student_ddp, ema), heads if accelerator.is_main_process else None
         return models.shipped(ema, in_place=in_place), heads
 
     def notify():
