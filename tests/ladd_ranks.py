@@ -37,6 +37,9 @@ if is_main:
 torch.distributed.barrier()
 resumed, _, _ = trainer.train_ladd(config, out / "resumed", resume=True, progress=False)
 if is_main:
+    from zlab.ladd.student import save_trained_student
+
+    save_trained_student(config.teacher, straight, heads, out / "student")
     torch.save({"straight": straight.state_dict(), "resumed": resumed.state_dict(), "heads": heads.state_dict(),
                 "log": log, "callback": seen},
                out / "result.pt")

@@ -85,6 +85,19 @@ def test_fsdp_student_is_the_ddp_student(runs):
             torch.testing.assert_close(runs[mode]["heads"][k], v, atol=1e-5, rtol=1e-4)
 
 
+def test_the_gathered_student_ships_as_a_stock_pipeline(runs):
+    from diffusers import ZImagePipeline
+
+    folder = runs["fsdp_dir"] / "student"
+    pipe = ZImagePipeline.from_pretrained(folder)
+    assert pipe.scheduler.config.shift == 1.0 and not pipe.scheduler.config.use_dynamic_shifting
+    for k, v in pipe.transformer.state_dict().items():
+        torch.testing.assert_close(v, runs["fsdp"]["straight"][k], atol=0, rtol=0, msg=k)
+    sampling = json.loads((folder / "sampling.json").read_text())
+    assert sampling == {"num_inference_steps": 4, "guidance_scale": 0.0, "height": 64, "width": 64}
+    assert (folder / "discriminator").is_dir()
+
+
 def test_fsdp_checkpoints_are_full_and_resume(runs):
     state = torch.load(runs["fsdp_dir"] / "straight" / "checkpoint.pt", weights_only=False)
     assert all(not hasattr(v, "placements") for v in state["student"].values())  # whole tensors, not shards
@@ -111,7 +124,8 @@ def test_unsupported_fsdp_setups_name_the_fix():
 
 def test_memory_model_of_a_sharded_step_within_20_percent_of_each_rank(tmp_path):
     """``predict(..., shards=2)`` against the peak each of two FSDP ranks measures (CPU profiler events)."""
-    two_ranks("fsdp_memory_ranks.py", tmp_path / "memory.json", env=fsdp_env(str(ROOT / "configs" / "accelerate-fsdp.yaml")))
+    env = fsdp_env(str(ROOT / "configs" / "accelerate-fsdp.yaml"))
+    two_ranks("fsdp_memory_ranks.py", tmp_path / "memory.json", env=env)
     results = json.loads((tmp_path / "memory.json").read_text())
     assert len(results) == 2
     for name, ranks in results.items():

@@ -158,6 +158,22 @@ if dist.get_rank() == 0:
     assert not torch.equal(weights[0], before)  # the ranks moved, together
 
 
+def test_ladd_cli_writes_the_student_folder(teacher_and_data, tmp_path):
+    config = _config(teacher_and_data, steps=1)
+    path = tmp_path / "ladd.toml"
+    path.write_text("".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}\n"
+                            for k, v in vars(config).items()))
+    result = subprocess.run([sys.executable, "-m", "zlab.cli", "ladd", "--config", str(path),
+                             "--run", str(tmp_path / "run"), "--out", str(tmp_path / "student")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pipe = ZImagePipeline.from_pretrained(tmp_path / "student")
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    for k, v in pipe.transformer.state_dict().items():
+        torch.testing.assert_close(v, state["student"][k], atol=0, rtol=0, msg=k)
+    assert json.loads((tmp_path / "student" / "sampling.json").read_text())["num_inference_steps"] == 4
+
+
 def test_same_seed_same_student(teacher_and_data, tmp_path):
     config = _config(teacher_and_data, steps=2)
     a, _, log_a = train_ladd(config, tmp_path / "a", progress=False)

@@ -151,8 +151,13 @@ def _ladd(args: argparse.Namespace) -> None:
     from zlab.ladd.trainer import LADDConfig, train_ladd
     from zlab.train.config import load_config
 
-    train_ladd(load_config(LADDConfig, args.config), args.run, resume=args.resume)
+    config = load_config(LADDConfig, args.config)
+    student, heads, _ = train_ladd(config, args.run, resume=args.resume)
     print(f"{args.run}/checkpoint.pt")
+    if args.out and student is not None:  # the main process (under FSDP the only one holding a whole student)
+        from zlab.ladd.student import save_trained_student
+
+        print(save_trained_student(config.teacher, student, heads, args.out, config.stochastic_sampling))
 
 
 def _make_student(args: argparse.Namespace) -> None:
@@ -306,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=config_path("shapes-ladd.toml"))
     p.add_argument("--run", default=output_path("runs/ladd"))
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--out", help="also write the trained student as a stock ZImagePipeline folder")
     p.set_defaults(func=_ladd)
 
     p = sub.add_parser("make-student", help="the whole student recipe: synth, LADD, shipped folder")

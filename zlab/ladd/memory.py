@@ -242,7 +242,8 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
         opt_student, opt_heads = make_optimizers(config, models)
         ema = make_ema(config, models.trainable())
     else:
-        student, disc, opt_student, opt_heads, ema = prepare(accelerator, config, models, uses_fsdp(accelerator, config))
+        sharded = uses_fsdp(accelerator, config)
+        student, disc, opt_student, opt_heads, ema = prepare(accelerator, config, models, sharded)
     batch = _zero_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim, device=device)
     for x in (batch.x0, batch.eps, batch.eps_hat):
         x.normal_()
@@ -321,7 +322,8 @@ def measure(step, warm_up: bool = True, by_events: bool = False) -> MemoryEstima
         events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
                         key=lambda e: e.start_ns())
         running = list(itertools.accumulate(e.nbytes() for e in events))
-        return MemoryEstimate({"held before the step": held, "allocated during the step (peak)": max(running, default=0)})
+        return MemoryEstimate({"held before the step": held,
+                               "allocated during the step (peak)": max(running, default=0)})
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
         step()
     _, sizes = MemoryProfileTimeline(prof._memory_profile())._coalesce_timeline("cpu")

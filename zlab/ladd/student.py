@@ -81,3 +81,21 @@ def check_student_schedule(pipe: ZImagePipeline, steps=STUDENT_STEPS, height: in
     """The lab times stock ``ZImagePipeline`` will use at each N (read from its scheduler, as it does)."""
     return {n: [round(float(t), 6) for t in schedule(pipe.scheduler, n, height, width,
                                                       vae_scale_factor=pipe.vae_scale_factor)[:-1]] for n in steps}
+
+
+def save_trained_student(teacher: str, transformer, disc: Discriminator | None, out: str | Path,
+                         stochastic: bool = False) -> Path:
+    """A student folder straight from a LADD run (``zlab ladd --out``), for any teacher folder or hub id.
+
+    The teacher's VAE, tokenizer and text encoder around the trained ``transformer`` (the teacher's
+    own transformer is not loaded), the shift-1 scheduler, and ``sampling.json``: the teacher's
+    (its size and prompt length) with 4 steps and no CFG. The Shapes recipe (``zlab make-student``)
+    also measures the student; this only writes it.
+    """
+    pipe = student_pipeline(ZImagePipeline.from_pretrained(teacher, transformer=transformer), transformer, stochastic)
+    local = Path(teacher) / "sampling.json"
+    teacher_sampling = json.loads(local.read_text()) if local.is_file() else {}
+    keep = ("height", "width", "max_sequence_length")
+    sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, **{k: teacher_sampling[k] for k in keep
+                                                                     if k in teacher_sampling}}
+    return save_student(pipe, disc, out, sampling)
