@@ -23,7 +23,9 @@ pipe = build_tiny_pipeline(seed=0)
 world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
 base = LADDConfig(batch_size=4, blocks=(1, 3), head_hidden=16)
 cases = {"full fp32, Adam, EMA": {"ema_decay": 0.9},
-         "full fp32, checkpointing": {"gradient_checkpointing": True}}
+         "full fp32, checkpointing": {"gradient_checkpointing": True},
+         "full, bf16 autocast, checkpointing, EMA": {"mixed_precision": "bf16", "gradient_checkpointing": True,
+                                                    "ema_decay": 0.9}}
 results = {}
 for name, options in cases.items():
     config = replace(base, **options)
