@@ -129,6 +129,8 @@ def test_memory_model_of_a_sharded_step_within_20_percent_of_each_rank(tmp_path)
     results = json.loads((tmp_path / "memory.json").read_text())
     assert len(results) == 3
     for name, ranks in results.items():
-        for predicted, measured, unsharded in ranks:
+        for rank, (predicted, measured, unsharded) in enumerate(ranks):
+            print(f"| {name} | rank {rank} | {predicted / 2**20:.2f} | {measured / 2**20:.2f} | "
+                  f"{predicted / measured:.2f} | {unsharded / 2**20:.2f} |")
             assert 0.8 <= predicted / measured <= 1.2, (name, predicted / 2**20, measured / 2**20)
             assert measured < 0.9 * unsharded  # the shards are real: the step holds less than one process would
