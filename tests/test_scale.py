@@ -58,6 +58,8 @@ def test_memory_model_of_a_sharded_full_fine_tuning():
     block_bytes = eight.parts["gathered blocks (FSDP)"]
     assert 0 < block_bytes < 0.1 * one.parts["student weights"]  # ~2 of 30 blocks and "autocast weight copies" not in eight.parts
     assert eight.total < 0.35 * one.total
+    with pytest.raises(ValueError, match=r"\[1, 65536\]"):
+        predict(config, REAL_TRANSFORMER_CONFIG, 512, 512, shards=0)
     with pytest.raises(ValueError, match="lora_rank"):
         predict(load_config(LADDConfig, "configs/zimage-ladd-lora.toml"), REAL_TRANSFORMER_CONFIG, 512, 512, shards=2)
 

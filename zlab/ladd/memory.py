@@ -166,6 +166,8 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
     gradient before it is reduce-scattered. The gathered weights are already in the compute dtype
     (FSDP's mixed precision), so there are no autocast copies.
     """
+    if not isinstance(shards, int) or not 1 <= shards <= 65536:
+        raise ValueError(f"shards (GPUs) must be an integer in [1, 65536], got {shards!r}")
     if shards > 1 and config.lora_rank > 0:
         raise ValueError("FSDP shards a full fine-tuning (lora_rank = 0); a LoRA run is data-parallel (shards = 1)")
     transformer_config = init_kwargs(transformer_config)
