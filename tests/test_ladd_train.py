@@ -120,6 +120,15 @@ def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
     assert ZImagePipeline.from_pretrained(tmp_path / "student").scheduler.config.shift == 1.0
 
 
+def test_make_student_refuses_several_processes(teacher_and_data, tmp_path, monkeypatch):
+    from zlab.ladd.recipe import make_student
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="zlab.cli ladd"):
+        make_student(_config(teacher_and_data), tmp_path / "student", tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_student_pipeline_schedule_is_the_trained_one(tiny_pipe):
     from zlab.ladd.student import check_student_schedule
 

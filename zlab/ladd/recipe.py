@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -92,7 +93,10 @@ The side-by-side comparison with the teacher is `zlab compare` and lab 06.
 
 def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "runs/ladd", resume: bool = False,
                  progress: bool = True, measure: bool = True) -> list[dict]:
-    """Synth (if needed), train, ship: the whole student recipe, timed stage by stage."""
+    """Synth (if needed), train, ship: the whole student recipe, timed stage by stage (one process)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would synthesise and ship the same folders
+        raise ValueError("make-student is the one-process Shapes recipe; under `accelerate launch` run `zlab synth` "
+                         "once, then `accelerate launch ... -m zlab.cli ladd --config ... --out DIR`")
     start = time.perf_counter()
     synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=config.seed, progress=progress)
     synth_s = time.perf_counter() - start
