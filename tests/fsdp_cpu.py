@@ -36,7 +36,10 @@ def on_cpu(make_accelerator):
         accelerator = make_accelerator(*args, **kwargs)
         if os.environ.get("ACCELERATE_USE_FSDP") == "true":
             accelerator.state.distributed_type = DistributedType.FSDP
-            accelerator.state.fsdp_plugin = FullyShardedDataParallelPlugin()  # reads the FSDP_* variables
+            plugin = FullyShardedDataParallelPlugin()  # reads the FSDP_* variables
+            if accelerator.mixed_precision != "no":
+                plugin.set_mixed_precision(accelerator.mixed_precision)  # as accelerate does on GPUs
+            accelerator.state.fsdp_plugin = plugin
             if os.environ.get("ZLAB_TEST_FSDP_EVERYWHERE") == "1":
                 PartialState._shared_state["distributed_type"] = DistributedType.FSDP
         return accelerator

@@ -4,7 +4,8 @@ PyTorch's CPU memory profiler on every rank (the tiny pipeline, batch 4 per rank
     python -m torch.distributed.run --nproc_per_node=2 tests/fsdp_memory_ranks.py OUT.json
 
 Under the variables of :func:`fsdp_cpu.fsdp_env` the student is sharded by FSDP2 (see fsdp_cpu).
-Writes, from the main rank, ``{config name: [[predicted, measured, predicted unsharded] bytes per rank]}``.
+Writes, from the main rank, ``{"memory": {config name: [[predicted, measured, predicted unsharded] bytes per
+rank]}, "time_dtypes": [the dtypes the student's timestep embedder received]}``.
 """
 
 import json
@@ -27,6 +28,9 @@ cases = {"full fp32, Adam, EMA": {"ema_decay": 0.9},
          "full, bf16 autocast, checkpointing, EMA": {"mixed_precision": "bf16", "gradient_checkpointing": True,
                                                     "ema_decay": 0.9}}
 results = {}
+time_dtypes = set()  # what reaches the student's timestep embedder (FSDP must not cast it to bf16)
+torch.nn.modules.module.register_module_forward_pre_hook(
+    lambda module, args: time_dtypes.add(str(args[0].dtype)) if type(module).__name__ == "TimestepEmbedder" else None)
 for name, options in cases.items():
     config = replace(base, **options)
     accelerator = on_cpu(make_accelerator)(config.mixed_precision, cpu=True)
@@ -39,4 +43,4 @@ for name, options in cases.items():
     results[name] = accelerator.gather(pair[None]).tolist()
 if accelerator.is_main_process:
     with open(sys.argv[1], "w") as f:
-        json.dump(results, f)
+        json.dump({"memory": results, "time_dtypes": sorted(time_dtypes)}, f)

@@ -1,10 +1,11 @@
 """Run by ``torch.distributed.run`` from tests/test_fsdp.py: LADD on two CPU ranks, then a resumed run.
 
-    python -m torch.distributed.run --nproc_per_node=2 tests/ladd_ranks.py CONFIG.toml OUT_DIR
+    python -m torch.distributed.run --nproc_per_node=2 tests/ladd_ranks.py CONFIG.toml OUT_DIR [HALF_CHECKPOINT]
 
 Under the variables of :func:`fsdp_cpu.fsdp_env` the student is sharded by FSDP2 (see fsdp_cpu);
 without them the ranks run DDP. Writes ``OUT_DIR/result.pt`` (main rank): the straight and the
-resumed students, the heads, the log and what the training callback received.
+resumed students (and the one resumed from HALF_CHECKPOINT), the heads, the log and what the
+training callback received; ``OUT_DIR/half/checkpoint.pt`` is the checkpoint half-way.
 """
 
 import os
@@ -26,21 +27,32 @@ straight, heads, log = trainer.train_ladd(config, out / "straight", progress=Fal
                                               (step, type(student).__name__, type(disc).__name__)))
 is_main = int(os.environ["RANK"]) == 0
 
-# Stop after half the steps, then resume the same config to the end.
+
+
+def resume_from(checkpoint: Path, run: Path):
+    """Continue a half-way checkpoint (maybe written by another launch) to ``config.steps``."""
+    if is_main:
+        state = torch.load(checkpoint, weights_only=False)
+        state["config"]["steps"] = config.steps
+        run.mkdir(parents=True, exist_ok=True)
+        torch.save(state, run / "checkpoint.pt")
+    torch.distributed.barrier()
+    return trainer.train_ladd(config, run, resume=True, progress=False)[0]
+
+
+# Stop after half the steps (keeping that checkpoint as half.pt), then resume the same config to the end.
 half = load_config(trainer.LADDConfig, config_path, steps=config.steps // 2)
-trainer.train_ladd(half, out / "resumed", progress=False)
+trainer.train_ladd(half, out / "half", progress=False)
 torch.distributed.barrier()
-if is_main:
-    state = torch.load(out / "resumed" / "checkpoint.pt", weights_only=False)
-    state["config"]["steps"] = config.steps
-    torch.save(state, out / "resumed" / "checkpoint.pt")
-torch.distributed.barrier()
-resumed, _, _ = trainer.train_ladd(config, out / "resumed", resume=True, progress=False)
+resumed = resume_from(out / "half" / "checkpoint.pt", out / "resumed")
+# A half-way checkpoint of another launch (argv[3], e.g. DDP's for this FSDP run) resumes here too.
+crossed = resume_from(Path(sys.argv[3]), out / "crossed") if len(sys.argv) > 3 else None
 if is_main:
     from zlab.ladd.student import save_trained_student
 
     save_trained_student(config.teacher, straight, heads, out / "student")
     torch.save({"straight": straight.state_dict(), "resumed": resumed.state_dict(), "heads": heads.state_dict(),
+                "crossed": crossed.state_dict() if crossed is not None else None,
                 "log": log, "callback": seen},
                out / "result.pt")
 else:

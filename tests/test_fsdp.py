@@ -34,11 +34,11 @@ def two_ranks(script: str, *args, env: dict[str, str]) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
 
 
-def run_ranks(config: dict, out: Path, env: dict[str, str]) -> dict:
+def run_ranks(config: dict, out: Path, env: dict[str, str], cross_from: Path | None = None) -> dict:
     out.mkdir(parents=True)
     path = out / "ladd.toml"
     path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()))
-    two_ranks("ladd_ranks.py", path, out, env=env)
+    two_ranks("ladd_ranks.py", path, out, *([cross_from / "half" / "checkpoint.pt"] if cross_from else []), env=env)
     return torch.load(out / "result.pt", weights_only=False)
 
 
@@ -52,9 +52,13 @@ def runs(tmp_path_factory, tiny_pipe):
                   backward_sim=0.5)
     env = fsdp_env(str(ROOT / "configs" / "accelerate-fsdp.yaml"))
     # accelerate's state may or may not keep saying FSDP after the first prepare (see fsdp_cpu.on_cpu): both
-    return {"teacher": teacher, "ddp": run_ranks(config, root / "ddp", {}),
-            "fsdp": run_ranks(config, root / "fsdp", env), "fsdp_dir": root / "fsdp",
-            "fsdp everywhere": run_ranks(config, root / "fsdp2", {**env, "ZLAB_TEST_FSDP_EVERYWHERE": "1"})}
+    # Each run also resumes a half-way checkpoint of the other launch: DDP's under FSDP, FSDP's under DDP.
+    ddp = run_ranks(config, root / "ddp", {})
+    fsdp = run_ranks(config, root / "fsdp", env, cross_from=root / "ddp")
+    return {"teacher": teacher, "ddp": ddp, "fsdp": fsdp, "fsdp_dir": root / "fsdp",
+            "fsdp everywhere": run_ranks(config, root / "fsdp2", {**env, "ZLAB_TEST_FSDP_EVERYWHERE": "1"},
+                                         cross_from=root / "ddp"),
+            "ddp from fsdp": run_ranks(config, root / "ddp2", {}, cross_from=root / "fsdp")}
 
 
 def test_the_fsdp_config_shards_every_transformer_block():
@@ -101,7 +105,7 @@ def test_the_gathered_student_ships_as_a_stock_pipeline(runs):
 def test_fsdp_checkpoints_are_full_and_resume(runs):
     state = torch.load(runs["fsdp_dir"] / "straight" / "checkpoint.pt", weights_only=False)
     assert all(not hasattr(v, "placements") for v in state["student"].values())  # whole tensors, not shards
-    assert all(isinstance(k, str) for k in state["opt_student"]["state"])  # FSDP's full optimizer state, by name
+    assert all(isinstance(k, str) for k in state["opt_student"]["state"])  # Adam's full state, by parameter name
     shapes = {k: v.shape for k, v in state["student"].items()}
     assert all(shapes[k] == v["exp_avg"].shape for k, v in state["opt_student"]["state"].items())
     assert [p.shape for p in state["ema"]["shadow_params"]] == list(shapes.values())
@@ -109,6 +113,10 @@ def test_fsdp_checkpoints_are_full_and_resume(runs):
         straight, resumed = runs[mode]["straight"], runs[mode]["resumed"]
         for k, v in straight.items():
             torch.testing.assert_close(resumed[k], v, atol=0, rtol=0, msg=f"{mode} {k}")
+    # across launches (Adam's state is keyed by parameter name in every checkpoint)
+    for mode in ("fsdp", "fsdp everywhere", "ddp from fsdp"):
+        for k, v in runs["ddp"]["straight"].items():
+            torch.testing.assert_close(runs[mode]["crossed"][k], v, atol=0, rtol=0, msg=f"{mode} {k}")
 
 
 def test_unsupported_fsdp_setups_name_the_fix():
@@ -126,7 +134,9 @@ def test_memory_model_of_a_sharded_step_within_20_percent_of_each_rank(tmp_path)
     """``predict(..., shards=2)`` against the peak each of two FSDP ranks measures (CPU profiler events)."""
     env = fsdp_env(str(ROOT / "configs" / "accelerate-fsdp.yaml"))
     two_ranks("fsdp_memory_ranks.py", tmp_path / "memory.json", env=env)
-    results = json.loads((tmp_path / "memory.json").read_text())
+    written = json.loads((tmp_path / "memory.json").read_text())
+    assert written["time_dtypes"] == ["torch.float32"]  # bf16 gathers, but the student's time is not rounded
+    results = written["memory"]
     assert len(results) == 3
     for name, ranks in results.items():
         for rank, (predicted, measured, unsharded) in enumerate(ranks):

@@ -154,7 +154,9 @@ def _ladd(args: argparse.Namespace) -> None:
     config = load_config(LADDConfig, args.config)
     student, heads, _ = train_ladd(config, args.run, resume=args.resume)
     print(f"{args.run}/checkpoint.pt")
-    if args.out and student is not None:  # the main process (under FSDP the only one holding a whole student)
+    from accelerate import PartialState
+
+    if args.out and PartialState().is_main_process:  # one writer (under FSDP the only rank with a whole student)
         from zlab.ladd.student import save_trained_student
 
         print(save_trained_student(config.teacher, student, heads, args.out, config.stochastic_sampling))

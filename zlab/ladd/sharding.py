@@ -4,12 +4,15 @@
 loop as one process or DDP; only the pieces that hold the student's *full* state differ:
 
 * the student is ``accelerator.prepare``d with its optimizer: every ``ZImageTransformerBlock``
-  becomes its own FSDP unit, so one block's weights are gathered at a time. The small heads are
+  becomes its own FSDP unit, so a block's weights are gathered only while it runs (with the next
+  one prefetched). Mixed precision gathers the weights in bf16 but keeps the inputs as they are
+  (:func:`mixed_precision_policy`: the student's time must stay float32). The small heads are
   replicated with DDP (:func:`replicate`). The frozen teacher is not prepared: each GPU keeps a
   whole bf16 copy (it only runs forward, and its blocks past the last tap never run);
 * the EMA is built over the sharded parameters, so each rank averages its own shard;
-* checkpoints hold *full* state dicts, gathered to the main process on the CPU (the student's
-  weights are whole tensors whatever the launch); on resume each rank takes its shard of them;
+* checkpoints hold *full* state dicts, gathered to the main process on the CPU, with Adam's state
+  keyed by parameter name: a checkpoint resumes under FSDP, DDP or one process alike, each rank
+  taking its shard;
 * the shipped student is gathered to the main process as a stock ``ZImageTransformer2DModel``.
 
 A LoRA student is refused under FSDP: it shares its module with the teacher (whose frozen base
@@ -36,7 +39,26 @@ def uses_fsdp(accelerator, config) -> bool:
         raise ValueError(f"a LoRA student (lora_rank = {config.lora_rank}) shares its module with the teacher and "
                          "cannot be sharded by FSDP; its adapter is small enough to replicate: launch it with DDP "
                          "(configs/accelerate-ddp.yaml), or set lora_rank = 0 for a sharded full fine-tuning")
+    if config.optimizer == "adam8bit":
+        raise ValueError("optimizer 'adam8bit' (bitsandbytes) does not take FSDP's sharded parameters; "
+                         "use 'adam_fused' or 'adam' with configs/accelerate-fsdp.yaml")
     return True
+
+
+def mixed_precision_policy(accelerator):
+    """FSDP2's mixed precision for LADD, set on the plugin before ``prepare``.
+
+    accelerate's default for bf16 also casts every floating input of the model to bf16, the
+    student's time included: Z-Image multiplies it by 1000, and in bf16 t = 0.25 becomes 752 instead
+    of the 750 that sampling uses. So: weights gathered in bf16 (half the traffic), inputs left as
+    they are, gradients reduced in float32, and the matmuls in bf16 under ``accelerator.autocast()``
+    exactly as on one GPU. None when the run has no mixed precision (everything in float32).
+    """
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    if accelerator.mixed_precision != "bf16":
+        return None
+    return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32, cast_forward_inputs=False)
 
 
 def replicate(accelerator, module: torch.nn.Module) -> torch.nn.Module:
@@ -73,9 +95,12 @@ def all_finite(accelerator, loss: torch.Tensor) -> bool:
     return bool(torch.isfinite(accelerator.gather(loss.detach().float().reshape(1))).all())
 
 
-def _full(tensor: torch.Tensor) -> torch.Tensor:
-    """A whole CPU tensor from a (possibly sharded) one; a collective: every rank must call it."""
-    return (tensor.full_tensor() if isinstance(tensor, DTensor) else tensor).detach().cpu()
+def _full(tensor: torch.Tensor, keep: bool = True) -> torch.Tensor | None:
+    """A whole CPU tensor from a (possibly sharded) one, or None where not ``keep``. Gathering a
+    shard is a collective: every rank must call it, one tensor at a time, but only the keeper
+    copies it to the host."""
+    whole = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+    return whole.detach().cpu() if keep else None
 
 
 def _like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -98,24 +123,31 @@ def model_state(sharded: bool, accelerator, model) -> dict[str, torch.Tensor]:
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
-def optimizer_state(sharded: bool, model, optimizer) -> dict:
-    """The optimizer's full state (when ``sharded``: keyed by parameter name, on the main process only)."""
-    if not sharded:
-        return optimizer.state_dict()
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+def optimizer_state(sharded: bool, model, optimizer, names: list[str]) -> dict:
+    """The optimizer's full state, keyed by parameter name (``names``: the trained parameters in the
+    optimizer's order). Under FSDP it is gathered, on the main process only."""
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-    return get_optimizer_state_dict(model, _unwrapped(optimizer),
-                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return get_optimizer_state_dict(model, _unwrapped(optimizer),
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    state = optimizer.state_dict()
+    return {"state": {names[i]: v for i, v in state["state"].items()},
+            "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]}
 
 
-def load_optimizer_state(sharded: bool, model, optimizer, state: dict) -> None:
-    """Inverse of :func:`optimizer_state`: each rank keeps its shard of the full state."""
-    if not sharded:
-        optimizer.load_state_dict(state)
+def load_optimizer_state(sharded: bool, model, optimizer, names: list[str], state: dict) -> None:
+    """Inverse of :func:`optimizer_state`, whichever launch wrote it: each rank keeps its shard."""
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, _unwrapped(optimizer), state,
+                                 options=StateDictOptions(full_state_dict=True))
         return
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-
-    set_optimizer_state_dict(model, _unwrapped(optimizer), state, options=StateDictOptions(full_state_dict=True))
+    index = {name: i for i, name in enumerate(names)}
+    optimizer.load_state_dict({"state": {index[k]: v for k, v in state["state"].items()},
+                               "param_groups": [{**g, "params": [index[k] for k in g["params"]]}
+                                                for g in state["param_groups"]]})
 
 
 def _unwrapped(optimizer):
@@ -123,30 +155,36 @@ def _unwrapped(optimizer):
     return getattr(optimizer, "optimizer", optimizer)
 
 
-def ema_state(ema) -> dict:
-    """``EMAModel.state_dict()`` with whole shadow weights (gathered from their shards under FSDP)."""
-    state = ema.state_dict()
-    return {**state, "shadow_params": [_full(p) for p in state["shadow_params"]]}
+def ema_state(ema, keep: bool = True) -> dict | None:
+    """``EMAModel.state_dict()`` with whole shadow weights (gathered from their shards under FSDP;
+    every rank must call it, only where ``keep`` is the state returned)."""
+    shadows = [_full(p, keep) for p in ema.shadow_params]
+    if not keep:
+        return None
+    return {**{k: v for k, v in ema.state_dict().items() if k != "shadow_params"}, "shadow_params": shadows}
 
 
 def load_ema_state(ema, state: dict) -> None:
     """Inverse of :func:`ema_state`: the shadow weights go back where (and as shards as) they were."""
-    like = ema.shadow_params
-    ema.load_state_dict(state)
-    ema.shadow_params = [_like(full, old) for full, old in zip(ema.shadow_params, like, strict=True)]
+    ema.load_state_dict({k: v for k, v in state.items() if k != "shadow_params"})  # it deep-copies what it gets
+    ema.shadow_params = [_like(full, old) for full, old in zip(state["shadow_params"], ema.shadow_params, strict=True)]
 
 
 def gathered_student(accelerator, student, ema=None):
     """The sharded ``student`` (EMA weights when ``ema`` is given) as a stock, unsharded
     ``ZImageTransformer2DModel`` on the main process' CPU; None on the other ranks. Every rank
     must call it (the gathering is collective); training can go on afterwards."""
+    from accelerate import init_empty_weights
+
+    main = accelerator.is_main_process
     state = model_state(True, accelerator, student)
     if ema is not None:
         names = [name for name, p in student.named_parameters() if p.requires_grad]
-        shadows = [_full(p) for p in ema.shadow_params]
+        shadows = [_full(p, main) for p in ema.shadow_params]
         state.update(zip(names, shadows, strict=True))
-    if not accelerator.is_main_process:
+    if not main:
         return None
-    model = ZImageTransformer2DModel.from_config(student.config)
-    model.load_state_dict(state)
+    with init_empty_weights(include_buffers=False):  # no 6B random initialisation to throw away
+        model = ZImageTransformer2DModel.from_config(student.config)
+    model.load_state_dict(state, assign=True)
     return model.to(next(iter(state.values())).dtype).eval().requires_grad_(False)

@@ -35,7 +35,7 @@ from zlab.ladd.losses import LOSSES, discriminator_loss, generator_loss, head_ac
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_ema, make_optimizers
 from zlab.ladd.sharding import (all_finite, any_rank, ema_state, gathered_student, load_ema_state, load_optimizer_state,
-                                model_state, optimizer_state, replicate, uses_fsdp)
+                                mixed_precision_policy, model_state, optimizer_state, replicate, uses_fsdp)
 from zlab.train.config import check_range
 from zlab.train.loop import make_accelerator, resume_run, save_checkpoint, seed_everything
 
@@ -218,7 +218,7 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
     with accelerator.autocast():
         fwd = ladd_forward(student, tap, batch, sampler=sampler)
         heads.requires_grad_(False)
-        g_loss = generator_loss(heads(fwd.fake_maps, batch.t_hat, batch.text), config.loss)
+        g_loss = generator_loss([l.float() for l in heads(fwd.fake_maps, batch.t_hat, batch.text)], config.loss)
     heads.requires_grad_(True)
     ok = all_finite(accelerator, g_loss)  # every rank skips together: a backward alone would wait for the others
     if ok:
@@ -233,7 +233,7 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
         n = len(batch.t_hat)
         logits = disc([torch.cat([r, f.detach()]) for r, f in zip(fwd.real_maps, fwd.fake_maps, strict=True)],
                       batch.t_hat.repeat(2), batch.text.repeat(2, 1))
-        real, fake = [l[:n] for l in logits], [l[n:] for l in logits]
+        real, fake = [l[:n].float() for l in logits], [l[n:].float() for l in logits]
         d_loss = discriminator_loss(real, fake, config.loss)
     if all_finite(accelerator, d_loss) and ok:
         accelerator.backward(d_loss)
@@ -249,11 +249,14 @@ def prepare(accelerator, config: LADDConfig, models, sharded: bool = False):
     """``(student, disc, opt_student, opt_heads, ema)`` ready for :func:`ladd_step` on ``accelerator``.
 
     ``sharded`` (:func:`~zlab.ladd.sharding.uses_fsdp`, asked before any ``prepare``): accelerate's
-    FSDP2 shards the student with its optimizer, one transformer block per unit; the small heads are
+    FSDP2 shards the student with its optimizer, one transformer block per unit, with zlab's
+    :func:`~zlab.ladd.sharding.mixed_precision_policy`; the small heads are
     replicated with DDP (:func:`~zlab.ladd.sharding.replicate`). The EMA is built afterwards, so under
     FSDP its shadow weights are shards like the parameters.
     """
     opt_student, opt_heads = make_optimizers(config, models)
+    if sharded:
+        accelerator.state.fsdp_plugin.mixed_precision_policy = mixed_precision_policy(accelerator)
     student, opt_student = accelerator.prepare(models.student, opt_student)
     if sharded:
         disc = replicate(accelerator, models.disc)
@@ -285,13 +288,15 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     step, _, state = resume_run(run_dir, config, resume, student=models, discriminator=models.disc)
     student_ddp, disc_ddp, opt_student, opt_heads, ema = prepare(accelerator, config, models, sharded)
     heads = accelerator.unwrap_model(disc_ddp)
+    names = [name for name, p in accelerator.unwrap_model(student_ddp).named_parameters() if p.requires_grad]
     log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": []}
     if state is not None:
         generator.set_state(state["generators"][accelerator.process_index])
-        load_optimizer_state(sharded, student_ddp, opt_student, state["opt_student"])
+        load_optimizer_state(sharded, student_ddp, opt_student, names, state["opt_student"])
         opt_heads.load_state_dict(state["opt_heads"])
         if ema is not None:
             load_ema_state(ema, state["ema"])
+        del state  # for a 6B student: ~100 GB of weights, Adam and EMA (memory-mapped, but referenced)
     bar = tqdm(total=config.steps, initial=step, desc="ladd", disable=not progress or not accelerator.is_main_process)
 
     def checkpoint():
@@ -299,8 +304,8 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
         generators = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()  # a row per rank
         saved = {"student": models.state_dict(model_state(sharded, accelerator, student_ddp)),
                  "discriminator": heads.state_dict(), "opt_heads": opt_heads.state_dict(),  # replicated
-                 "opt_student": optimizer_state(sharded, student_ddp, opt_student),
-                 **({"ema": ema_state(ema)} if ema else {})}
+                 "opt_student": optimizer_state(sharded, student_ddp, opt_student, names),
+                 **({"ema": ema_state(ema, keep=accelerator.is_main_process)} if ema else {})}
         if accelerator.is_main_process:
             save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": [], "log": log,
                                       "generators": [g.clone() for g in generators], **saved})
@@ -311,10 +316,13 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
         return models.shipped(ema, in_place=in_place), heads
 
     def notify():
-        if callback is not None and callback_every and step % callback_every == 0:
-            student, disc = shipped() if sharded or accelerator.is_main_process else (None, None)
-            if accelerator.is_main_process:
-                callback(step, student, disc)
+        if not callback_every or step % callback_every:
+            return
+        # Under FSDP every rank takes part in gathering the student, whether or not it has a callback.
+        wanted = accelerator.is_main_process and callback is not None
+        student, disc = shipped() if sharded or wanted else (None, None)
+        if wanted:
+            callback(step, student, disc)
 
     bad = 0
     notify()

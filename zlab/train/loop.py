@@ -62,7 +62,7 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)  # ranks share the file's pages
     rng = state.get("rng")
     if rng:
         torch.set_rng_state(rng["torch"])
