@@ -3,7 +3,7 @@ PyTorch's CPU memory profiler on every rank (the tiny pipeline, batch 4 per rank
 
     python -m torch.distributed.run --nproc_per_node=2 tests/fsdp_memory_ranks.py OUT.json
 
-Under the variables of :func:`fsdp_cpu.fsdp_env` the student is sharded by FSDP2 (see fsdp_cpu).
+Under the variables of :func:`ranks.fsdp_env` the student is sharded by FSDP2 (see ranks.on_cpu).
 Writes, from the main rank, ``{"memory": {config name: [[predicted, measured, predicted unsharded] bytes per
 rank]}, "time_dtypes": [the dtypes the student's timestep embedder received]}``.
 """
@@ -13,7 +13,7 @@ import sys
 from dataclasses import replace
 
 import torch
-from fsdp_cpu import on_cpu
+from ranks import on_cpu
 
 from zlab.ladd.memory import make_step, measure, predict
 from zlab.ladd.trainer import LADDConfig

@@ -2,7 +2,7 @@
 
     python -m torch.distributed.run --nproc_per_node=2 tests/ladd_ranks.py CONFIG.toml OUT_DIR [HALF_CHECKPOINT]
 
-Under the variables of :func:`fsdp_cpu.fsdp_env` the student is sharded by FSDP2 (see fsdp_cpu);
+Under the variables of :func:`ranks.fsdp_env` the student is sharded by FSDP2 (see ranks.on_cpu);
 without them the ranks run DDP. Writes ``OUT_DIR/result.pt`` (main rank): the straight and the
 resumed students (and the one resumed from HALF_CHECKPOINT), the heads, the log and what the
 training callback received; ``OUT_DIR/half/checkpoint.pt`` is the checkpoint half-way.
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import torch
-from fsdp_cpu import on_cpu
+from ranks import on_cpu
 
 import zlab.ladd.trainer as trainer
 from zlab.train.config import load_config

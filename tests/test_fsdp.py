@@ -1,57 +1,38 @@
 """LADD with the student sharded by FSDP2 (configs/accelerate-fsdp.yaml) on two CPU ranks, against DDP."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 from accelerate.utils import DistributedType
-from fsdp_cpu import fsdp_env
+from ranks import fsdp_env, two_ranks, write_config
+from test_ladd_train import teacher_and_data  # noqa: F401  (the same tiny teacher and its synthetic data)
 
-from zlab.ladd.data import synthesize
 from zlab.ladd.sharding import uses_fsdp
 from zlab.ladd.trainer import LADDConfig
-from zlab.zimage import save_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
-PROMPTS = ["a large red circle at the top left", "a small blue square at the bottom right"]
-SAMPLING = {"num_inference_steps": 2, "guidance_scale": 1.0, "cfg_truncation": 1.0, "height": 64, "width": 64}
-
-
-def two_ranks(script: str, *args, env: dict[str, str]) -> None:
-    with socket.socket() as sock:  # a free port for the rendezvous
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                             f"--master_port={port}", str(ROOT / "tests" / script), *map(str, args)],
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **env}, capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0, result.stderr[-4000:]
 
 
 def run_ranks(config: dict, out: Path, env: dict[str, str], cross_from: Path | None = None) -> dict:
     out.mkdir(parents=True)
-    path = out / "ladd.toml"
-    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()))
-    two_ranks("ladd_ranks.py", path, out, *([cross_from / "half" / "checkpoint.pt"] if cross_from else []), env=env)
+    path = write_config(out / "ladd.toml", config)
+    two_ranks(ROOT / "tests" / "ladd_ranks.py", path, out,
+              *([cross_from / "half" / "checkpoint.pt"] if cross_from else []), env=env)
     return torch.load(out / "result.pt", weights_only=False)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_pipe):
+def runs(tmp_path_factory, teacher_and_data):
     root = tmp_path_factory.mktemp("fsdp")
-    teacher = save_pipeline(tiny_pipe, root / "teacher", sampling=SAMPLING)
-    data = synthesize(tiny_pipe, root / "synth", SAMPLING, rounds=2, prompts=PROMPTS, batch_size=2, progress=False)
+    teacher, data = teacher_and_data
     config = dict(teacher=str(teacher), data=str(data), steps=4, batch_size=2, blocks=[1, 3], head_hidden=8,
                   warmup_steps=2, checkpoint_every=2, student_lr=1e-4, heads_lr=1e-3, ema_decay=0.9,
                   backward_sim=0.5)
     env = fsdp_env(str(ROOT / "configs" / "accelerate-fsdp.yaml"))
-    # accelerate's state may or may not keep saying FSDP after the first prepare (see fsdp_cpu.on_cpu): both
+    # accelerate's state may or may not keep saying FSDP after the first prepare (see ranks.on_cpu): both
     # Each run also resumes a half-way checkpoint of the other launch: DDP's under FSDP, FSDP's under DDP.
     ddp = run_ranks(config, root / "ddp", {})
     fsdp = run_ranks(config, root / "fsdp", env, cross_from=root / "ddp")
@@ -133,7 +114,7 @@ def test_unsupported_fsdp_setups_name_the_fix():
 def test_memory_model_of_a_sharded_step_within_20_percent_of_each_rank(tmp_path):
     """``predict(..., shards=2)`` against the peak each of two FSDP ranks measures (CPU profiler events)."""
     env = fsdp_env(str(ROOT / "configs" / "accelerate-fsdp.yaml"))
-    two_ranks("fsdp_memory_ranks.py", tmp_path / "memory.json", env=env)
+    two_ranks(ROOT / "tests" / "fsdp_memory_ranks.py", tmp_path / "memory.json", env=env)
     written = json.loads((tmp_path / "memory.json").read_text())
     assert written["time_dtypes"] == ["torch.float32"]  # bf16 gathers, but the student's time is not rounded
     results = written["memory"]

@@ -1,8 +1,6 @@
 """The LADD trainer end to end on a tiny random teacher: synth shards, resume, shipped student, two ranks."""
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import ZImagePipeline
+from ranks import two_ranks, write_config
 
 from zlab.evaluate import count_nfe
 from zlab.ladd.data import SynthData, synthesize
@@ -138,9 +137,7 @@ def test_student_pipeline_schedule_is_the_trained_one(tiny_pipe):
 
 def test_two_processes_keep_identical_students(teacher_and_data, tmp_path):
     config = _config(teacher_and_data, steps=2, checkpoint_every=1)
-    path = tmp_path / "ladd.toml"
-    lines = [f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in vars(config).items()]
-    path.write_text("\n".join(lines) + "\n")
+    path = write_config(tmp_path / "ladd.toml", vars(config))
     script = tmp_path / "rank_check.py"
     script.write_text(f"""
 import sys, torch, torch.distributed as dist
@@ -153,13 +150,7 @@ dist.all_gather(gathered, flat)
 if dist.get_rank() == 0:
     torch.save(torch.stack(gathered), {str(tmp_path / 'weights.pt')!r})
 """)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    with socket.socket() as sock:  # a free port for the rendezvous
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-                             str(script)], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    two_ranks(script)
     weights = torch.load(tmp_path / "weights.pt")
     assert torch.equal(weights[0], weights[1])
     teacher = ZImagePipeline.from_pretrained(config.teacher).transformer
@@ -169,9 +160,7 @@ if dist.get_rank() == 0:
 
 def test_ladd_cli_writes_the_student_folder(teacher_and_data, tmp_path):
     config = _config(teacher_and_data, steps=1)
-    path = tmp_path / "ladd.toml"
-    path.write_text("".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}\n"
-                            for k, v in vars(config).items()))
+    path = write_config(tmp_path / "ladd.toml", vars(config))
     result = subprocess.run([sys.executable, "-m", "zlab.cli", "ladd", "--config", str(path),
                              "--run", str(tmp_path / "run"), "--out", str(tmp_path / "student")],
                             capture_output=True, text=True, timeout=600)

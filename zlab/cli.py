@@ -148,17 +148,16 @@ def _memory(args: argparse.Namespace) -> None:
 
 
 def _ladd(args: argparse.Namespace) -> None:
+    from accelerate import PartialState
+
+    from zlab.ladd.student import save_trained_student
     from zlab.ladd.trainer import LADDConfig, train_ladd
     from zlab.train.config import load_config
 
     config = load_config(LADDConfig, args.config)
     student, heads, _ = train_ladd(config, args.run, resume=args.resume)
     print(f"{args.run}/checkpoint.pt")
-    from accelerate import PartialState
-
     if args.out and PartialState().is_main_process:  # one writer (under FSDP the only rank with a whole student)
-        from zlab.ladd.student import save_trained_student
-
         print(save_trained_student(config.teacher, student, heads, args.out, config.stochastic_sampling))
 
 

@@ -17,7 +17,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 from safetensors.torch import load_file, save_file
 
 from zlab.ladd.heads import Discriminator
-from zlab.zimage import save_pipeline, schedule
+from zlab.zimage import SAMPLING_FILE, read_sampling, save_pipeline, schedule
 
 DISCRIMINATOR = "discriminator"
 STUDENT_STEPS = (1, 2, 4)  # the step counts the student is trained for: {1}, {1, .5}, {1, .75, .5, .25}
@@ -93,8 +93,7 @@ def save_trained_student(teacher: str, transformer, disc: Discriminator | None, 
     also measures the student; this only writes it.
     """
     pipe = student_pipeline(ZImagePipeline.from_pretrained(teacher, transformer=transformer), transformer, stochastic)
-    local = Path(teacher) / "sampling.json"
-    teacher_sampling = json.loads(local.read_text()) if local.is_file() else {}
+    teacher_sampling = read_sampling(teacher) if (Path(teacher) / SAMPLING_FILE).is_file() else {}  # none on the hub
     keep = ("height", "width", "max_sequence_length")
     sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, **{k: teacher_sampling[k] for k in keep
                                                                      if k in teacher_sampling}}

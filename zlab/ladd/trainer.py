@@ -211,8 +211,7 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
     """One LADD update (lab section 6, steps 2-8) of the (DDP- or FSDP-prepared, or plain) ``student`` and heads.
 
     The student steps on L_adv with the heads frozen (``heads`` is the unwrapped ``disc``: no DDP
-    sync for that backward; the heads' gradients are cleared after it either way); then the heads
-    step on real vs detached fake, one forward over both halves. A non-finite loss on any rank
+    sync for that backward, and no gradient for the heads); then the heads step on real vs detached fake, one forward over both halves. A non-finite loss on any rank
     skips its update on every rank (``ok`` is False) and leaves the weights as they were.
     """
     with accelerator.autocast():
@@ -228,7 +227,6 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
         if ema is not None:
             ema.step([p for p in accelerator.unwrap_model(student).parameters() if p.requires_grad])
     opt_student.zero_grad(set_to_none=True)
-    opt_heads.zero_grad(set_to_none=True)  # nothing of L_adv's backward may reach the heads' own step
     with accelerator.autocast():
         n = len(batch.t_hat)
         logits = disc([torch.cat([r, f.detach()]) for r, f in zip(fwd.real_maps, fwd.fake_maps, strict=True)],

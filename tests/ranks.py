@@ -1,5 +1,6 @@
-"""FSDP2 through accelerate on CPU ranks, for the tests (imported by test_fsdp.py and the rank scripts).
+"""Several CPU ranks for the tests: launching them, and FSDP2 through accelerate on them.
 
+:func:`two_ranks` runs a script under ``torch.distributed.run`` (2 processes, gloo).
 ``accelerate launch --config_file configs/accelerate-fsdp.yaml`` gives each process the
 ``ACCELERATE_USE_FSDP`` / ``FSDP_*`` variables that :func:`fsdp_env` computes with accelerate's own
 launcher code. accelerate then turns FSDP on only for GPUs (on CPU it quietly runs DDP), so
@@ -7,10 +8,33 @@ launcher code. accelerate then turns FSDP on only for GPUs (on CPU it quietly ru
 describe; ``fully_shard`` and its collectives then really run, on CPU over gloo.
 """
 
+import json
 import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 from accelerate.state import PartialState
 from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+
+def two_ranks(script: str | Path, *args, env: dict[str, str] | None = None) -> None:
+    """Run ``script`` with ``args`` on two CPU ranks; fails the test with the ranks' stderr."""
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             f"--master_port={port}", str(script), *map(str, args)],
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+def write_config(path: Path, values: dict) -> Path:
+    """A TOML config file of ``values`` (numbers, strings, booleans and lists/tuples of them)."""
+    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+    return path
 
 
 def fsdp_env(config_file: str, processes: int = 2) -> dict[str, str]:
