@@ -29,7 +29,7 @@ from zlab.flow import logit_normal_pdf  # noqa: E402
 from zlab.ladd.heads import Discriminator  # noqa: E402
 from zlab.ladd.student import DISCRIMINATOR, load_discriminator  # noqa: E402
 from zlab.ladd.view import sweep_t_hat, view_pair  # noqa: E402
-from zlab.paths import find_checkpoint, repo_root  # noqa: E402
+from zlab.paths import shapes_set  # noqa: E402
 from zlab.viz import enlarge  # noqa: E402
 from zlab.zimage import decode, encode_prompts, load_pipeline, read_sampling  # noqa: E402
 
@@ -225,19 +225,19 @@ def build_app(lab: Lab) -> gr.Blocks:
 
 
 def main(argv: list[str] | None = None) -> None:
-    root = repo_root()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # GPU profile: the profile's own trained checkpoints when present, else the shipped ones.
-    parser.add_argument("--teacher", default=str(find_checkpoint("ZLAB_TEACHER", "shapes-teacher", root)
-                                                     or root / "checkpoints" / "shapes-teacher"))
-    parser.add_argument("--student", default=str(find_checkpoint("ZLAB_STUDENT", "shapes-student", root)
-                                                     or root / "checkpoints" / "shapes-student"))
+    parser.add_argument("--teacher", help="teacher pipeline folder or hub id (default: the Shapes set's teacher: "
+                        "$ZLAB_TEACHER, else the ZLAB_PROFILE's, see zlab.paths.shapes_set)")
+    parser.add_argument("--student", help="student pipeline folder (default: the Shapes set's student)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     args = parser.parse_args(argv)
     try:
+        if args.teacher is None or args.student is None:  # one whole Shapes set: never a teacher of one, student of another
+            chosen = shapes_set(need=("teacher", "student"))
+            args.teacher, args.student = args.teacher or str(chosen.teacher), args.student or str(chosen.student)
         lab = Lab(args.teacher, args.student, args.device, args.dtype)
     except (FileNotFoundError, ValueError, OSError) as err:
         parser.exit(2, f"app/main.py: cannot load the pipelines: {err}\n")

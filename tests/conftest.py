@@ -12,3 +12,21 @@ def tiny_pipe():
     from zlab.tiny import build_tiny_pipeline
 
     return build_tiny_pipeline(seed=0)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium driven by Playwright (see tests/browser.py for where it comes from)."""
+    from playwright.sync_api import sync_playwright
+
+    from browser import HOW_TO_GET_ONE, LAUNCH_ARGS, browser_required, find_browser
+
+    with sync_playwright() as p:
+        executable = find_browser(p.chromium.executable_path)
+        if executable is None:
+            if browser_required():
+                pytest.fail(HOW_TO_GET_ONE + " (ZLAB_REQUIRE_BROWSER is set, so this is a failure)")
+            pytest.skip(HOW_TO_GET_ONE)
+        chromium = p.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()

@@ -146,21 +146,17 @@ def test_twenty_concurrent_requests_all_complete(client):
     assert len(results) == 20 and all(len(r) == 7 for r in results)
 
 
-def test_real_browser_generates_and_shows_the_discriminator_tab(app_url, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_real_browser_generates_and_shows_the_discriminator_tab(app_url, browser, tmp_path):
     shots = Path(os.environ.get("ZLAB_SCREENSHOT_DIR", tmp_path))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(app_url)
-        page.get_by_role("button", name="Generate").click()
-        page.wait_for_function("document.querySelectorAll('img[src*=\"/file=\"], img[src*=\"gradio_api/file\"]').length >= 5",
-                               timeout=180_000)
-        page.screenshot(path=str(shots / "app-compare.png"), full_page=True)
-        page.get_by_role("tab", name="Discriminator view").click()
-        page.get_by_role("button", name="Show the discriminator's view").click()
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=180_000)
-        page.screenshot(path=str(shots / "app-discriminator.png"), full_page=True)
-        browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(app_url)
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function("document.querySelectorAll('img[src*=\"/file=\"], img[src*=\"gradio_api/file\"]').length >= 5",
+                           timeout=180_000)
+    page.screenshot(path=str(shots / "app-compare.png"), full_page=True)
+    page.get_by_role("tab", name="Discriminator view").click()
+    page.get_by_role("button", name="Show the discriminator's view").click()
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=180_000)
+    page.screenshot(path=str(shots / "app-discriminator.png"), full_page=True)
+    page.close()
     assert (shots / "app-compare.png").stat().st_size > 10_000

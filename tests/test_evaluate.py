@@ -44,8 +44,19 @@ def test_stock_samples_are_seeded_per_image(micro):
     setting = {"num_inference_steps": 2, "guidance_scale": 0.0, "height": 64, "width": 96}
     a, ms = stock_samples(micro, prompts, [5, 6], setting)
     b, _ = stock_samples(micro, prompts[1:], [6], setting)
+    c, _ = stock_samples(micro, prompts[1:], [7], setting)
     assert a.shape == (2, 64, 96, 3) and a.dtype == np.uint8 and ms > 0
-    assert np.array_equal(a[1], b[0])  # image i depends on its own seed only, not on the batch
+    # Image i depends on its own seed only, not on the batch. The starting noise is exactly the seed's, but CPU
+    # kernels do not promise bit-identical floats across batch sizes or thread counts, so a pixel may round to
+    # the next uint8 level: allow 2 levels anywhere and 0.05 on average (measured: 1 level, mean 1e-4). Another
+    # seed moves the picture by tens of levels on average (measured: 33), so the check still has teeth.
+    same, other = _abs_diff(a[1], b[0]), _abs_diff(b[0], c[0])
+    assert same.max() <= 2 and same.mean() < 0.05, (same.max(), same.mean())
+    assert other.mean() > 5.0, other.mean()
+
+
+def _abs_diff(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.abs(x.astype(np.int16) - y.astype(np.int16))
 
 
 def test_accuracy_is_one_on_renders_and_fd_separates(net):

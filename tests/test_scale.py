@@ -103,7 +103,7 @@ def test_synth_from_a_folder_without_sampling_json_names_the_fix(tmp_path, tiny_
 def test_one_switch_picks_the_gpu_shapes_world(monkeypatch, tmp_path, tiny_pipe):
     import torch
 
-    from zlab.paths import config_path, find_checkpoint, output_path, profile
+    from zlab.paths import config_path, output_path, profile
     from zlab.tiny import TINY_SIZES, build_transformer
     from zlab.train.teacher import TeacherConfig
     from zlab.train.vae import VAEConfig
@@ -127,9 +127,6 @@ def test_one_switch_picks_the_gpu_shapes_world(monkeypatch, tmp_path, tiny_pipe)
     out = model([torch.randn(16, 1, 16, 16)], torch.tensor([0.5]), [torch.randn(7, arch.text_hidden)],
                 return_dict=False)[0]
     assert out[0].shape == (16, 1, 16, 16)  # 128 px: 16x16 latents
-    # the profile's own checkpoints come first, the shipped ones after
-    tiny_pipe.save_pretrained(tmp_path / "runs" / "gpu" / "checkpoints" / "shapes-teacher")
-    assert find_checkpoint("ZLAB_NOT_SET", "shapes-teacher", tmp_path) == tmp_path / "runs/gpu/checkpoints/shapes-teacher"
     monkeypatch.setenv("ZLAB_PROFILE", "tpu")
     with pytest.raises(ValueError, match="cpu"):
         profile()
@@ -142,3 +139,26 @@ def test_multi_gpu_config_is_one_accelerate_reads():
     assert str(config.distributed_type).endswith("MULTI_GPU") and config.mixed_precision == "bf16"
     fsdp = load_config_from_file("configs/accelerate-fsdp.yaml")
     assert str(fsdp.distributed_type).endswith("FSDP") and fsdp.fsdp_config["fsdp_version"] == 2
+
+
+def test_cuda_measure_subtracts_what_was_resident_before_the_step(monkeypatch):
+    """Lab 07 measures with the whole pipeline still on the GPU: the step's peak is what lies above that baseline."""
+    import torch
+
+    from zlab.ladd import memory
+
+    allocated = {"now": 19 * 2**30, "peak": 0}  # a bf16 pipeline resident (transformer + Qwen3)
+
+    def step():
+        allocated["peak"] = max(allocated["peak"], allocated["now"] + 5 * 2**30)  # the step's own 5 GiB
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *a: allocated["now"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a: allocated["peak"])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: allocated.update(peak=allocated["now"]))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+    baseline = memory.resident_bytes()
+    measured = memory.measure(step, baseline=baseline)
+    assert measured.total == 5 * 2**30
+    assert "raw peak 24.00 GiB minus 19.00 GiB" in measured.table()
+    assert memory.measure(step).total == 24 * 2**30  # without a baseline: the raw peak

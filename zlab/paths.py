@@ -4,11 +4,18 @@ One switch picks the Shapes world's scale: ``ZLAB_PROFILE=cpu`` (the tiny 64-px 
 checkpoints) or ``gpu`` (``configs/gpu/``: 128 px, a wider and deeper transformer, bf16, big
 batches; its outputs go under ``runs/gpu/``). Unset, the profile is ``gpu`` when CUDA is present.
 The code is the same; only config files and output folders change.
+
+Trainers write with :func:`config_path` and :func:`output_path`. Labs and the app read through
+:func:`shapes_set`: a profile is one whole set, its configs *and* the checkpoints trained with them,
+never configs of one profile with a checkpoint of the other.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import zlab
@@ -52,20 +59,137 @@ def repo_root() -> Path:
     return Path(zlab.__file__).resolve().parents[1]
 
 
-def find_checkpoint(env_var: str, default: str, root: Path | None = None) -> Path | None:
-    """A pipeline folder named by ``$env_var`` (as given, relative to the repository or to labs/),
-    else the profile's own ``<default>`` (:func:`output_path` of ``checkpoints/<default>``), else the
-    shipped ``checkpoints/<default>``; ``None`` when none exists.
-
-    Raises FileNotFoundError when the variable is set but names no pipeline folder (model_index.json).
-    """
+def find_checkpoint(env_var: str, root: Path | None = None) -> Path | None:
+    """The pipeline folder that ``$env_var`` names (as given, relative to the repository or to labs/), or
+    ``None`` when the variable is unset. Raises FileNotFoundError when it names no pipeline folder."""
     root = root or repo_root()
     name = os.environ.get(env_var)
     if not name:
-        tries = [root / output_path(f"checkpoints/{default}"), root / "checkpoints" / default]
-        return next((p for p in tries if (p / "model_index.json").is_file()), None)
+        return None
     tries = [Path(name).expanduser(), root / name, root / "labs" / name]
     found = next((p.resolve() for p in tries if (p / "model_index.json").is_file()), None)
     if found is None:
         raise FileNotFoundError(f"{env_var}={name!r}: no pipeline folder (model_index.json) at any of {tries}")
     return found
+
+
+CHECKPOINTS = {"teacher": ("shapes-teacher", "ZLAB_TEACHER"), "student": ("shapes-student", "ZLAB_STUDENT")}
+MAKES = {"teacher": "zlab make-teacher", "student": "zlab make-student"}
+
+
+@dataclass(frozen=True)
+class ShapesSet:
+    """One Shapes world as a whole: the profile's run configs and the checkpoints made from them.
+
+    Attributes:
+        profile: ``"cpu"`` (``configs/``, the shipped ``checkpoints/``) or ``"gpu"`` (``configs/gpu/``,
+            ``runs/gpu/checkpoints/``).
+        root: the repository root.
+        teacher, student: pipeline folders, or None where the set has none (a lab may then train one live,
+            or start LADD from the teacher).
+        note: why this set was chosen, when it is not simply the requested profile's (printed by labs).
+    """
+
+    profile: str
+    root: Path
+    teacher: Path | None
+    student: Path | None
+    note: str = ""
+
+    def config(self, name: str) -> Path:
+        """The profile's run config ``name`` (e.g. ``"shapes-ladd.toml"``)."""
+        return self.root / ("configs/gpu" if self.profile == "gpu" else "configs") / name
+
+    @property
+    def shapes_net(self) -> Path:
+        """The feature network for FD and diversity; it resizes any image to 64 px, so both profiles share it."""
+        return self.root / "checkpoints" / "shapes-net"
+
+    @property
+    def image_size(self) -> int:
+        """The side the profile's teacher was trained at: its ``sampling.json`` height, else the teacher config's."""
+        if self.teacher is not None and (self.teacher / "sampling.json").is_file():
+            return int(json.loads((self.teacher / "sampling.json").read_text()).get("height", 64))
+        import tomllib
+
+        return int(tomllib.loads(self.config("shapes-teacher.toml").read_text()).get("image_size", 64))
+
+    def describe(self) -> str:
+        lines = [f"Shapes set: profile {self.profile!r}, configs {self.config('').relative_to(self.root)}/, "
+                 f"{self.image_size} px", f"  teacher: {self.teacher}", f"  student: {self.student}"]
+        return "\n".join(lines + ([f"  note: {self.note}"] if self.note else []))
+
+
+def make_command(missing: list[str], profile_name: str) -> str:
+    """The one command line that makes a profile's ``missing`` checkpoints (a student needs a teacher first)."""
+    prefix = f"{PROFILE_ENV}={profile_name} " if profile_name == "gpu" else ""
+    return " && ".join(prefix + MAKES[name] for name in ("teacher", "student") if name in missing)
+
+
+def shapes_set(need: tuple[str, ...] = ("teacher",), root: Path | None = None) -> ShapesSet:
+    """The Shapes set that labs and the app use: configs and checkpoints of one profile.
+
+    ``$ZLAB_TEACHER`` / ``$ZLAB_STUDENT`` name folders explicitly; otherwise the profile's own folders are
+    used (``checkpoints/`` for cpu, ``runs/gpu/checkpoints/`` for gpu). When the GPU profile lacks a checkpoint in
+    ``need``: if it was asked for by ``ZLAB_PROFILE=gpu``, FileNotFoundError names the command that makes it; if it
+    was only implied by CUDA being present, the CPU set is used as a whole and ``note`` says why. A named
+    teacher must match the profile's configs (image size, tapped blocks), else ValueError says which profile fits.
+
+    Args:
+        need: the checkpoints the caller cannot do without (``"teacher"``, ``"student"``).
+        root: the repository root (default: :func:`repo_root`).
+    """
+    unknown = set(need) - set(CHECKPOINTS)
+    if unknown:
+        raise ValueError(f"need must name checkpoints among {sorted(CHECKPOINTS)}, got {sorted(unknown)}")
+    root = root or repo_root()
+    wanted = profile()
+    explicit = bool(os.environ.get(PROFILE_ENV, "").strip())
+    found = {name: _checkpoint(root, wanted, folder, env) for name, (folder, env) in CHECKPOINTS.items()}
+    missing = [name for name in need if found[name] is None]
+    note = ""
+    if missing and wanted == "gpu":
+        where = ", ".join(f"runs/gpu/checkpoints/{CHECKPOINTS[name][0]}" for name in missing)
+        message = (f"the GPU profile's {' and '.join(missing)} is not trained yet (no {where}); make it with "
+                   f"`{make_command(missing, 'gpu')}`")
+        if explicit:
+            raise FileNotFoundError(f"{PROFILE_ENV}=gpu: {message}, or set {PROFILE_ENV}=cpu for the shipped tiny set")
+        note = f"CUDA is present, but {message}. Using the shipped CPU set (configs/, checkpoints/) as a whole."
+        print(f"zlab: {note}", file=sys.stderr)
+        wanted = "cpu"
+        found = {name: _checkpoint(root, wanted, folder, env) for name, (folder, env) in CHECKPOINTS.items()}
+        missing = [name for name in need if found[name] is None]
+    if missing:
+        names = " and ".join(f"checkpoints/{CHECKPOINTS[name][0]}" for name in missing)
+        raise FileNotFoundError(f"no {names} in {root}; make it with `{make_command(missing, wanted)}`")
+    chosen = ShapesSet(wanted, root, found["teacher"], found["student"], note)
+    check_set(chosen)
+    return chosen
+
+
+def _checkpoint(root: Path, profile_name: str, folder: str, env_var: str) -> Path | None:
+    if os.environ.get(env_var):
+        return find_checkpoint(env_var, root)
+    path = root / ("runs/gpu/checkpoints" if profile_name == "gpu" else "checkpoints") / folder
+    return path if (path / "model_index.json").is_file() else None
+
+
+def check_set(chosen: ShapesSet) -> None:
+    """ValueError when the set's teacher does not fit its configs: another image size, or fewer blocks than the
+    LADD config taps (what the labs would otherwise find out deep inside a feature tap)."""
+    import tomllib
+
+    if chosen.teacher is None:
+        return
+    other = "cpu" if chosen.profile == "gpu" else "gpu"
+    fix = f"use the configs it was made with (e.g. {PROFILE_ENV}={other}) or name a teacher of this profile"
+    config_size = int(tomllib.loads(chosen.config("shapes-teacher.toml").read_text()).get("image_size", 64))
+    if chosen.image_size != config_size:
+        raise ValueError(f"teacher {chosen.teacher} samples at {chosen.image_size} px but the {chosen.profile!r} "
+                         f"profile's {chosen.config('shapes-teacher.toml').relative_to(chosen.root)} is for "
+                         f"{config_size} px: {fix}")
+    layers = json.loads((chosen.teacher / "transformer" / "config.json").read_text())["n_layers"]
+    blocks = tomllib.loads(chosen.config("shapes-ladd.toml").read_text()).get("blocks", [])
+    if blocks and max(blocks) >= layers:
+        raise ValueError(f"teacher {chosen.teacher} has {layers} blocks but the {chosen.profile!r} profile's "
+                         f"{chosen.config('shapes-ladd.toml').relative_to(chosen.root)} taps blocks {blocks}: {fix}")

@@ -295,11 +295,20 @@ def live_bytes(*holders) -> int:
     return sum(seen.values())
 
 
-def measure(step, warm_up: bool = True, by_events: bool = False) -> MemoryEstimate:
+def resident_bytes() -> int:
+    """Bytes allocated on the current CUDA device now (0 without CUDA): take it *before* building a step, as the
+    baseline that :func:`measure` subtracts (a loaded pipeline, say, whose text encoder the step never uses)."""
+    return torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
+
+
+def measure(step, warm_up: bool = True, by_events: bool = False, baseline: int = 0) -> MemoryEstimate:
     """Measured peak bytes of ``step()``, after one warm-up call that creates Adam's state (pass
     ``warm_up=False`` when the step has already run).
 
-    CUDA: ``torch.cuda.max_memory_allocated``. CPU: PyTorch's memory profiler, its peak split into
+    CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak, minus ``baseline``: what was resident
+    before the step's models were built and is not the step's (:func:`resident_bytes`); the raw peak is kept
+    in the estimate's notes. The memory model predicts the step alone, so a pipeline left on the GPU must be
+    subtracted, or freed, before the two can be compared. CPU: PyTorch's memory profiler, its peak split into
     the profiler's categories (parameters, optimizer state, gradients, activations, ...). The
     categories need the profiler's data-flow analysis, which FSDP's sharded tensors defeat; with
     ``by_events`` the CPU peak is instead what the step holds before it starts
@@ -313,7 +322,11 @@ def measure(step, warm_up: bool = True, by_events: bool = False) -> MemoryEstima
         torch.cuda.reset_peak_memory_stats()
         step()
         torch.cuda.synchronize()
-        return MemoryEstimate({"peak allocated (CUDA)": torch.cuda.max_memory_allocated()})
+        peak = torch.cuda.max_memory_allocated()
+        name = "peak allocated (CUDA) above the baseline" if baseline else "peak allocated (CUDA)"
+        return MemoryEstimate({name: peak - baseline},
+                              {name: f"raw peak {peak / 2**30:.2f} GiB minus {baseline / 2**30:.2f} GiB resident before "
+                                     "the step was built" if baseline else "nothing else was resident"})
     from torch.profiler import ProfilerActivity, profile
     from torch.profiler._memory_profiler import _CATEGORY_TO_INDEX, MemoryProfileTimeline
 
