@@ -1,14 +1,12 @@
 """A Shapes profile is one whole set: configs and the checkpoints made with them, never half of each."""
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from gpu_set import gpu_profile_teacher
 from zlab.paths import make_command, shapes_set
-from zlab.tiny import build_tiny_pipeline
-from zlab.train.teacher import TeacherConfig, build_teacher_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,17 +20,6 @@ def repo(tmp_path, monkeypatch):
     for var in ("ZLAB_PROFILE", "ZLAB_TEACHER", "ZLAB_STUDENT"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
-
-
-def gpu_profile_teacher(out: Path, n_layers: int = 8, image_size: int = 128) -> Path:
-    """A random tiny teacher shaped like the GPU profile's (128 px, 8 blocks) at CPU-test dims."""
-    config = TeacherConfig(size="tiny", n_layers=n_layers, image_size=image_size)
-    pipe = build_teacher_pipeline(config, build_tiny_pipeline("tiny", seed=0).vae)
-    pipe.save_pretrained(out)
-    sampling = {"num_inference_steps": 4, "guidance_scale": 2.0, "cfg_truncation": 1.0, "height": image_size,
-                "width": image_size, "max_sequence_length": 16}
-    (out / "sampling.json").write_text(json.dumps(sampling))
-    return out
 
 
 def test_cpu_profile_is_the_shipped_set(repo, monkeypatch):
