@@ -3,7 +3,7 @@
 Trains only the discriminator heads (the student stays the teacher's copy) for a few steps and prints
 each head's accuracy over the last 20 steps. Used to choose t_hat's m for the 64-px Shapes world:
 
-    python scripts/heads_only.py '{"t_hat_m": 1.0}'     # the lab text's default
+    python scripts/heads_only.py '{"t_hat_m": 1.0}'     # LADD's default (Sauer et al. 2024)
     python scripts/heads_only.py '{"t_hat_m": -1.0}'    # configs/shapes-ladd.toml
 
 The JSON overrides configs/shapes-ladd.toml; "steps" sets the number of head updates (default 100).

@@ -8,7 +8,7 @@ the final layer, ``unpatchify``) and keeps what each returns; :func:`check_trace
 *is* the model by comparing its output with a real forward call. The text side
 (:func:`trace_prompts`) watches ``ZImagePipeline.encode_prompt`` through forward hooks.
 
-The token layout of the single stream (lab text, section 3; DESIGN "Conventions") lives here and
+The token layout of the single stream (Z-Image technical report, Z-Image Team 2025) lives here and
 only here, in :func:`token_layout`::
 
     [ image tokens (row-major over the (H/2, W/2) grid) | image pad | caption tokens | caption pad ]
@@ -134,7 +134,7 @@ def token_layout(latent_h: int, latent_w: int, cap_len: int, patch: int = 2, mul
 
 @dataclass
 class PromptTrace:
-    """The Qwen3 prompt path for one prompt (lab text, section 3, "Text Encoder").
+    """The Qwen3 prompt path for one prompt, as ``ZImagePipeline.encode_prompt`` runs it.
 
     Attributes:
         prompt: The raw prompt.
@@ -179,7 +179,7 @@ def trace_prompts(pipe, prompts: Sequence[str], max_sequence_length: int = 512) 
 
 @dataclass
 class LatentTrace:
-    """VAE encoding (lab text, section 3, "VAE"): ``z = (z_raw - shift) * scale``.
+    """VAE encoding with the VAE config's normalisation: ``z = (z_raw - shift) * scale``.
 
     Attributes:
         images: (B, 3, H, W) in [-1, 1].

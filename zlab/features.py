@@ -1,4 +1,4 @@
-"""What the teacher "sees": image tokens after chosen blocks, as 2D feature maps (lab section 6, step 5).
+"""What the teacher "sees": image tokens after chosen blocks, as 2D feature maps (LADD, Sauer et al. 2024).
 
 LADD's discriminator reads the frozen teacher's hidden states. In Z-Image's single stream every
 main block outputs ``[image tokens, image padding, caption tokens, caption padding]`` per sample
@@ -32,7 +32,7 @@ class FeatureTap:
     """Forward hooks on main blocks of a ``ZImageTransformer2DModel`` returning image-token maps.
 
     Gradients flow through the maps when the call runs with grad enabled (the fake path of LADD
-    needs them, lab section 6 step 5); the tap itself never changes the model or its weights.
+    needs them: LADD's student learns through the frozen teacher); the tap itself never changes the model or its weights.
 
     Args:
         transformer: The (frozen) teacher transformer; DDP/FSDP wrappers are unwrapped for hooks.

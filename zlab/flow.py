@@ -1,6 +1,7 @@
 """Flow matching in the lab's convention, and the one bridge to diffusers' Z-Image convention.
 
-The lab's clock (lab text, section 2): ``t`` in [0, 1], **t = 0 is clean data, t = 1 is pure noise**.
+The lab's clock, that of flow matching (Lipman et al. 2023) and rectified flow (Liu et al. 2023) as SD3
+(Esser et al. 2024) writes it: ``t`` in [0, 1], **t = 0 is clean data, t = 1 is pure noise**.
 
 .. math::
 
@@ -104,7 +105,10 @@ def resolution_mu(
     .. math:: \\mu = b_0 + (b_1 - b_0)\\,\\frac{n - n_0}{n_1 - n_0}
 
     With the defaults, 256 tokens (256 px in Z-Image: 8x VAE, 2x2 patches) give mu = 0.5 and 4096
-    tokens (1024 px) give mu = 1.15; the shift applied to time is ``exp(mu)``. Same numbers as diffusers' ``calculate_shift``.
+    tokens (1024 px) give mu = 1.15. Same numbers as diffusers' ``calculate_shift``, which
+    ``ZImagePipeline`` always calls; the scheduler turns mu into the time shift ``exp(mu)`` only when
+    its config sets ``use_dynamic_shifting`` (the published Z-Image configs do not: they use a static
+    shift, see :func:`zlab.zimage.sampling_shift`).
     """
     slope = (max_shift - base_shift) / (max_seq_len - base_seq_len)
     return image_seq_len * slope + (base_shift - slope * base_seq_len)

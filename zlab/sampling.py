@@ -6,7 +6,7 @@ toy MLP is another. ``cond`` is a batch of conditions: a tensor (concatenated on
 (concatenated with ``+``), so that CFG runs conditional and unconditional halves in one call, as
 ``ZImagePipeline`` does.
 
-Classifier-free guidance uses the lab's scale ``s`` (lab text, section 3):
+Classifier-free guidance (Ho & Salimans 2022) uses the lab's scale ``s``:
 
 .. math:: v = v_u + s\\,(v_c - v_u)
 

@@ -3,7 +3,7 @@
 Both paths run on the lab's clock (t = 0 clean data, t = 1 pure noise) and both models predict
 ``dx_t/dt``, so the one sampler :func:`zlab.sampling.sample` integrates either of them.
 
-**linear** (flow matching, lab text section 2; the maths lives in :mod:`zlab.flow`):
+**linear** (flow matching, Lipman et al. 2023; rectified flow, Liu et al. 2023; the maths lives in :mod:`zlab.flow`):
 
 .. math:: x_t = (1 - t)\\, x_0 + t\\, \\epsilon, \\qquad v = \\frac{dx_t}{dt} = \\epsilon - x_0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ __all__ = [
     "REAL_TRANSFORMER_CONFIG", "load_pipeline", "save_pipeline", "read_sampling", "encode_prompts",
     "schedule", "velocity_model", "initial_noise", "generate", "decode", "encode_images",
     "check_size", "parameter_breakdown", "real_transformer_report", "init_kwargs",
+    "REAL_SCHEDULER_CONFIG", "REAL_TURBO_SCHEDULER_CONFIG", "sampling_shift",
 ]
 
 # transformer/config.json of the published Z-Image checkpoints (diffusers' defaults are the same).
@@ -39,6 +41,19 @@ REAL_TRANSFORMER_CONFIG = {
     "n_refiner_layers": 2, "n_heads": 30, "n_kv_heads": 30, "norm_eps": 1e-05, "qk_norm": True,
     "cap_feat_dim": 2560, "rope_theta": 256.0, "t_scale": 1000.0, "axes_dims": [32, 48, 48],
     "axes_lens": [1536, 512, 512],
+}
+
+# scheduler/scheduler_config.json of the published checkpoints, as shipped on the Hugging Face hub:
+# Tongyi-MAI/Z-Image (the base model, 28-50 steps with CFG: the teacher LADD distils) and
+# Tongyi-MAI/Z-Image-Turbo (the distilled 8-step model). Both use a *static* shift: with
+# use_dynamic_shifting false the stock scheduler ignores the mu that ZImagePipeline computes.
+REAL_SCHEDULER_CONFIG = {
+    "_class_name": "FlowMatchEulerDiscreteScheduler", "_diffusers_version": "0.37.0.dev0",
+    "num_train_timesteps": 1000, "use_dynamic_shifting": False, "shift": 6.0,
+}
+REAL_TURBO_SCHEDULER_CONFIG = {
+    "_class_name": "FlowMatchEulerDiscreteScheduler", "_diffusers_version": "0.36.0.dev0",
+    "num_train_timesteps": 1000, "use_dynamic_shifting": False, "shift": 3.0,
 }
 
 SAMPLING_FILE = "sampling.json"
@@ -147,6 +162,24 @@ def schedule(scheduler: FlowMatchEulerDiscreteScheduler, num_steps: int, height:
     return sched.sigmas.clone()
 
 
+def sampling_shift(scheduler_config: dict, height: int, width: int, vae_scale_factor: int = 8) -> tuple[float, float]:
+    """``(mu, s)``: the mu ``ZImagePipeline`` computes for this size, and the shift s its scheduler applies.
+
+    The pipeline always computes ``mu`` from the number of image tokens and passes it on;
+    ``FlowMatchEulerDiscreteScheduler.set_timesteps`` uses it (``s = exp(mu)``) only when the config
+    sets ``use_dynamic_shifting``, and otherwise applies the config's static ``shift``.
+    """
+    cfg = dict(FlowMatchEulerDiscreteScheduler.from_config(scheduler_config).config)
+    image_seq_len = (height // (2 * vae_scale_factor)) * (width // (2 * vae_scale_factor))
+    mu = resolution_mu(image_seq_len, cfg["base_image_seq_len"], cfg["max_image_seq_len"], cfg["base_shift"],
+                       cfg["max_shift"])
+    if not cfg["use_dynamic_shifting"]:
+        return mu, float(cfg["shift"])
+    if cfg["time_shift_type"] != "exponential":
+        raise ValueError(f"only the exponential time shift is s = exp(mu), got {cfg['time_shift_type']!r}")
+    return mu, math.exp(mu)
+
+
 def velocity_model(transformer: ZImageTransformer2DModel):
     """``model(x, t, prompt_embeds) -> v`` for :func:`zlab.sampling.sample`."""
     return functools.partial(zimage_velocity, transformer)
@@ -196,7 +229,7 @@ def decode(pipe: ZImagePipeline, latents: Tensor) -> Tensor:
 
 
 def encode_images(vae, images: Tensor, generator: torch.Generator | None = None, sample_posterior: bool = False) -> Tensor:
-    """Images (B, 3, H, W) in [-1, 1] to normalised latents ``z = (z_raw - shift) * scale`` (lab section 3)."""
+    """Images (B, 3, H, W) in [-1, 1] to normalised latents ``z = (z_raw - shift) * scale`` (VAE config factors)."""
     dist = vae.encode(images.to(vae.dtype)).latent_dist
     z_raw = dist.sample(generator) if sample_posterior else dist.mode()
     return (z_raw - vae.config.shift_factor) * vae.config.scaling_factor

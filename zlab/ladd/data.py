@@ -1,4 +1,4 @@
-"""LADD's "real" data: the teacher's own multi-step CFG samples (lab section 6, step 1).
+"""LADD's "real" data: the teacher's own multi-step CFG samples (LADD, Sauer et al. 2024).
 
 ``zlab synth`` samples the teacher once with its ``sampling.json`` (50 steps + CFG) for every
 train-split prompt and several seeds, and stores the latents as safetensors shards, one shard per

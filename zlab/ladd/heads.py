@@ -2,8 +2,8 @@
 
 Each head reads one block's image-token map (B, C, h, w) from :class:`zlab.features.FeatureTap`
 and returns a *spatial* logit map (B, 1, h, w), conditioned on the noise level ``t_hat`` and on a
-pooled text embedding (lab section 6, step 6). 2D convolutions keep rows and columns apart, so
-one head serves every aspect ratio (lab section 6: 1D convolutions would mix them up).
+pooled text embedding (LADD, Sauer et al. 2024). 2D convolutions keep rows and columns apart, so
+one head serves every aspect ratio (1D convolutions over the flattened tokens would mix them up).
 
 Conditioning, per head:
 

@@ -1,4 +1,4 @@
-"""GAN losses of LADD, summed over discriminator heads (lab section 6, step 7).
+"""GAN losses of LADD, summed over discriminator heads (LADD, Sauer et al. 2024).
 
 Each head returns a spatial logit map; a loss averages it over positions and batch, then the
 heads' losses add up ("sum over all layers provides multi-scale feedback"). The student is trained

@@ -73,7 +73,7 @@ app's discriminator view; diffusers ignores the folder).
 
 ## How it was made
 
-`zlab make-student --config configs/shapes-ladd.toml` (lab section 6): teacher samples with its
+`zlab make-student --config configs/shapes-ladd.toml` (LADD, Sauer et al. 2024): teacher samples with its
 own `sampling.json` (50 steps + CFG) for the 270 train prompts x {config.get("synth_rounds", "?")} seeds; student
 initialised from the teacher, trained on the adversarial loss alone ({config.get("loss", "?")}) for
 {config.get("steps", "?")} steps of batch {config.get("batch_size", "?")}; heads on teacher blocks

@@ -1,10 +1,13 @@
-"""Where LADD puts noise: the student's discrete timesteps and the discriminator's t_hat (lab section 6).
+"""Where LADD puts noise: the student's discrete timesteps and the discriminator's t_hat.
+
+Follows LADD (Sauer et al. 2024, "Fast High-Resolution Image Synthesis with Latent Adversarial
+Diffusion Distillation").
 
 The student trains (and later samples) at ``t`` in {1, 0.75, 0.5, 0.25}. For the first
 ``warmup_steps`` it sees only the easy low-noise steps, ``p = [0, 0, .5, .5]``, then mostly the
-hard pure-noise step, ``p = [.7, .1, .1, .1]`` (lab section 6, "Multi-Step Training Schedule").
+hard pure-noise step, ``p = [.7, .1, .1, .1]`` (LADD's multi-step schedule for high resolutions).
 The discriminator judges both latents re-noised at ``t_hat ~ LogitNormal(m, s)``: high ``t_hat``
-leaves only layout to judge, low ``t_hat`` leaves edges and texture (lab section 5).
+leaves only layout to judge, low ``t_hat`` leaves edges and texture.
 """
 
 from __future__ import annotations
@@ -40,5 +43,5 @@ def sample_student_t(n: int, step: int, warmup_steps: int, generator: torch.Gene
 
 
 def sample_t_hat(n: int, m: float = 1.0, s: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
-    """Discriminator noise levels ``t_hat ~ LogitNormal(m, s)`` (lab section 5; m = s = 1 by default)."""
+    """Discriminator noise levels ``t_hat ~ LogitNormal(m, s)`` (LADD's m = s = 1 by default)."""
     return sample_logit_normal(n, m, s, generator)

@@ -6,7 +6,7 @@
 * the student: a full copy of the teacher, or (``lora_rank > 0``) a peft LoRA adapter on the
   teacher's own modules. A LoRA student *shares* the 6B base weights with the teacher: the
   teacher's passes simply run with the adapter switched off, so one copy of the weights serves
-  both (lab text section 7: the memory budget is what makes or breaks LADD at 1024 px);
+  both (at 1024 px the memory budget is what makes or breaks LADD on a 6B model);
 * the discriminator heads, always fp32 (they are small and their losses are sensitive);
 * gradient checkpointing on the shared/student transformer (recompute each block in backward);
 * the optimizers: Adam (``"adam"``), its fused kernel (``"adam_fused"``) or bitsandbytes' 8-bit

@@ -2,8 +2,8 @@
 
 ``ZImagePipeline`` asks its scheduler for ``linspace(1, 1/N, N)`` and then applies the scheduler's
 shift. With ``shift = 1`` and no dynamic shifting that schedule *is* the student's: N = 1 gives
-{1}, N = 2 gives {1, .5}, N = 4 gives {1, .75, .5, .25} (lab section 6, "Inference with the
-Distilled Student"). So a plain ``pipe(prompt, num_inference_steps=N, guidance_scale=0.0)``
+{1}, N = 2 gives {1, .5}, N = 4 gives {1, .75, .5, .25}, the times LADD (Sauer et al. 2024)
+trains and samples at. So a plain ``pipe(prompt, num_inference_steps=N, guidance_scale=0.0)``
 samples the student as trained, with no zlab code. The discriminator heads ship next to the
 pipeline (``discriminator/``) for the app's discriminator view; diffusers ignores that folder.
 """

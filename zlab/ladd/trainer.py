@@ -1,6 +1,9 @@
-"""The LADD trainer: one loop on ``accelerate`` for one process, DDP or FSDP2 (lab section 6).
+"""The LADD trainer: one loop on ``accelerate`` for one process, DDP or FSDP2.
 
-Per step (lab section 6, steps 2-8):
+LADD is Sauer et al. 2024, "Fast High-Resolution Image Synthesis with Latent Adversarial Diffusion
+Distillation".
+
+Per step:
 
 1. a batch of teacher samples ``x0`` (:class:`zlab.ladd.data.SynthData`) with their prompts;
 2. student times ``t`` from {1, .75, .5, .25} (warm-up schedule), ``x_t = (1 - t) x0 + t eps``
@@ -76,7 +79,7 @@ class LADDConfig:
     lora_targets: tuple = ("to_q", "to_k", "to_v", "to_out.0")
     gradient_checkpointing: bool = False
     optimizer: str = "adam"  # adam, adam_fused, adam8bit (bitsandbytes)
-    backward_sim: float = 0.0  # fraction of t < 1 inputs made by the student's own sampler (0 = the lab text's noised data)
+    backward_sim: float = 0.0  # fraction of t < 1 inputs made by the student's own sampler (0 = LADD's noised data)
 
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
@@ -179,7 +182,7 @@ def sampler_inputs(student, batch: LADDBatch) -> Tensor:
 
 
 def ladd_forward(student, tap: FeatureTap, batch: LADDBatch, sampler=None) -> LADDForward:
-    """Lab section 6, steps 2-5: noise, denoise with the student, re-noise both, tap the teacher.
+    """LADD steps 2-5: noise, denoise with the student, re-noise both, tap the teacher.
 
     ``sampler`` is the unwrapped student used for backward simulation (defaults to ``student``).
     """
@@ -208,7 +211,7 @@ class StepResult:
 
 def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBatch, opt_student, opt_heads,
               config: LADDConfig, sampler=None, ema=None) -> StepResult:
-    """One LADD update (lab section 6, steps 2-8) of the (DDP- or FSDP-prepared, or plain) ``student`` and heads.
+    """One LADD update (steps 2-8 of the module docstring) of the (DDP- or FSDP-prepared, or plain) ``student`` and heads.
 
     The student steps on L_adv with the heads frozen (``heads`` is the unwrapped ``disc``: no DDP
     sync for that backward, and no gradient for the heads); then the heads step on real vs detached fake, one forward over both halves. A non-finite loss on any rank

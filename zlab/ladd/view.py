@@ -1,7 +1,7 @@
 """The discriminator's view of a real/fake pair at a chosen noise level (labs 04-05, the app).
 
 Everything LADD's discriminator sees for one pair of clean latents: both re-noised at ``t_hat``
-with the *same* noise (lab section 6, step 4), the teacher's tapped maps of both, and, with a
+with the *same* noise (LADD, Sauer et al. 2024), the teacher's tapped maps of both, and, with a
 :class:`~zlab.ladd.heads.Discriminator`, each head's spatial logits. Sweeping ``t_hat`` shows how
 the judgement moves from structure (high ``t_hat``) to texture (low ``t_hat``).
 """

@@ -80,8 +80,9 @@ def write_model_card(out: Path, sampling: dict, rows: list[dict], sweep: dict[fl
 
 A stock diffusers `ZImagePipeline` folder (safetensors): tiny `ZImageTransformer2DModel` (refiners,
 3-axis RoPE), tiny `AutoencoderKL` (16 latent channels, 8x), frozen random tiny Qwen3 with a
-word-level tokenizer and a Qwen chat template, `FlowMatchEulerDiscreteScheduler` with Z-Image's
-resolution-dependent shift. Nothing of zlab is needed to run it:
+word-level tokenizer and a Qwen chat template, `FlowMatchEulerDiscreteScheduler` with a
+resolution-dependent shift (`use_dynamic_shifting`: exp(mu) of the image-token count; the
+published Z-Image checkpoints use a static shift instead). Nothing of zlab is needed to run it:
 
 ```python
 import json

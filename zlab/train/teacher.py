@@ -1,8 +1,8 @@
-"""Train the tiny Z-Image teacher with flow matching on Shapes latents (lab section 2).
+"""Train the tiny Z-Image teacher with flow matching (Lipman et al. 2023) on Shapes latents.
 
 Per step: latents ``x0`` of train-split renders (encoded once by the trained VAE), their captions'
 Qwen3 embeddings (computed once; the text encoder stays frozen), caption dropout for CFG,
-``t = shift(sigmoid(N(m, s)))``, ``x_t = (1 - t) x0 + t eps`` and the MSE to ``v = eps - x0``.
+``t = shift(sigmoid(N(m, s)))`` (logit-normal times, SD3: Esser et al. 2024), ``x_t = (1 - t) x0 + t eps`` and the MSE to ``v = eps - x0``.
 The transformer's weights are tracked by an EMA with warm-up; the EMA weights are what ship.
 """
 
@@ -45,7 +45,9 @@ class TeacherConfig:
     caption_dropout: float = 0.1
     t_logit_mean: float = 0.0
     t_logit_std: float = 1.0
-    resolution_shift: bool = True  # Z-Image's resolution-dependent shift exp(mu(tokens)); else `shift`
+    # True: diffusers' resolution-dependent shift exp(mu(tokens)) (scheduler use_dynamic_shifting); else the
+    # static `shift`, as the published Z-Image schedulers use (zlab.zimage.REAL_SCHEDULER_CONFIG: 6.0)
+    resolution_shift: bool = True
     shift: float = 1.0
     mixed_precision: str = "no"  # "bf16" autocasts matmuls (CPUs with avx512_bf16, GPUs); weights stay fp32
     seed: int = 0

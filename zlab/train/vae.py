@@ -3,7 +3,7 @@
 Loss: L1 reconstruction + a small KL to N(0, I) (the Flux/SD recipe without the GAN and LPIPS terms,
 which flat-coloured shapes do not need). After training, ``shift_factor`` and ``scaling_factor`` are
 measured on data so that normalised latents ``z = (z_raw - shift) * scale`` have zero mean and unit
-variance (lab section 3), and written into the VAE's config.
+variance (as ``ZImagePipeline`` expects), and written into the VAE's config.
 """
 
 from __future__ import annotations
