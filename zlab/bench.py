@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,10 +113,14 @@ def _inputs(setup: BenchSetup, size: int):
     return latents, embeds
 
 
-def run_bench(setup: BenchSetup, progress=print) -> dict:
-    """Every measurement of the module docstring; returns them as a dict (and reports lines to ``progress``)."""
-    results = {"device": torch.cuda.get_device_name(setup.device) if setup.device.startswith("cuda") else "cpu",
-               "dtype": str(setup.dtype).replace("torch.", ""), "forward": [], "ladd_step": []}
+def new_results(setup: BenchSetup) -> dict:
+    """The empty record every bench part fills in (see :func:`bench_parts`)."""
+    return {"device": torch.cuda.get_device_name(setup.device) if setup.device.startswith("cuda") else "cpu",
+            "dtype": str(setup.dtype).replace("torch.", ""), "forward": [], "ladd_step": []}
+
+
+def measure_forward(setup: BenchSetup, results: dict, progress=print) -> None:
+    """(a) Forward latency at each of ``setup.sizes`` with the FLOP-limit ratio; sets ``params`` and ``forward``."""
     peak = setup.peak_tflops or device_peak_tflops(setup.device)
     model = build_transformer(setup)
     params = sum(p.numel() for p in model.parameters())
@@ -133,14 +138,35 @@ def run_bench(setup: BenchSetup, progress=print) -> dict:
             progress(f"forward {size}x{size}: {row['ms']:.1f} ms"
                      + (f", FLOP-limit ratio {row['flop_limit_ratio']:.2f}" if peak else ""))
 
-        latents, embeds = _inputs(setup, setup.train_size)
 
+def measure_student(setup: BenchSetup, results: dict, progress=print) -> None:
+    """(b) The student's 4-step latency at ``setup.train_size``; sets ``student_4_steps_ms``."""
+    model = build_transformer(setup)
+    results.setdefault("params", sum(p.numel() for p in model.parameters()))
+    latents, embeds = _inputs(setup, setup.train_size)
+    with torch.no_grad():
         results["student_4_steps_ms"] = 1000 * median_seconds(
             lambda: sample(velocity_model(model), latents, STUDENT_TIMESTEPS, embeds), setup.device, setup.repeats)
-        progress(f"student, 4 steps at {setup.train_size}x{setup.train_size}: {results['student_4_steps_ms']:.1f} ms")
-    del model
+    progress(f"student, 4 steps at {setup.train_size}x{setup.train_size}: {results['student_4_steps_ms']:.1f} ms")
+
+
+def bench_parts(setup: BenchSetup, progress=print) -> list[tuple[str, Callable[[dict], None]]]:
+    """The bench as named parts, each ``part(results)`` filling in its share of :func:`new_results`' record:
+    ``forward``, ``student``, then ``ladd-<kind>`` per LADD config (``zimage-ladd-lora.toml`` -> ``ladd-lora``).
+    ``zlab bench`` runs them in a row; ``zlab gpu-check`` runs each as a timed phase."""
+    parts = [("forward", lambda results: measure_forward(setup, results, progress)),
+             ("student", lambda results: measure_student(setup, results, progress))]
     for name in setup.ladd_configs:
-        results["ladd_step"].append(_ladd_row(setup, name, progress))
+        kind = Path(name).stem.removeprefix("zimage-")
+        parts.append((kind, lambda results, name=name: results["ladd_step"].append(_ladd_row(setup, name, progress))))
+    return parts
+
+
+def run_bench(setup: BenchSetup, progress=print) -> dict:
+    """Every measurement of the module docstring; returns them as a dict (and reports lines to ``progress``)."""
+    results = new_results(setup)
+    for _, part in bench_parts(setup, progress):
+        part(results)
     return results
 
 
@@ -153,6 +179,7 @@ def _ladd_row(setup: BenchSetup, name: str, progress) -> dict:
         step = make_step(config, build_transformer(setup), size, size, cap_len=setup.cap_len)
         row["ms"] = 1000 * median_seconds(step, setup.device, max(1, setup.repeats // 2))
         row["peak_bytes"] = measure(step, warm_up=False).total  # the timing above already ran it
+        row["predicted_over_measured"] = row["predicted_bytes"] / row["peak_bytes"]
     except torch.cuda.OutOfMemoryError as err:
         row["error"] = f"out of memory: {str(err).splitlines()[0]}"
     finally:
@@ -170,18 +197,21 @@ def _size(n: int) -> str:
 
 
 def format_results(results: dict) -> str:
-    """The bench as Markdown tables."""
-    lines = [f"device: {results['device']}, {results['params'] / 1e9:.3f}B parameters, {results['dtype']}", "",
+    """The bench as Markdown tables (parts not measured, e.g. a failed phase of ``zlab gpu-check``, say so)."""
+    params = f"{results['params'] / 1e9:.3f}B parameters" if "params" in results else "parameters not counted"
+    lines = [f"device: {results['device']}, {params}, {results['dtype']}", "",
              "| forward, batch 1 | tokens | ms | FLOP-limit ratio |", "|---|---|---|---|"]
     for r in results["forward"]:
         ratio = f"{r['flop_limit_ratio']:.2f}" if r["flop_limit_ratio"] is not None else "n/a (unknown peak)"
         lines.append(f"| {r['size']}² | {r['tokens']} | {r['ms']:.1f} | {ratio} |")
-    lines += ["", f"student, 4 steps: {results['student_4_steps_ms']:.1f} ms", "",
-              "| LADD step | size | batch | ms | peak memory (measured) | peak memory (memory model) |",
-              "|---|---|---|---|---|---|"]
+    student = results.get("student_4_steps_ms")
+    lines += ["", f"student, 4 steps: {student:.1f} ms" if student is not None else "student, 4 steps: not measured",
+              "", "| LADD step | size | batch | ms | peak memory (measured) | peak memory (memory model) | model / measured |",
+              "|---|---|---|---|---|---|---|"]
     for r in results["ladd_step"]:
         measured = _size(r["peak_bytes"]) if "peak_bytes" in r else r.get("error", "")
         ms = f"{r['ms']:.0f}" if "ms" in r else "-"
+        ratio = f"{r['predicted_over_measured']:.2f}" if "predicted_over_measured" in r else "-"
         lines.append(f"| {r['config']} | {r['size']}² | {r['batch_size']} | {ms} | {measured} | "
-                     f"{_size(r['predicted_bytes'])} |")
+                     f"{_size(r['predicted_bytes'])} | {ratio} |")
     return "\n".join(lines)

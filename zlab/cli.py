@@ -3,6 +3,7 @@
     zlab info                                  # the real 6.15B transformer, counted on the meta device
     zlab build-tiny --out runs/tiny            # a randomly initialised tiny ZImagePipeline folder
     zlab sample --pipeline PATH --prompt "a large red circle at the top left" --steps 50 --s 5 --out a.png
+    zlab gpu-check --out docs/gpu              # one H200, under 8 minutes: bench + a short Shapes run (--smoke: CPU)
 """
 
 from __future__ import annotations
@@ -131,6 +132,20 @@ def _bench(args: argparse.Namespace) -> None:
     print(format_results(results))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _gpu_check(args: argparse.Namespace) -> int:
+    import time
+
+    started = time.perf_counter()  # before the heavy imports: start-up counts against the budget
+    from zlab.gpu_check import failed, run_check
+
+    budget = {"total_s": args.budget} if args.budget is not None else {}
+    record = run_check(args.out, smoke=args.smoke, phases=args.phases, run_dir=args.run, started=started, **budget)
+    bad = failed(record)
+    print(f"{args.out}/gpu-check.md, {args.out}/gpu-check.json ({record['wall_s']:.0f} s)"
+          + (f"; failed: {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
 
 
 def _memory(args: argparse.Namespace) -> None:
@@ -299,6 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the results as JSON")
     p.set_defaults(func=_bench)
 
+    p = sub.add_parser("gpu-check", help="the one GPU session's command: bench + a short Shapes run, timed phases")
+    p.add_argument("--out", required=True, help="folder for gpu-check.json and gpu-check.md")
+    p.add_argument("--smoke", action="store_true", help="the same code at tiny dims on CPU (what CI runs)")
+    p.add_argument("--phases", help="comma-separated subset (default all): forward, student, ladd-lora, ladd-full, "
+                   "shapes-vae, shapes-teacher, shapes-synth, shapes-ladd, shapes-eval")
+    p.add_argument("--budget", type=float, help="total seconds, start-up included (default 450: 8 minutes "
+                   "less the interpreter's start and writing the files)")
+    p.add_argument("--run", help="run folder of the Shapes run (default: a temporary folder, removed after)")
+    p.set_defaults(func=_gpu_check)
+
     p = sub.add_parser("memory", help="predicted peak memory of one LADD step for a config (no GPU needed)")
     p.add_argument("--config", default="configs/zimage-ladd-lora.toml")
     p.add_argument("--size", type=int, default=1024)
@@ -356,11 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except (ValueError, FileNotFoundError) as err:
         print(f"zlab {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

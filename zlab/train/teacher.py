@@ -88,7 +88,7 @@ def encode_dataset(vae: AutoencoderKL, config: TeacherConfig, batch: int = 256) 
     for start in tqdm(range(0, len(data), batch), desc="encode latents", leave=False):
         draws = [data.draw(i) for i in range(start, min(start + batch, len(data)))]
         images = image_to_tensor(render_batch([s for s, _ in draws], data.size, [j for _, j in draws]))
-        latents.append(encode_images(vae, images))
+        latents.append(encode_images(vae, images.to(vae.device)).cpu())
         captions += [s.caption for s, _ in draws]
     return torch.cat(latents), captions
 
@@ -114,7 +114,8 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
     transformer = pipe.transformer
     generator = seed_everything(config.seed)
 
-    latents, captions = encode_dataset(vae, config)
+    latents, captions = encode_dataset(vae.to(accelerator.device), config)  # on the GPU when there is one
+    vae.to("cpu")  # the pipeline's other parts (text encoder) stay on the CPU during training
     vocab = enumerate_captions("train") + [""]
     caption_ids = torch.tensor([vocab.index(c) for c in captions])
     with torch.no_grad():

@@ -56,7 +56,8 @@ def _batches(config: VAEConfig, start_step: int):
 def measure_latent_stats(vae: AutoencoderKL, n_images: int, image_size: int, seed: int = 12345) -> tuple[float, float]:
     """``(shift_factor, scaling_factor)`` = (mean, 1 / std) of raw latents (posterior mode) over renders."""
     data = ShapesDataset("train", image_size, length=n_images, seed=seed)
-    latents = [vae.encode(b["image"]).latent_dist.mode() for b in DataLoader(data, batch_size=128)]
+    latents = [vae.encode(b["image"].to(vae.device)).latent_dist.mode().cpu()  # the VAE may be on a GPU
+               for b in DataLoader(data, batch_size=128)]
     z = torch.cat(latents)
     return float(z.mean()), float(1.0 / z.std())
 
