@@ -237,20 +237,22 @@ def write_outputs(out: Path, record: dict) -> None:
 def format_report(record: dict) -> str:
     """The check as Markdown: environment, phases, the bench tables, the Shapes run."""
     env = record["environment"]
+    commit = f", commit {env['commit'][:10]}" if "commit" in env else ""
     lines = [f"# `{record['command']}`", "",
-             f"{env.get('gpu', env['device'])}, torch {env['torch']}, CUDA {env['cuda']}, diffusers {env['diffusers']}, "
-             f"{env['date_utc']}" + (f", commit {env['commit'][:10]}" if "commit" in env else ""), "",
-             f"Wall time {record['wall_s']:.0f} s (start-up {record['startup_s']:.0f} s) of a {record['total_budget_s']:.0f} s "
-             "budget. One run: every number below comes from this one run.", "",
+             f"{env.get('gpu', env['device'])}, torch {env['torch']}, CUDA {env['cuda']}, "
+             f"diffusers {env['diffusers']}, {env['date_utc']}{commit}", "",
+             f"Wall time {record['wall_s']:.0f} s (start-up {record['startup_s']:.0f} s) of a "
+             f"{record['total_budget_s']:.0f} s budget. One run: every number below comes from this one run.", "",
              "| phase | status | seconds | budget s | note |", "|---|---|---|---|---|"]
     for p in record["phases"]:
         note = p.get("error") or p.get("reason") or ""
         lines.append(f"| {p['name']} | {p['status']} | {p['seconds']:.1f} | {p['budget_s']:.0f} | {note} |")
     lines += ["", "## Real-size transformer, random weights (`zlab bench`)", "", format_results(record["bench"])]
     shapes = record["shapes"]
+    synth = shapes.get("synth", {})
     lines += ["", "## A short GPU-profile Shapes run", "",
               f"{shapes.get('image_size', '?')} px; run folder {shapes.get('run_dir', '?')}; synthetic data "
-              f"{shapes.get('synth', {}).get('prompts', '?')} prompts x {shapes.get('synth', {}).get('rounds', '?')} seeds.",
+              f"{synth.get('prompts', '?')} prompts x {synth.get('rounds', '?')} seeds.",
               "", "| curve | steps | first | last |", "|---|---|---|---|"]
     for name, c in shapes.get("losses", {}).items():
         if isinstance(c, dict):

@@ -58,8 +58,9 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
     s = guidance_scale_to_s(sampling.get("guidance_scale", 5.0))
     manifest = {"prompts": prompts, "sampling": sampling, "rounds": rounds, "seed": seed,
                 "shards": [f"shard-{r:05d}.safetensors" for r in range(rounds)]}
-    with torch.no_grad():
-        embeds = encode_prompts(pipe, prompts)
+    with torch.no_grad():  # in chunks: one text-encoder batch of every prompt would not fit a GPU (Qwen3-4B)
+        embeds = [e.cpu() for i in range(0, len(prompts), batch_size)
+                  for e in encode_prompts(pipe, prompts[i:i + batch_size])]
     lengths = torch.tensor([len(e) for e in embeds])
     padded = torch.nn.utils.rnn.pad_sequence([e.float().cpu() for e in embeds], batch_first=True)
     _save_atomically({"embeds": padded, "lengths": lengths}, out / TEXT)
