@@ -117,6 +117,16 @@ def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
     assert len(SynthData.load(tmp_path / "synth")) == 270  # every train prompt, one round
     assert "shift = 1" in (tmp_path / "student" / "README.md").read_text()
     assert ZImagePipeline.from_pretrained(tmp_path / "student").scheduler.config.shift == 1.0
+    teacher_size = json.loads((Path(config.teacher) / "sampling.json").read_text())["height"]
+    assert json.loads((tmp_path / "student" / "sampling.json").read_text())["height"] == teacher_size
+
+
+def test_a_student_ships_at_its_teachers_image_size(teacher_and_data, tmp_path):
+    """The GPU profile's 128-px teacher gets a 128-px student sampling.json, not the CPU world's 64."""
+    teacher = ZImagePipeline.from_pretrained(teacher_and_data[0])
+    ship_student(teacher, teacher.transformer, None, tmp_path / "s", {"config": {}}, measure=False, image_size=128)
+    sampling = json.loads((tmp_path / "s" / "sampling.json").read_text())
+    assert sampling["height"] == sampling["width"] == 128
 
 
 def test_make_student_refuses_several_processes(teacher_and_data, tmp_path, monkeypatch):

@@ -83,7 +83,7 @@ def _ship_teacher(args: argparse.Namespace) -> None:
     from zlab.zimage import load_pipeline
 
     training = json.loads(Path(args.training_json).read_text()) if args.training_json else None
-    rows = ship_teacher(load_pipeline(args.pipeline), args.out, training=training,
+    rows = ship_teacher(load_pipeline(args.pipeline), args.out, training=training, image_size=args.image_size or _profile_image_size(),
                         guidance_candidates=[float(g) for g in args.guidance_scales.split(",")])
     print(format_table(rows))
 
@@ -236,6 +236,14 @@ def _bench_speedup(args: argparse.Namespace) -> None:
                   f"{r['q25']:.2f}-{r['q75']:.2f} | {r['min']:.2f}-{r['max']:.2f} |", flush=True)
 
 
+def _profile_image_size() -> int:
+    from zlab.paths import config_path, repo_root
+    from zlab.train.config import load_config
+    from zlab.train.teacher import TeacherConfig
+
+    return load_config(TeacherConfig, repo_root() / config_path("shapes-teacher.toml")).image_size
+
+
 def build_parser() -> argparse.ArgumentParser:
     from zlab.paths import config_path, output_path
 
@@ -284,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=output_path("checkpoints/shapes-teacher"))
     p.add_argument("--guidance-scales", default="1,2,3,4", help="diffusers g candidates (lab s = g + 1)")
     p.add_argument("--training-json", help="training record (configs, timings) to keep in eval.json")
+    p.add_argument("--image-size", type=int,
+                   help="side the teacher was trained at (default: the profile's shapes-teacher.toml)")
     p.set_defaults(func=_ship_teacher)
 
     p = sub.add_parser("eval", help="accuracy, FD, diversity, NFE, ms through stock ZImagePipeline")

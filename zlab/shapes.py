@@ -114,8 +114,14 @@ PROMPT_TOKENS = 64
 every caption is at most 13 tokens; the stock default pads each prompt to 512 and runs the text
 encoder over all of them, which gives the same embeddings (padding is on the right and attention
 is causal) for ~5x the encoder time."""
-SAMPLING_BASE = {"height": 64, "width": 64, "max_sequence_length": PROMPT_TOKENS}
-"""Stock ``ZImagePipeline`` arguments every Shapes checkpoint shares (its ``sampling.json`` adds steps and CFG)."""
+def sampling_base(size: int = 64) -> dict:
+    """Stock ``ZImagePipeline`` arguments every Shapes checkpoint of one image size shares (its ``sampling.json``
+    adds steps and CFG): 64 px in the CPU profile, 128 px in the GPU profile."""
+    return {"height": size, "width": size, "max_sequence_length": PROMPT_TOKENS}
+
+
+SAMPLING_BASE = sampling_base(64)
+""":func:`sampling_base` of the shipped 64-px checkpoints."""
 
 HELD_OUT_PAIRS: tuple[tuple[str, str], ...] = (
     ("purple", "triangle"),

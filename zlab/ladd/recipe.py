@@ -24,8 +24,9 @@ from zlab.ladd.data import synthesize_from
 from zlab.ladd.heads import Discriminator
 from zlab.ladd.student import STUDENT_STEPS, check_student_schedule, save_student, student_pipeline
 from zlab.ladd.trainer import LADDConfig, train_ladd
-from zlab.shapes import SAMPLING_BASE, enumerate_captions
+from zlab.shapes import enumerate_captions, sampling_base
 from zlab.shapes_net import ShapesNet
+from zlab.zimage import read_sampling
 
 
 def student_settings(sampling: dict) -> dict[str, dict]:
@@ -35,13 +36,13 @@ def student_settings(sampling: dict) -> dict[str, dict]:
 
 def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | None, out: str | Path,
                  record: dict, shapes_net: str | Path = "checkpoints/shapes-net", seeds=(0,),
-                 stochastic: bool = False, measure: bool = True) -> list[dict]:
+                 stochastic: bool = False, measure: bool = True, image_size: int = 64) -> list[dict]:
     """Save the student folder and measure it through stock ``ZImagePipeline`` (``eval.json``, model card).
 
     ``measure=False`` skips the evaluation (tests of the folder format only).
     """
     pipe = student_pipeline(teacher, transformer, stochastic)
-    sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, **SAMPLING_BASE}
+    sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, **sampling_base(image_size)}
     rows = (evaluate_settings(pipe, student_settings(sampling), ShapesNet.load(shapes_net), seeds=seeds)
             if measure else [])
     record = {**record, "rows": rows, "schedule": check_student_schedule(pipe)}
@@ -106,7 +107,8 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
     record = {"config": asdict(config), "timings": {"synth_s": synth_s, "train_s": train_s},
               "log": {k: v[-200:] for k, v in log.items()}}
     start = time.perf_counter()
-    rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=config.stochastic_sampling)
+    rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=config.stochastic_sampling,
+                        image_size=read_sampling(config.teacher).get("height", 64))  # the teacher's size
     print(f"synth {synth_s / 60:.1f} min, LADD {train_s / 60:.1f} min, measure + ship "
           f"{(time.perf_counter() - start) / 60:.1f} min")
     return rows

@@ -19,7 +19,7 @@ from pathlib import Path
 from diffusers import ZImagePipeline
 
 from zlab.evaluate import evaluate_settings, format_table, prompt_accuracy, stock_samples, vae_reconstruction
-from zlab.shapes import SAMPLING_BASE, enumerate_captions
+from zlab.shapes import enumerate_captions, sampling_base
 from zlab.shapes_net import ShapesNet
 from zlab.train.config import load_config
 from zlab.train.teacher import TeacherConfig, train_teacher
@@ -51,9 +51,10 @@ def teacher_settings(sampling: dict) -> dict[str, dict]:
 
 def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Sequence[float] = (1.0, 2.0, 3.0, 4.0),
                  cfg_truncation: float = 1.0, seeds: Sequence[int] = (0,), shapes_net: str | Path = "checkpoints/shapes-net",
-                 training: dict | None = None) -> list[dict]:
-    """Choose g, save the folder with sampling.json, measure it, write eval.json and the model card."""
-    base = {"num_inference_steps": 50, "cfg_truncation": cfg_truncation, **SAMPLING_BASE}
+                 training: dict | None = None, image_size: int = 64) -> list[dict]:
+    """Choose g, save the folder with sampling.json (at ``image_size``, the size the teacher was trained at),
+    measure it, write eval.json and the model card."""
+    base = {"num_inference_steps": 50, "cfg_truncation": cfg_truncation, **sampling_base(image_size)}
     scores = choose_guidance(pipe, guidance_candidates, base)
     best = max(scores, key=scores.get)
     sampling = {**base, "guidance_scale": best}
@@ -139,4 +140,5 @@ def make_teacher(out: str | Path, vae_config: str | Path, teacher_config: str | 
     training = {"vae_config": vae_cfg.__dict__, "teacher_config": teacher_cfg.__dict__,
                 "timings": {"vae_s": vae_s, "teacher_s": time.perf_counter() - start - vae_s},
                 "vae_reconstruction": {"n": 500, **vae_reconstruction(pipe.vae, 500)}}
-    return ship_teacher(pipe, out, training=training, **ship_kwargs)
+    pipe.to(pipe.transformer.device)  # training leaves the text encoder and VAE on the CPU, the transformer on a GPU
+    return ship_teacher(pipe, out, training=training, image_size=teacher_cfg.image_size, **ship_kwargs)
