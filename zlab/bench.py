@@ -29,7 +29,7 @@ import torch
 from diffusers import ZImageTransformer2DModel
 
 from zlab.flow import zimage_velocity
-from zlab.ladd.memory import make_step, measure, predict
+from zlab.ladd.memory import make_step, measure, predict, resident_bytes
 from zlab.ladd.schedule import STUDENT_TIMESTEPS
 from zlab.ladd.setup import fit_config
 from zlab.ladd.trainer import LADDConfig
@@ -176,9 +176,11 @@ def _ladd_row(setup: BenchSetup, name: str, progress) -> dict:
     row = {"config": name, "size": size, "batch_size": config.batch_size, "lora_rank": config.lora_rank,
            "predicted_bytes": predict(config, setup.transformer, size, size, cap_len=setup.cap_len).total}
     try:
+        row["resident_bytes"] = resident_bytes()  # left by earlier phases: not the step's, subtracted from its peak
         step = make_step(config, build_transformer(setup), size, size, cap_len=setup.cap_len)
         row["ms"] = 1000 * median_seconds(step, setup.device, max(1, setup.repeats // 2))
-        row["peak_bytes"] = measure(step, warm_up=False).total  # the timing above already ran it
+        # the timing above already ran the step (Adam's state exists)
+        row["peak_bytes"] = measure(step, warm_up=False, baseline=row["resident_bytes"]).total
         row["predicted_over_measured"] = row["predicted_bytes"] / row["peak_bytes"]
     except torch.cuda.OutOfMemoryError as err:
         row["error"] = f"out of memory: {str(err).splitlines()[0]}"
