@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phases", help="comma-separated subset (default all): forward, student, ladd-lora, ladd-full, "
                    "shapes-vae, shapes-teacher, shapes-synth, shapes-ladd, shapes-eval")
     p.add_argument("--budget", type=float, help="total seconds, start-up included (default 450: 8 minutes "
-                   "less the interpreter's start and writing the files)")
+                   "less the interpreter's start and writing the files; 3600 with --smoke)")
     p.add_argument("--run", help="run folder of the Shapes run (default: a temporary folder, removed after)")
     p.set_defaults(func=_gpu_check)
 
