@@ -29,7 +29,7 @@ from zlab.flow import logit_normal_pdf  # noqa: E402
 from zlab.ladd.heads import Discriminator  # noqa: E402
 from zlab.ladd.student import DISCRIMINATOR, load_discriminator  # noqa: E402
 from zlab.ladd.view import sweep_t_hat, view_pair  # noqa: E402
-from zlab.paths import shapes_set  # noqa: E402
+from zlab.paths import check_pair, shapes_set  # noqa: E402
 from zlab.viz import enlarge  # noqa: E402
 from zlab.zimage import decode, encode_prompts, load_pipeline, read_sampling  # noqa: E402
 
@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.teacher is None or args.student is None:  # one whole Shapes set: never a teacher of one, student of another
             chosen = shapes_set(need=("teacher", "student"))
             args.teacher, args.student = args.teacher or str(chosen.teacher), args.student or str(chosen.student)
+            if Path(args.teacher).is_dir() and Path(args.student).is_dir():
+                check_pair(Path(args.teacher), Path(args.student))  # one named, one from the set: still one world
         lab = Lab(args.teacher, args.student, args.device, args.dtype)
     except (FileNotFoundError, ValueError, OSError) as err:
         parser.exit(2, f"app/main.py: cannot load the pipelines: {err}\n")

@@ -67,6 +67,14 @@ def test_a_named_teacher_must_fit_the_profiles_configs(repo, monkeypatch):
 
 
 def test_make_command_and_bad_need():
-    assert make_command(["student", "teacher"], "cpu") == "zlab make-teacher && zlab make-student"
+    assert make_command(["student", "teacher"], "cpu") == "ZLAB_PROFILE=cpu zlab make-teacher && ZLAB_PROFILE=cpu zlab make-student"
     with pytest.raises(ValueError, match="among"):
         shapes_set(("vae",))
+
+
+def test_a_student_of_another_profile_is_refused(repo, monkeypatch):
+    monkeypatch.setenv("ZLAB_PROFILE", "gpu")
+    gpu_profile_teacher(repo / "runs/gpu/checkpoints/shapes-teacher")
+    monkeypatch.setenv("ZLAB_STUDENT", str(repo / "checkpoints/shapes-student"))  # the 64-px CPU student
+    with pytest.raises(ValueError, match=r"samples at 128 px but student .* at 64 px"):
+        shapes_set(("teacher",), root=repo)

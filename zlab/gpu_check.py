@@ -55,7 +55,7 @@ PHASES = tuple(GPU_BUDGETS)
 FAILED = ("failed", "timeout")
 
 
-class PhaseTimeout(Exception):
+class PhaseTimeout(BaseException):  # not an Exception: a library's `except Exception` must not swallow it
     """A phase ran past its budget."""
 
 

@@ -108,8 +108,8 @@ class ShapesSet:
     @property
     def image_size(self) -> int:
         """The side the profile's teacher was trained at: its ``sampling.json`` height, else the teacher config's."""
-        if self.teacher is not None and (self.teacher / "sampling.json").is_file():
-            return int(json.loads((self.teacher / "sampling.json").read_text()).get("height", 64))
+        if self.teacher is not None and sampled_size(self.teacher) is not None:
+            return sampled_size(self.teacher)
         import tomllib
 
         return int(tomllib.loads(self.config("shapes-teacher.toml").read_text()).get("image_size", 64))
@@ -121,9 +121,9 @@ class ShapesSet:
 
 
 def make_command(missing: list[str], profile_name: str) -> str:
-    """The one command line that makes a profile's ``missing`` checkpoints (a student needs a teacher first)."""
-    prefix = f"{PROFILE_ENV}={profile_name} " if profile_name == "gpu" else ""
-    return " && ".join(prefix + MAKES[name] for name in ("teacher", "student") if name in missing)
+    """The one command line that makes a profile's ``missing`` checkpoints (a student needs a teacher first).
+    The profile is always named: on a CUDA machine a bare ``zlab make-teacher`` means the GPU profile."""
+    return " && ".join(f"{PROFILE_ENV}={profile_name} {MAKES[name]}" for name in ("teacher", "student") if name in missing)
 
 
 def shapes_set(need: tuple[str, ...] = ("teacher",), root: Path | None = None) -> ShapesSet:
@@ -174,13 +174,30 @@ def _checkpoint(root: Path, profile_name: str, folder: str, env_var: str) -> Pat
     return path if (path / "model_index.json").is_file() else None
 
 
+def sampled_size(pipeline: Path) -> int | None:
+    """The image side a pipeline folder's ``sampling.json`` samples at, or None without one."""
+    path = Path(pipeline) / "sampling.json"
+    return int(json.loads(path.read_text()).get("height", 64)) if path.is_file() else None
+
+
+def check_pair(teacher: Path, student: Path) -> None:
+    """ValueError when a teacher and a student folder sample at different sizes (made in different profiles)."""
+    sizes = sampled_size(teacher), sampled_size(student)
+    if None not in sizes and sizes[0] != sizes[1]:
+        raise ValueError(f"teacher {teacher} samples at {sizes[0]} px but student {student} at {sizes[1]} px: "
+                         "they come from different Shapes profiles; name a pair made together")
+
+
 def check_set(chosen: ShapesSet) -> None:
     """ValueError when the set's teacher does not fit its configs: another image size, or fewer blocks than the
-    LADD config taps (what the labs would otherwise find out deep inside a feature tap)."""
+    LADD config taps (what the labs would otherwise find out deep inside a feature tap); or when its student
+    samples at another size than its teacher."""
     import tomllib
 
     if chosen.teacher is None:
         return
+    if chosen.student is not None:
+        check_pair(chosen.teacher, chosen.student)
     other = "cpu" if chosen.profile == "gpu" else "gpu"
     fix = f"use the configs it was made with (e.g. {PROFILE_ENV}={other}) or name a teacher of this profile"
     config_size = int(tomllib.loads(chosen.config("shapes-teacher.toml").read_text()).get("image_size", 64))

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
 from diffusers import ZImagePipeline
 
 from zlab.evaluate import evaluate_settings, format_table, latency_ms
@@ -99,11 +100,13 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
         raise ValueError("make-student is the one-process Shapes recipe; under `accelerate launch` run `zlab synth` "
                          "once, then `accelerate launch ... -m zlab.cli ladd --config ... --out DIR`")
     start = time.perf_counter()
-    synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=config.seed, progress=progress)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=config.seed, progress=progress,
+                    device=device)
     synth_s = time.perf_counter() - start
     transformer, disc, log = train_ladd(config, run_dir, resume=resume, progress=progress)
     train_s = time.perf_counter() - start - synth_s
-    teacher = ZImagePipeline.from_pretrained(config.teacher)
+    teacher = ZImagePipeline.from_pretrained(config.teacher).to(transformer.device)  # one device, the student's
     record = {"config": asdict(config), "timings": {"synth_s": synth_s, "train_s": train_s},
               "log": {k: v[-200:] for k, v in log.items()}}
     start = time.perf_counter()

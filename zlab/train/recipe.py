@@ -139,6 +139,5 @@ def make_teacher(out: str | Path, vae_config: str | Path, teacher_config: str | 
     pipe = train_teacher(teacher_cfg, run_dir / "vae" / "vae", run_dir / "teacher", resume=resume, progress=progress)
     training = {"vae_config": vae_cfg.__dict__, "teacher_config": teacher_cfg.__dict__,
                 "timings": {"vae_s": vae_s, "teacher_s": time.perf_counter() - start - vae_s},
-                "vae_reconstruction": {"n": 500, **vae_reconstruction(pipe.vae, 500)}}
-    pipe.to(pipe.transformer.device)  # training leaves the text encoder and VAE on the CPU, the transformer on a GPU
+                "vae_reconstruction": {"n": 500, **vae_reconstruction(pipe.vae, 500, size=teacher_cfg.image_size)}}
     return ship_teacher(pipe, out, training=training, image_size=teacher_cfg.image_size, **ship_kwargs)

@@ -130,6 +130,7 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
     if state is not None:
         generator.set_state(state["generator"])
     model, optimizer = accelerator.prepare(transformer, optimizer)
+    ema.to(accelerator.device)  # the shadow weights were made where the model was built (CPU); ema.step needs them together
     bar = tqdm(total=config.steps, initial=step, desc="teacher", disable=not progress or not accelerator.is_main_process)
 
     def checkpoint():
@@ -163,4 +164,4 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
 
     pipe.transformer = accelerator.unwrap_model(model).eval()
     ema.copy_to(pipe.transformer.parameters())
-    return pipe
+    return pipe.to(accelerator.device)  # whole on one device: diffusers sends prompt ids where the transformer is
