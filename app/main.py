@@ -238,8 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.teacher is None or args.student is None:  # one whole Shapes set: never a teacher of one, student of another
             chosen = shapes_set(need=("teacher", "student"))
             args.teacher, args.student = args.teacher or str(chosen.teacher), args.student or str(chosen.student)
-            if Path(args.teacher).is_dir() and Path(args.student).is_dir():
-                check_pair(Path(args.teacher), Path(args.student))  # one named, one from the set: still one world
+            check_pair(Path(args.teacher), Path(args.student))  # one named, one from the set: still one world
         lab = Lab(args.teacher, args.student, args.device, args.dtype)
     except (FileNotFoundError, ValueError, OSError) as err:
         parser.exit(2, f"app/main.py: cannot load the pipelines: {err}\n")

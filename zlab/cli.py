@@ -83,8 +83,8 @@ def _ship_teacher(args: argparse.Namespace) -> None:
     from zlab.zimage import load_pipeline
 
     training = json.loads(Path(args.training_json).read_text()) if args.training_json else None
-    rows = ship_teacher(load_pipeline(args.pipeline), args.out, training=training, image_size=args.image_size or _profile_image_size(),
-                        guidance_candidates=[float(g) for g in args.guidance_scales.split(",")])
+    rows = ship_teacher(load_pipeline(args.pipeline), args.out, training=training,
+                        image_size=args.image_size or _profile_image_size(), guidance_candidates=[float(g) for g in args.guidance_scales.split(",")])
     print(format_table(rows))
 
 

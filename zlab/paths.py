@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,13 +107,15 @@ class ShapesSet:
         return self.root / "checkpoints" / "shapes-net"
 
     @property
+    def config_image_size(self) -> int:
+        """The side the profile's teacher config trains at."""
+        return int(tomllib.loads(self.config("shapes-teacher.toml").read_text()).get("image_size", 64))
+
+    @property
     def image_size(self) -> int:
         """The side the profile's teacher was trained at: its ``sampling.json`` height, else the teacher config's."""
-        if self.teacher is not None and sampled_size(self.teacher) is not None:
-            return sampled_size(self.teacher)
-        import tomllib
-
-        return int(tomllib.loads(self.config("shapes-teacher.toml").read_text()).get("image_size", 64))
+        sampled = sampled_size(self.teacher) if self.teacher is not None else None
+        return sampled if sampled is not None else self.config_image_size
 
     def describe(self) -> str:
         lines = [f"Shapes set: profile {self.profile!r}, configs {self.config('').relative_to(self.root)}/, "
@@ -145,8 +148,7 @@ def shapes_set(need: tuple[str, ...] = ("teacher",), root: Path | None = None) -
     root = root or repo_root()
     wanted = profile()
     explicit = bool(os.environ.get(PROFILE_ENV, "").strip())
-    found = {name: _checkpoint(root, wanted, folder, env) for name, (folder, env) in CHECKPOINTS.items()}
-    missing = [name for name in need if found[name] is None]
+    found, missing = _find(root, wanted, need)
     note = ""
     if missing and wanted == "gpu":
         where = ", ".join(f"runs/gpu/checkpoints/{CHECKPOINTS[name][0]}" for name in missing)
@@ -157,14 +159,19 @@ def shapes_set(need: tuple[str, ...] = ("teacher",), root: Path | None = None) -
         note = f"CUDA is present, but {message}. Using the shipped CPU set (configs/, checkpoints/) as a whole."
         print(f"zlab: {note}", file=sys.stderr)
         wanted = "cpu"
-        found = {name: _checkpoint(root, wanted, folder, env) for name, (folder, env) in CHECKPOINTS.items()}
-        missing = [name for name in need if found[name] is None]
+        found, missing = _find(root, wanted, need)
     if missing:
         names = " and ".join(f"checkpoints/{CHECKPOINTS[name][0]}" for name in missing)
         raise FileNotFoundError(f"no {names} in {root}; make it with `{make_command(missing, wanted)}`")
     chosen = ShapesSet(wanted, root, found["teacher"], found["student"], note)
     check_set(chosen)
     return chosen
+
+
+def _find(root: Path, profile_name: str, need: tuple[str, ...]) -> tuple[dict[str, Path | None], list[str]]:
+    """Every checkpoint of a profile (None where absent), and those of ``need`` that are absent."""
+    found = {name: _checkpoint(root, profile_name, folder, env) for name, (folder, env) in CHECKPOINTS.items()}
+    return found, [name for name in need if found[name] is None]
 
 
 def _checkpoint(root: Path, profile_name: str, folder: str, env_var: str) -> Path | None:
@@ -192,15 +199,13 @@ def check_set(chosen: ShapesSet) -> None:
     """ValueError when the set's teacher does not fit its configs: another image size, or fewer blocks than the
     LADD config taps (what the labs would otherwise find out deep inside a feature tap); or when its student
     samples at another size than its teacher."""
-    import tomllib
-
     if chosen.teacher is None:
         return
     if chosen.student is not None:
         check_pair(chosen.teacher, chosen.student)
     other = "cpu" if chosen.profile == "gpu" else "gpu"
     fix = f"use the configs it was made with (e.g. {PROFILE_ENV}={other}) or name a teacher of this profile"
-    config_size = int(tomllib.loads(chosen.config("shapes-teacher.toml").read_text()).get("image_size", 64))
+    config_size = chosen.config_image_size
     if chosen.image_size != config_size:
         raise ValueError(f"teacher {chosen.teacher} samples at {chosen.image_size} px but the {chosen.profile!r} "
                          f"profile's {chosen.config('shapes-teacher.toml').relative_to(chosen.root)} is for "

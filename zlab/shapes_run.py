@@ -21,10 +21,9 @@ from pathlib import Path
 
 import torch
 
-from zlab.shapes import PROMPT_TOKENS, enumerate_captions
+from zlab.shapes import enumerate_captions, sampling_base
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "gpu"
-STUDENT_STEPS = (1, 2, 4)
 
 
 @dataclass
@@ -80,6 +79,11 @@ def _configs(setup: ShapesRunSetup):
             load_config(LADDConfig, CONFIG_DIR / "shapes-ladd.toml", **setup.ladd))
 
 
+def spread(prompts: list[str], k: int) -> list[str]:
+    """``k`` prompts taken evenly across ``prompts`` (all of them for k = 0)."""
+    return prompts[:: max(1, len(prompts) // k)][:k] if k else prompts
+
+
 def curve(values: list[float]) -> dict:
     """First and last value of a loss curve, each the mean of a window (a twentieth of the run, 1 to 20 steps)."""
     if not values:
@@ -120,7 +124,7 @@ def shapes_phases(setup: ShapesRunSetup, run_dir: str | Path, record: dict,
         pipe = train_teacher(teacher_cfg, run_dir / "vae" / "vae", run_dir / "teacher", progress=False)
         record["losses"]["teacher_flow_matching"] = curve(_losses(run_dir / "teacher"))
         sampling = {"num_inference_steps": setup.teacher_steps, "guidance_scale": setup.guidance_scale,
-                    "cfg_truncation": 1.0, "height": size, "width": size, "max_sequence_length": PROMPT_TOKENS}
+                    "cfg_truncation": 1.0, **sampling_base(size)}
         save_pipeline(pipe, run_dir / "teacher-pipeline", sampling=sampling)
         record["teacher_sampling"] = sampling
 
@@ -128,9 +132,7 @@ def shapes_phases(setup: ShapesRunSetup, run_dir: str | Path, record: dict,
         from zlab.ladd.data import synthesize_from
         from zlab.ladd.setup import DTYPES
 
-        prompts = enumerate_captions("train")
-        if setup.synth_prompts:
-            prompts = prompts[:: max(1, len(prompts) // setup.synth_prompts)][: setup.synth_prompts]
+        prompts = spread(enumerate_captions("train"), setup.synth_prompts)
         synthesize_from(run_dir / "teacher-pipeline", run_dir / "synth", device=setup.device,
                         dtype=DTYPES[setup.dtype], rounds=ladd_cfg.synth_rounds, seed=ladd_cfg.seed, prompts=prompts,
                         progress=False)
@@ -163,6 +165,7 @@ def teacher_vs_student(setup: ShapesRunSetup, teacher_dir: Path, student, progre
     """The teacher with its ``sampling.json`` and the student at 1, 2 and 4 steps (no CFG), through stock
     ``ZImagePipeline`` on the same prompts and seeds: accuracy (with its binomial standard error), NFE, ms."""
     from zlab.evaluate import measure
+    from zlab.ladd.recipe import student_settings
     from zlab.ladd.setup import DTYPES
     from zlab.ladd.student import student_pipeline
     from zlab.zimage import load_pipeline, read_sampling
@@ -170,13 +173,11 @@ def teacher_vs_student(setup: ShapesRunSetup, teacher_dir: Path, student, progre
     teacher = load_pipeline(teacher_dir, device=setup.device, dtype=DTYPES[setup.dtype])
     student = student_pipeline(teacher, student.to(setup.device, DTYPES[setup.dtype]))
     sampling = read_sampling(teacher_dir)
-    train = enumerate_captions("train")
-    prompts = train[:: max(1, len(train) // setup.eval_prompts)][: setup.eval_prompts]
+    prompts = spread(enumerate_captions("train"), setup.eval_prompts)
     cases = [(p, s * 100_003 + i) for s in range(setup.eval_seeds) for i, p in enumerate(prompts)]
     keep = {k: sampling[k] for k in ("height", "width", "max_sequence_length")}
     plan = [(f"teacher {sampling['num_inference_steps']} steps + CFG (sampling.json)", teacher, sampling)]
-    plan += [(f"student {n} step{'s' * (n > 1)}", student, {**keep, "num_inference_steps": n, "guidance_scale": 0.0})
-             for n in STUDENT_STEPS]
+    plan += [(name, student, kw) for name, kw in student_settings({**keep, "guidance_scale": 0.0}).items()]
     rows = []
     for name, pipe, setting in plan:
         row, _ = measure(pipe, setting, [p for p, _ in cases], [s for _, s in cases])

@@ -62,7 +62,7 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
         embeds = [e.cpu() for i in range(0, len(prompts), batch_size)
                   for e in encode_prompts(pipe, prompts[i:i + batch_size])]
     lengths = torch.tensor([len(e) for e in embeds])
-    padded = torch.nn.utils.rnn.pad_sequence([e.float().cpu() for e in embeds], batch_first=True)
+    padded = torch.nn.utils.rnn.pad_sequence([e.float() for e in embeds], batch_first=True)
     _save_atomically({"embeds": padded, "lengths": lengths}, out / TEXT)
 
     missing = sum(not (out / name).is_file() for name in manifest["shards"])
