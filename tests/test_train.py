@@ -97,3 +97,51 @@ def test_runs_of_different_precision_share_one_process():
 
     assert make_accelerator("no").mixed_precision == "no"
     assert make_accelerator("bf16").mixed_precision == "bf16"
+
+
+def test_teacher_trains_on_open_captions_in_aspect_buckets(vae_run, tmp_path):
+    config = TeacherConfig(**{**TEACHER, "steps": 2, "num_latents": 96, "open_prob": 0.3,
+                              "image_sizes": [[64, 64], [64, 96], [96, 64]]})
+    pipe = train_teacher(config, vae_run[0] / "vae", tmp_path, progress=False)
+    out = pipe("a red shape in the top row", height=64, width=96, num_inference_steps=2, output_type="np").images
+    assert out.shape == (1, 64, 96, 3)
+    assert config.training_shift((64, 96)) > config.training_shift((64, 64))  # more tokens, more shift
+    with pytest.raises(ValueError, match="multiples of 16"):
+        TeacherConfig(image_sizes=[[64, 70]]).validate()
+
+
+def test_teacher_captions_are_train_prompts_and_leave_the_image_uniform():
+    """Given a caption, every spec that agrees with it is equally likely, and no other set's caption is used."""
+    from zlab.prompt_sets import prompts
+    from zlab.shapes import enumerate_specs
+    from zlab.open_captions import parse_open_caption
+    from zlab.train.teacher import caption_table
+
+    captions = prompts("train")
+    ids, weights = caption_table(0.3, {c: i for i, c in enumerate(captions)})
+    specs = enumerate_specs("train")
+    used = set()
+    for caption_id in ids[weights > 0].unique().tolist():
+        w = weights[ids == caption_id]
+        assert torch.allclose(w, w[0].expand_as(w))  # uniform over the specs that reach it
+        reached = {specs[s] for s in (ids == caption_id).nonzero()[:, 0].tolist()}
+        assert reached == set(parse_open_caption(captions[caption_id]).allowed("train"))
+        used.add(captions[caption_id])
+    assert used == set(captions)
+    assert (weights[ids < 0] == 0).all()  # validation and test captions get no weight
+
+
+def test_the_dataset_leaves_attributes_open():
+    from zlab.shapes import ShapesDataset
+
+    data = ShapesDataset("train", (64, 96), length=64, seed=3, open_prob=0.5)
+    items = [data[i] for i in range(64)]
+    assert items[0]["image"].shape == (3, 64, 96)
+    assert any(None in item["attributes"].values() for item in items)
+    for i, item in enumerate(items):
+        named = {k: v for k, v in item["attributes"].items() if v is not None}
+        spec, _ = data.draw(i)
+        assert all(getattr(spec, k) == v for k, v in named.items())
+    assert ShapesDataset("train", 64, length=4, seed=3)[0]["caption"] == data.spec(0).caption
+    with pytest.raises(ValueError, match=r"open_prob must be in \[0, 1\]"):
+        ShapesDataset(open_prob=1.5)

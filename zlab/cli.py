@@ -70,22 +70,23 @@ def _train_shapes_net(args: argparse.Namespace) -> None:
 
 
 def _make_teacher(args: argparse.Namespace) -> None:
-    from zlab.evaluate import format_table
     from zlab.train.recipe import make_teacher
+    from zlab.train.teacher_card import summary_tables
 
-    rows = make_teacher(args.out, args.vae_config, args.teacher_config, args.run, resume=args.resume)
-    print(format_table(rows))
+    record = make_teacher(args.out, args.vae_config, args.teacher_config, args.run, resume=args.resume)
+    print(summary_tables(record))
 
 
 def _ship_teacher(args: argparse.Namespace) -> None:
-    from zlab.evaluate import format_table
     from zlab.train.recipe import ship_teacher
+    from zlab.train.teacher_card import summary_tables
     from zlab.zimage import load_pipeline
 
     training = json.loads(Path(args.training_json).read_text()) if args.training_json else None
-    rows = ship_teacher(load_pipeline(args.pipeline), args.out, training=training,
-                        image_size=args.image_size or _profile_image_size(), guidance_candidates=[float(g) for g in args.guidance_scales.split(",")])
-    print(format_table(rows))
+    record = ship_teacher(load_pipeline(args.pipeline), args.out, training=training,
+                          image_size=args.image_size or _profile_image_size(),
+                          guidance_candidates=[float(g) for g in args.guidance_scales.split(",")])
+    print(summary_tables(record))
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -290,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ship-teacher", help="choose guidance, measure and write a trained teacher folder")
     p.add_argument("--pipeline", default=output_path("runs/teacher/pipeline"))
     p.add_argument("--out", default=output_path("checkpoints/shapes-teacher"))
-    p.add_argument("--guidance-scales", default="1,2,3,4", help="diffusers g candidates (lab s = g + 1)")
+    p.add_argument("--guidance-scales", default="0,1,2,3", help="diffusers g candidates (lab s = g + 1), chosen on validation")
     p.add_argument("--training-json", help="training record (configs, timings) to keep in eval.json")
     p.add_argument("--image-size", type=int,
                    help="side the teacher was trained at (default: the profile's shapes-teacher.toml)")

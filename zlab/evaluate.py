@@ -22,6 +22,7 @@ from diffusers import ZImagePipeline
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from zlab import shapes
+from zlab.open_metrics import METRICS, open_renders, prompt_records, summarise
 from zlab.sampling import cfg_active, guidance_scale_to_s
 from zlab.shapes_net import ShapesNet
 from zlab.zimage import schedule
@@ -104,13 +105,8 @@ def prompt_accuracy(images: np.ndarray, prompts: Sequence[str]) -> dict[str, flo
     return shapes.accuracy(shapes.check_batch(images), [shapes.parse_caption(p) for p in prompts])
 
 
-def real_renders(prompts: Sequence[str], seeds: Sequence[int], size=64) -> np.ndarray:
-    """Ground-truth renders of the prompts, jitter drawn from each seed."""
-    jitters = []
-    for s in seeds:
-        rng = np.random.default_rng([int(s), 7])
-        jitters.append(tuple(int(v) for v in rng.integers(-shapes.MAX_JITTER, shapes.MAX_JITTER + 1, size=2)))
-    return shapes.render_batch([shapes.parse_caption(p) for p in prompts], size, jitters)
+real_renders = open_renders
+"""Ground-truth renders of (open or fully named) prompts, jitter and open attributes drawn from each seed."""
 
 
 @torch.no_grad()
@@ -213,4 +209,66 @@ def format_table(rows: Sequence[Mapping]) -> str:
     lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(c[2].format(r[c[0]]) if c[0] in r else "" for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def setting_size(setting: Mapping) -> tuple[int, int]:
+    """``(height, width)`` of a Shapes setting (64 x 64 unless it says otherwise)."""
+    return setting.get("height", 64), setting.get("width", 64)
+
+
+def evaluate_open(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: ShapesNet, prompts: Sequence[str],
+                  seeds: Sequence[int], per_prompt: int, reference: np.ndarray | None = None,
+                  groups: Mapping[str, Sequence[int]] | None = None, batch_size: int = 64) -> list[dict]:
+    """Open-caption measures (:mod:`zlab.open_metrics`) of each setting, one row per group of open-attribute counts.
+
+    Each row holds the mean and standard error across prompts of validity, named accuracy and coverage, the
+    FD to renders of the same prompts and seeds, and with ``reference`` (images of the same prompts, e.g. the
+    teacher's 50-step samples with other seeds) the FD to those: how close a student is to its teacher, which
+    FD to renders does not say. ``prompts`` is prompt-major, ``per_prompt`` seeds each.
+    """
+    rows = []
+    for name, setting in settings.items():
+        images, ms = stock_samples(pipe, prompts, seeds, setting, batch_size)
+        records = prompt_records(images, prompts, per_prompt)
+        counts = np.repeat([r["open"] for r in records], per_prompt)
+        renders = open_renders(prompts, seeds, setting_size(setting))
+        nfe = count_nfe(pipe, setting)
+        for group, stats in summarise(records, groups).items():
+            members = np.isin(counts, (groups or _GROUPS)[group])
+            row = {"setting": name, "group": group, "nfe": nfe, "ms_per_image": ms, "prompts": stats["prompts"],
+                   **{m: stats[m][0] for m in METRICS}, **{f"{m}_se": stats[m][1] for m in METRICS}}
+            if members.sum() > 1:
+                row["fd"] = frechet_distance(net, renders[members], images[members])
+                if reference is not None:
+                    row["fd_teacher"] = frechet_distance(net, reference[members], images[members])
+            rows.append(row)
+    return rows
+
+
+_GROUPS = {**{str(k): [k] for k in range(6)}, "2+": [2, 3, 4, 5], "all": list(range(6))}
+OPEN_COLUMNS = [("valid", "validity"), ("named_accuracy", "named accuracy"), ("coverage_entropy", "coverage"),
+                ("coverage_tv", "TV to allowed"), ("coverage_seen", "share seen"), ("fd", "FD to renders"),
+                ("fd_teacher", "FD to teacher-50")]
+
+
+def format_open_table(rows: Sequence[Mapping], metric: str, groups: Sequence[str] | None = None) -> str:
+    """A markdown table of one open-caption measure: a row per setting, a column per group (mean ± SE)."""
+    groups = groups or list(dict.fromkeys(r["group"] for r in rows))
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    cell = {(r["setting"], r["group"]): r for r in rows}
+    lines = ["| setting | NFE | " + " | ".join(f"{g} open" for g in groups) + " |", "|" + "---|" * (len(groups) + 2)]
+    for name in settings:
+        cells = []
+        for g in groups:
+            r = cell.get((name, g), {})
+            value, se = r.get(metric, float("nan")), r.get(f"{metric}_se", float("nan"))
+            if value != value:
+                cells.append("")
+            elif metric.startswith("fd"):
+                cells.append(f"{value:.1f}")
+            else:
+                cells.append(f"{value:.3f}" + ("" if se != se else f" ± {se:.3f}"))
+        nfe = next(r["nfe"] for r in rows if r["setting"] == name)
+        lines.append(f"| {name} | {nfe} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -427,13 +427,18 @@ class ShapesDataset(Dataset):
     """A deterministic dataset of captioned Shapes images, rendered on the fly.
 
     Item ``i`` depends only on ``(seed, i)``: its spec is drawn uniformly from the split and its
-    jitter uniformly from ``[-2, 2]^2`` with ``numpy.random.default_rng([seed, i])``.
+    jitter uniformly from ``[-2, 2]^2`` with ``numpy.random.default_rng([seed, i])``. With
+    ``open_prob > 0`` each attribute is then left out of the caption with that probability
+    (:mod:`zlab.open_captions`): ``attributes`` holds ``None`` where the caption leaves it open. The
+    image stays a uniform draw from the split, so given an open caption it is uniform over the specs
+    the split allows with the named attributes.
 
     Args:
         split: ``"train"``, ``"heldout"`` or ``"all"`` (see :func:`enumerate_specs`).
         size: Canvas size, ``int`` or ``(height, width)``.
         length: Number of items.
         seed: Non-negative integer seed.
+        open_prob: Probability in [0, 1] that each attribute is left open; 0 names everything.
 
     Example:
         >>> item = ShapesDataset(split="train", size=64, length=8, seed=0)[3]
@@ -441,9 +446,13 @@ class ShapesDataset(Dataset):
         (torch.Size([3, 64, 64]), True)
     """
 
-    def __init__(self, split: Split = "train", size: Size = 64, length: int = 10_000, seed: int = 0):
+    def __init__(self, split: Split = "train", size: Size = 64, length: int = 10_000, seed: int = 0,
+                 open_prob: float = 0.0):
         if length < 0 or seed < 0:
             raise ValueError(f"length and seed must be non-negative, got {length} and {seed}")
+        if not 0.0 <= open_prob <= 1.0:
+            raise ValueError(f"open_prob must be in [0, 1], got {open_prob!r}")
+        self.open_prob = float(open_prob)
         self.split = split
         self.size = canvas_size(size)
         self.length = int(length)
@@ -466,13 +475,24 @@ class ShapesDataset(Dataset):
         """The spec of item ``index``."""
         return self.draw(index)[0]
 
+    def caption_spec(self, index: int):
+        """The :class:`~zlab.open_captions.OpenSpec` of item ``index``'s caption (its spec, some attributes open)."""
+        from zlab.open_captions import ATTRIBUTES, OpenSpec  # open_captions builds on this module
+
+        spec, _ = self.draw(index)
+        rng = np.random.default_rng([self.seed, int(index), 1])
+        left_open = rng.random(len(ATTRIBUTES)) < self.open_prob
+        return OpenSpec.from_spec(spec, tuple(a for a, o in zip(ATTRIBUTES, left_open) if o))
+
     def __getitem__(self, index: int) -> dict:
-        """Returns ``{"image": float (3, H, W) in [-1, 1], "caption": str, "attributes": dict}``."""
+        """Returns ``{"image": float (3, H, W) in [-1, 1], "caption": str, "attributes": dict}``; an open
+        attribute is ``None`` in ``attributes``."""
         spec, jitter = self.draw(index)
+        named = self.caption_spec(index) if self.open_prob else None
         return {
             "image": image_to_tensor(render(spec, self.size, jitter)),
-            "caption": spec.caption,
-            "attributes": dict(spec.attributes),
+            "caption": named.caption if named else spec.caption,
+            "attributes": {k: getattr(named, k) for k in spec.attributes} if named else dict(spec.attributes),
         }
 
 

@@ -44,9 +44,11 @@ CHAT_TEMPLATE = (
     "{%- endif %}"
 )
 
-# Words of the Shapes caption grammar plus the chat roles; anything else maps to <unk>.
+# Words of the Shapes caption grammar (open captions included: "a red shape in the top row") plus the chat
+# roles; anything else maps to <unk>.
 CAPTION_WORDS = ["user", "assistant", "system", "a", "at", "the",
-                 *shapes.SIZES, *shapes.COLOURS, *shapes.SHAPES, *shapes.ROWS, *shapes.COLUMNS]
+                 *shapes.SIZES, *shapes.COLOURS, *shapes.SHAPES, *shapes.ROWS, *shapes.COLUMNS,
+                 "shape", "in", "row", "column"]
 
 
 @dataclass(frozen=True)

@@ -4,22 +4,29 @@
 
 1. ``train_vae`` (configs/shapes-vae.toml) and ``train_teacher`` (configs/shapes-teacher.toml), each
    resumable from its run directory (``--resume``);
-2. :func:`ship_teacher`: pick the guidance scale with the best 50-step joint accuracy on train
-   prompts, save a stock ``ZImagePipeline`` folder with ``sampling.json``, measure the steps table
-   through the stock pipeline (``eval.json``) and write the model card (``README.md``).
+2. :func:`ship_teacher`: pick the guidance scale on the **validation** prompts and seeds of
+   :mod:`zlab.prompt_sets` (validity, named accuracy and coverage at 50 steps), save a stock
+   ``ZImagePipeline`` folder with ``sampling.json``, measure on the **test** prompts and seeds through the stock
+   pipeline (fully named prompts at every aspect bucket; the steps table with and without CFG, split by the
+   number of open attributes: ``eval.json``) and write the model card (``README.md``).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict, dataclass
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from diffusers import ZImagePipeline
 
-from zlab.evaluate import evaluate_settings, format_table, prompt_accuracy, stock_samples, vae_reconstruction
-from zlab.shapes import enumerate_captions, sampling_base
+from zlab.evaluate import evaluate_open, stock_samples, vae_reconstruction
+from zlab.open_metrics import prompt_records, summarise
+from zlab.prompt_sets import prompts_and_seeds
+from zlab.shapes import sampling_base
+from zlab.train.teacher_card import model_card
 from zlab.shapes_net import ShapesNet
 from zlab.train.config import load_config
 from zlab.train.teacher import TeacherConfig, train_teacher
@@ -27,108 +34,91 @@ from zlab.train.vae import VAEConfig, train_vae
 from zlab.zimage import save_pipeline
 
 STEP_COUNTS = (1, 2, 4, 8, 16, 50)
-NO_CFG_STEP_COUNTS = (1, 2, 4)
+NO_CFG_STEP_COUNTS = STEP_COUNTS
+ASPECTS = ((64, 96), (96, 64))
+GUIDANCE_CANDIDATES = (0.0, 1.0, 2.0, 3.0)
 
 
-def choose_guidance(pipe: ZImagePipeline, candidates: Sequence[float], base: dict, seed: int = 1) -> dict[float, float]:
-    """50-step joint accuracy on all train prompts (one seed, distinct from evaluation seeds) per g."""
-    prompts = enumerate_captions("train")
-    seeds = [seed * 100_003 + 77_777 + i for i in range(len(prompts))]
+@dataclass(frozen=True)
+class TeacherEval:
+    """How many prompts and seeds each measurement of :func:`ship_teacher` uses (CI shrinks them)."""
+
+    choose_per_count: int = 8  # validation prompts per number of open attributes, for the guidance choice
+    choose_seeds: int = 8
+    steps_per_count: int = 10  # test prompts per number of open attributes, for the steps table
+    steps_seeds: int = 16
+    named_seeds: int = 8  # every fully named test prompt (train and held-out pairs), at every aspect
+
+
+def choose_guidance(pipe: ZImagePipeline, candidates: Sequence[float], base: dict, net: ShapesNet,
+                    plan: TeacherEval = TeacherEval()) -> dict[float, dict]:
+    """Each g's 50-step measures on **validation** prompts and seeds; the score is the mean of validity,
+    named accuracy and coverage over all its prompts (each a mean over prompts)."""
+    prompts, seeds = prompts_and_seeds("validation", plan.choose_seeds, per_count=plan.choose_per_count)
     scores = {}
     for g in candidates:
-        images, _ = stock_samples(pipe, prompts, seeds, {**base, "guidance_scale": g})
-        scores[g] = prompt_accuracy(images, prompts)["joint"]
+        row = evaluate_open(pipe, {f"g={g:g}": {**base, "guidance_scale": g}}, net, prompts, seeds,
+                            plan.choose_seeds, groups={"all": list(range(6))})[0]
+        scores[g] = {k: row[k] for k in ("valid", "named_accuracy", "coverage_entropy")}
+        scores[g]["score"] = float(np.mean(list(scores[g].values())))
     return scores
 
 
 def teacher_settings(sampling: dict) -> dict[str, dict]:
-    """The steps table: teacher + CFG at 1..50 steps and teacher without CFG at 1, 2, 4 steps."""
+    """The steps table: the teacher at 1..50 steps with its CFG and without CFG."""
     settings = {f"teacher {n} step{'s' * (n > 1)} + CFG": {**sampling, "num_inference_steps": n} for n in STEP_COUNTS}
     settings.update({f"teacher {n} step{'s' * (n > 1)}, no CFG": {**sampling, "num_inference_steps": n, "guidance_scale": 0.0}
                      for n in NO_CFG_STEP_COUNTS})
     return settings
 
 
-def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Sequence[float] = (1.0, 2.0, 3.0, 4.0),
-                 cfg_truncation: float = 1.0, seeds: Sequence[int] = (0,), shapes_net: str | Path = "checkpoints/shapes-net",
-                 training: dict | None = None, image_size: int = 64) -> list[dict]:
-    """Choose g, save the folder with sampling.json (at ``image_size``, the size the teacher was trained at),
-    measure it, write eval.json and the model card."""
-    base = {"num_inference_steps": 50, "cfg_truncation": cfg_truncation, **sampling_base(image_size)}
-    scores = choose_guidance(pipe, guidance_candidates, base)
-    best = max(scores, key=scores.get)
-    sampling = {**base, "guidance_scale": best}
-    out = save_pipeline(pipe, out, sampling=sampling)
-    pipe.set_progress_bar_config(disable=True)
-    rows = evaluate_settings(pipe, teacher_settings(sampling), ShapesNet.load(shapes_net), seeds=seeds)
-    record = {"guidance_sweep_joint_accuracy": {str(g): a for g, a in scores.items()}, "rows": rows,
-              "training": training or {}}
-    (out / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
-    write_model_card(out, sampling, rows, scores, training or {})
+def named_rows(pipe: ZImagePipeline, sampling: dict, per_prompt: int) -> list[dict]:
+    """Fully named **test** prompts at the teacher's sampling.json, at 64x64 and the other aspect buckets: joint
+    accuracy (= named accuracy) and validity, mean ± SE across prompts, for train and held-out pairs."""
+    rows = []
+    for height, width in ((sampling["height"], sampling["width"]), *ASPECTS):
+        for pairs in ("train", "heldout"):
+            prompts, seeds = prompts_and_seeds("test", per_prompt, pairs=pairs, max_open=0)
+            images, _ = stock_samples(pipe, prompts, seeds, {**sampling, "height": height, "width": width})
+            stats = summarise(prompt_records(images, prompts, per_prompt), {"0": [0]})["0"]
+            rows.append({"size": f"{height}x{width}", "pairs": pairs, "prompts": stats["prompts"], "seeds": per_prompt,
+                         "joint": stats["named_accuracy"], "valid": stats["valid"]})
     return rows
 
 
-def write_model_card(out: Path, sampling: dict, rows: list[dict], sweep: dict[float, float], training: dict) -> None:
-    """README.md of the shipped teacher: what it is, how it was made, what was measured."""
-    sweep_text = ", ".join(f"g = {g:g} (s = {g + 1:g}): {a:.3f}" for g, a in sweep.items())
-    timings = training.get("timings", {})
-    vae = training.get("vae_reconstruction")
-    vae_text = (f"VAE round trips of {vae['n']} fresh renders: PSNR {vae['psnr_db']:.1f} dB, checker joint accuracy "
-                f"{vae['acc_joint']:.3f}." if vae else "")
-    time_text = (f"Measured wall time of the recipe on the 2-core CPU: VAE {timings['vae_s'] / 60:.1f} min, "
-                 f"teacher {timings['teacher_s'] / 60:.1f} min." if timings else "")
-    text = f"""# shapes-teacher: a tiny Z-Image trained on the Shapes world
+def steps_rows(pipe: ZImagePipeline, sampling: dict, net: ShapesNet, plan: TeacherEval = TeacherEval()) -> list[dict]:
+    """The steps table on **test** prompts: every setting of :func:`teacher_settings`, split by open attributes,
+    FD to renders and to the teacher's own 50-step samples of the same prompts with other seeds."""
+    prompts, seeds = prompts_and_seeds("test", plan.steps_seeds, per_count=plan.steps_per_count)
+    reference, _ = stock_samples(pipe, prompts, [s + 500 for s in seeds], sampling)
+    return evaluate_open(pipe, teacher_settings(sampling), net, prompts, seeds, plan.steps_seeds, reference)
 
-A stock diffusers `ZImagePipeline` folder (safetensors): tiny `ZImageTransformer2DModel` (refiners,
-3-axis RoPE), tiny `AutoencoderKL` (16 latent channels, 8x), frozen random tiny Qwen3 with a
-word-level tokenizer and a Qwen chat template, `FlowMatchEulerDiscreteScheduler` with a
-resolution-dependent shift (`use_dynamic_shifting`: exp(mu) of the image-token count; the
-published Z-Image checkpoints use a static shift instead). Nothing of zlab is needed to run it:
 
-```python
-import json
-from diffusers import ZImagePipeline
-pipe = ZImagePipeline.from_pretrained("checkpoints/shapes-teacher")
-sampling = json.load(open("checkpoints/shapes-teacher/sampling.json"))
-image = pipe("a large red circle at the top left", **sampling).images[0]
-```
-
-`sampling.json` (diffusers' `guidance_scale` g; the lab's CFG scale is s = g + 1):
-
-```json
-{json.dumps(sampling, indent=2)}
-```
-
-`max_sequence_length` pads prompts to {sampling.get("max_sequence_length", 512)} tokens instead of the stock 512: Shapes captions are at
-most 13 tokens, and the prompt embeddings are bit-identical either way.
-
-## How it was made
-
-`zlab make-teacher --out checkpoints/shapes-teacher` (configs `configs/shapes-vae.toml`,
-`configs/shapes-teacher.toml`): the VAE on train-split renders (L1 + small KL), its latent shift
-and scale measured on data; then flow matching with velocity target, logit-normal t with the
-resolution shift, caption dropout for CFG, EMA with warm-up (the EMA weights ship), gradient
-clipping, bf16 autocast; held-out colour-shape pairs never seen. {time_text} {vae_text}
-
-Guidance chosen by 50-step joint accuracy on the 270 train prompts (seed set apart from the
-evaluation seeds): {sweep_text}.
-
-## Measured through stock ZImagePipeline (`zlab.evaluate`, one run)
-
-Accuracy over all 270 train prompts (and the 54 held-out-pair prompts) per seed; FD in ShapesNet
-feature space against renders of the same prompts; diversity = mean pairwise feature distance of 8
-seeds of one prompt relative to renders of that prompt; milliseconds per image on this CPU.
-
-{format_table(rows)}
-
-{training.get("notes", "")}
-"""
-    (out / "README.md").write_text(text)
+def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Sequence[float] = GUIDANCE_CANDIDATES,
+                 cfg_truncation: float = 1.0, shapes_net: str | Path = "checkpoints/shapes-net",
+                 training: dict | None = None, image_size: int = 64, plan: TeacherEval = TeacherEval()) -> dict:
+    """Choose g on validation, save the folder with sampling.json (at ``image_size``), measure it on test,
+    write eval.json and the model card. Returns the eval record."""
+    net = ShapesNet.load(shapes_net)
+    pipe.set_progress_bar_config(disable=True)
+    base = {"num_inference_steps": 50, "cfg_truncation": cfg_truncation, **sampling_base(image_size)}
+    start = time.perf_counter()
+    scores = choose_guidance(pipe, guidance_candidates, base, net, plan)
+    best = max(scores, key=lambda g: scores[g]["score"])
+    sampling = {**base, "guidance_scale": best}
+    out = save_pipeline(pipe, out, sampling=sampling)
+    record = {"guidance_sweep_validation": {str(g): v for g, v in scores.items()},
+              "named": named_rows(pipe, sampling, plan.named_seeds),
+              "steps": steps_rows(pipe, sampling, net, plan), "plan": asdict(plan), "training": training or {}}
+    record["measure_s"] = time.perf_counter() - start
+    (out / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / "README.md").write_text(model_card(sampling, record))
+    return record
 
 
 def make_teacher(out: str | Path, vae_config: str | Path, teacher_config: str | Path, run_dir: str | Path = "runs",
-                 resume: bool = False, progress: bool = True, **ship_kwargs) -> list[dict]:
-    """Train VAE then teacher (resumable), then :func:`ship_teacher`; returns the measured rows."""
+                 resume: bool = False, progress: bool = True, **ship_kwargs) -> dict:
+    """Train VAE then teacher (resumable), then :func:`ship_teacher`; returns the eval record."""
     run_dir = Path(run_dir)
     vae_cfg = load_config(VAEConfig, vae_config)
     teacher_cfg = load_config(TeacherConfig, teacher_config)
@@ -139,5 +129,6 @@ def make_teacher(out: str | Path, vae_config: str | Path, teacher_config: str | 
     pipe = train_teacher(teacher_cfg, run_dir / "vae" / "vae", run_dir / "teacher", resume=resume, progress=progress)
     training = {"vae_config": vae_cfg.__dict__, "teacher_config": teacher_cfg.__dict__,
                 "timings": {"vae_s": vae_s, "teacher_s": time.perf_counter() - start - vae_s},
-                "vae_reconstruction": {"n": 500, **vae_reconstruction(pipe.vae, 500, size=teacher_cfg.image_size)}}
+                "vae_reconstruction": {f"{h}x{w}": {"n": 500, **vae_reconstruction(pipe.vae, 500, size=(h, w))}
+                                       for h, w in teacher_cfg.buckets()}}
     return ship_teacher(pipe, out, training=training, image_size=teacher_cfg.image_size, **ship_kwargs)

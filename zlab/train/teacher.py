@@ -1,15 +1,19 @@
 """Train the tiny Z-Image teacher with flow matching (Lipman et al. 2023) on Shapes latents.
 
-Per step: latents ``x0`` of train-split renders (encoded once by the trained VAE), their captions'
-Qwen3 embeddings (computed once; the text encoder stays frozen), caption dropout for CFG,
+Per step: one aspect bucket (64x64, 64x96, 96x64: one image size per batch, as the tokens of a batch must
+line up), latents ``x0`` of train-split renders of that size (encoded once by the trained VAE), their captions
+with each attribute left open with probability ``open_prob`` (drawn afresh each step, :mod:`zlab.open_captions`;
+only the train prompts of :mod:`zlab.prompt_sets`),
+the captions' Qwen3 embeddings (computed once; the text encoder stays frozen), caption dropout for CFG,
 ``t = shift(sigmoid(N(m, s)))`` (logit-normal times, SD3: Esser et al. 2024), ``x_t = (1 - t) x0 + t eps`` and the MSE to ``v = eps - x0``.
 The transformer's weights are tracked by an EMA with warm-up; the EMA weights are what ship.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,7 +22,9 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from zlab.flow import add_noise, resolution_mu, sample_logit_normal, time_shift, velocity_target, zimage_velocity
-from zlab.shapes import ShapesDataset, enumerate_captions, image_to_tensor, render_batch
+from zlab.open_captions import ATTRIBUTES, OpenSpec
+from zlab.prompt_sets import prompts
+from zlab.shapes import ShapesDataset, canvas_size, enumerate_specs, image_to_tensor, render_batch
 from zlab.tiny import TINY_SIZES, TinySize, build_scheduler, build_text_encoder, build_tokenizer, build_transformer
 from zlab.train.config import check_common, check_range
 from zlab.train.loop import make_accelerator, optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine
@@ -33,7 +39,10 @@ class TeacherConfig:
     dim: int = 0  # 0 keeps the size's value
     n_layers: int = 0
     image_size: int = 64
-    num_latents: int = 20000
+    # aspect buckets [[height, width], ...], each batch from one; empty: [[image_size, image_size]]
+    image_sizes: list = field(default_factory=list)
+    open_prob: float = 0.0  # probability that each attribute is left out of a caption (open captions)
+    num_latents: int = 20000  # in all, split evenly over the buckets
     steps: int = 10000
     batch_size: int = 64
     lr: float = 1e-3
@@ -58,6 +67,9 @@ class TeacherConfig:
             raise ValueError(f"mixed_precision must be 'no' or 'bf16', got {self.mixed_precision!r}")
         check_common(self)
         check_range("caption_dropout", self.caption_dropout, 0.0, 1.0)
+        check_range("open_prob", self.open_prob, 0.0, 1.0)
+        for size in self.buckets():
+            canvas_size(size)
         check_range("ema_decay", self.ema_decay, 0.0, 1.0)
         check_range("shift", self.shift, 0.1, 20.0)
         check_range("t_logit_std", self.t_logit_std, 0.01, 10.0)
@@ -72,25 +84,62 @@ class TeacherConfig:
                              else {"shift": self.shift, "use_dynamic_shifting": False})
         return TinySize(**base)
 
-    def training_shift(self) -> float:
-        """The shift applied to training times, the same one the scheduler applies when sampling."""
+    def buckets(self) -> list[tuple[int, int]]:
+        """The ``(height, width)`` aspect buckets."""
+        return [tuple(size) for size in self.image_sizes] or [(self.image_size, self.image_size)]
+
+    def training_shift(self, size: tuple[int, int] | None = None) -> float:
+        """The shift applied to training times at ``size`` (default: the square ``image_size``), the same one
+        the scheduler applies when sampling that size."""
         if not self.resolution_shift:
             return self.shift
-        tokens = (self.image_size // 16) ** 2
-        return math.exp(resolution_mu(tokens))
+        height, width = size or (self.image_size, self.image_size)
+        return math.exp(resolution_mu((height // 16) * (width // 16)))
 
 
 @torch.no_grad()
-def encode_dataset(vae: AutoencoderKL, config: TeacherConfig, batch: int = 256) -> tuple[torch.Tensor, list[str]]:
-    """Normalised latents and captions of ``num_latents`` train-split renders (held-out pairs excluded)."""
-    data = ShapesDataset("train", config.image_size, length=config.num_latents, seed=config.seed + 1)
-    latents, captions = [], []
-    for start in tqdm(range(0, len(data), batch), desc="encode latents", leave=False):
+def encode_dataset(vae: AutoencoderKL, size: tuple[int, int], length: int, seed: int,
+                   batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised latents of ``length`` train-split renders at ``size`` (held-out pairs excluded) and the index
+    of each one's spec in ``enumerate_specs("train")``."""
+    data = ShapesDataset("train", size, length=length, seed=seed)
+    latents, spec_ids = [], []
+    for start in tqdm(range(0, len(data), batch), desc=f"encode latents {size[0]}x{size[1]}", leave=False):
         draws = [data.draw(i) for i in range(start, min(start + batch, len(data)))]
         images = image_to_tensor(render_batch([s for s, _ in draws], data.size, [j for _, j in draws]))
         latents.append(encode_images(vae, images.to(vae.device)).cpu())
-        captions += [s.caption for s, _ in draws]
-    return torch.cat(latents), captions
+        spec_ids += [data.specs.index(s) for s, _ in draws]
+    return torch.cat(latents), torch.tensor(spec_ids)
+
+
+def caption_table(open_prob: float, vocab: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every (train spec, caption) pair the teacher trains on, as caption indices in ``vocab`` (270, 32) and
+    weights: each of a spec's 32 captions (each subset of its attributes left open) has weight
+    ``open_prob ** open * (1 - open_prob) ** named`` if ``vocab`` (the train prompts, :mod:`zlab.prompt_sets`)
+    holds it, else 0.
+
+    Pairs are drawn from the whole table at once (spec and caption together). Given a caption, the spec is
+    then uniform over the specs that agree with it, as the world demands; drawing the spec first and then
+    only its allowed captions would favour specs with few allowed captions."""
+    masks = list(itertools.product((False, True), repeat=len(ATTRIBUTES)))
+    prior = torch.tensor([open_prob ** sum(m) * (1 - open_prob) ** (len(m) - sum(m)) for m in masks])
+    ids, weights = [], []
+    for spec in enumerate_specs("train"):
+        captions = [OpenSpec.from_spec(spec, tuple(a for a, o in zip(ATTRIBUTES, m) if o)).caption for m in masks]
+        ids.append([vocab.get(c, -1) for c in captions])
+        weights.append(prior * torch.tensor([c in vocab for c in captions]))
+    weights = torch.stack(weights)
+    if not (weights.sum(1) > 0).all():
+        raise ValueError(f"open_prob {open_prob} leaves some train spec without a train caption")
+    return torch.tensor(ids), weights
+
+
+def by_spec(spec_ids: torch.Tensor, n_specs: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Latent indices sorted by spec, each spec's first position and count: ``order[start[s] + j]`` for
+    ``j < count[s]`` are the latents of spec ``s`` (``spec_ids`` indexes ``enumerate_specs("train")``)."""
+    order = torch.argsort(spec_ids, stable=True)
+    count = torch.bincount(spec_ids, minlength=n_specs)
+    return order, torch.cumsum(count, 0) - count, count
 
 
 def build_teacher_pipeline(config: TeacherConfig, vae: AutoencoderKL) -> ZImagePipeline:
@@ -114,13 +163,22 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
     transformer = pipe.transformer
     generator = seed_everything(config.seed)
 
-    latents, captions = encode_dataset(vae.to(accelerator.device), config)  # on the GPU when there is one
+    buckets = config.buckets()
+    vae.to(accelerator.device)  # encoding on the GPU when there is one
+    data = [encode_dataset(vae, size, config.num_latents // len(buckets), seed=config.seed + 1 + k)
+            for k, size in enumerate(buckets)]
     vae.to("cpu")  # the pipeline's other parts (text encoder) stay on the CPU during training
-    vocab = enumerate_captions("train") + [""]
-    caption_ids = torch.tensor([vocab.index(c) for c in captions])
+    # open captions: the train prompts only (validation and test captions are never seen); fully named
+    # captions only (open_prob = 0): the whole train split, as before open captions
+    captions = (prompts("train") if config.open_prob else [s.caption for s in enumerate_specs("train")]) + [""]
+    vocab = {caption: i for i, caption in enumerate(captions)}
+    table_ids, table_weights = caption_table(config.open_prob, vocab)
+    index = [by_spec(spec_ids, len(table_ids)) for _, spec_ids in data]
+    # per bucket, only specs with a latent there (all of them at 10,000 latents a bucket; not in tiny tests)
+    joint = [(table_weights * (count > 0)[:, None]).flatten() for _, _, count in index]
     with torch.no_grad():
-        text = [e.to(accelerator.device) for e in encode_prompts(pipe, vocab)]
-    empty = len(vocab) - 1
+        text = [e.to(accelerator.device) for e in encode_prompts(pipe, captions)]
+    empty = vocab[""]
 
     optimizer = torch.optim.AdamW(transformer.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, config.warmup, config.steps))
@@ -142,12 +200,15 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
 
     model.train()
     while step < config.steps:
-        idx = torch.randint(len(latents), (config.batch_size,), generator=generator)
-        x0 = latents[idx].to(accelerator.device)
-        ids = caption_ids[idx].clone()
+        bucket = int(torch.randint(len(buckets), (1,), generator=generator))
+        pair = torch.multinomial(joint[bucket], config.batch_size, replacement=True, generator=generator)
+        specs, ids = pair // table_ids.shape[1], table_ids.flatten()[pair]
+        order, start, count = index[bucket]
+        pick = (torch.rand(config.batch_size, generator=generator) * count[specs]).long()
+        x0 = data[bucket][0][order[start[specs] + pick]].to(accelerator.device)
         ids[torch.rand(config.batch_size, generator=generator) < config.caption_dropout] = empty
         t = time_shift(sample_logit_normal(config.batch_size, config.t_logit_mean, config.t_logit_std, generator),
-                       config.training_shift()).to(accelerator.device)
+                       config.training_shift(buckets[bucket])).to(accelerator.device)
         eps = torch.randn(x0.shape, generator=generator).to(accelerator.device)
         with accelerator.autocast():
             v = zimage_velocity(model, add_noise(x0, eps, t), t, [text[i] for i in ids.tolist()])
