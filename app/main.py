@@ -26,6 +26,7 @@ from zlab import shapes  # noqa: E402
 from zlab.compare import check_request, side_by_side  # noqa: E402
 from zlab.features import FeatureTap, pca_rgb  # noqa: E402
 from zlab.flow import logit_normal_pdf  # noqa: E402
+from zlab.open_captions import ANY, build_caption  # noqa: E402
 from zlab.ladd.heads import Discriminator  # noqa: E402
 from zlab.ladd.student import DISCRIMINATOR, load_discriminator  # noqa: E402
 from zlab.ladd.view import sweep_t_hat, view_pair  # noqa: E402
@@ -159,15 +160,16 @@ def build_app(lab: Lab) -> gr.Blocks:
         gr.Markdown("# zlab · Z-Image teacher vs its LADD student\nThe teacher samples with 50 guided steps "
                     "(100 network evaluations); the student distilled from it by LADD samples in 1, 2 or 4.")
         with gr.Row():
-            size = gr.Dropdown(list(shapes.SIZES), value="large", label="size")
-            colour = gr.Dropdown(list(shapes.COLOURS), value="red", label="colour")
-            shape = gr.Dropdown(list(shapes.SHAPES), value="circle", label="shape")
-            row = gr.Dropdown(list(shapes.ROWS), value="top", label="row")
-            column = gr.Dropdown(list(shapes.COLUMNS), value="left", label="column")
-        prompt = gr.Textbox("a large red circle at the top left", label="prompt (the builder writes it; free text allowed)")
+            # "any" leaves an attribute open: "a red shape in the top row" has many right pictures
+            size = gr.Dropdown([ANY, *shapes.SIZES], value="large", label="size")
+            colour = gr.Dropdown([ANY, *shapes.COLOURS], value="red", label="colour")
+            shape = gr.Dropdown([ANY, *shapes.SHAPES], value="circle", label="shape")
+            row = gr.Dropdown([ANY, *shapes.ROWS], value="top", label="row")
+            column = gr.Dropdown([ANY, *shapes.COLUMNS], value="left", label="column")
+        prompt = gr.Textbox("a large red circle at the top left",
+                            label="prompt (the builder writes it, 'any' leaves an attribute open; free text allowed)")
         for dd in (size, colour, shape, row, column):
-            dd.change(lambda *a: f"a {a[0]} {a[1]} {a[2]} at the {a[3]} {a[4]}", [size, colour, shape, row, column],
-                      prompt, api_name=False, queue=False)
+            dd.change(build_caption, [size, colour, shape, row, column], prompt, api_name=False, queue=False)
         with gr.Row():
             seed = gr.Number(0, precision=0, label="seed")
             height = gr.Number(defaults["h"], precision=0, label="height (multiple of 16)")

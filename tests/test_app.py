@@ -150,6 +150,12 @@ def test_real_browser_generates_and_shows_the_discriminator_tab(app_url, browser
     shots = Path(os.environ.get("ZLAB_SCREENSHOT_DIR", tmp_path))
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(app_url)
+    page.get_by_label("shape", exact=True).click()  # the builder offers "any": an open caption
+    page.get_by_role("option", name="any", exact=True).click()
+    prompt = page.get_by_label("prompt", exact=False)
+    page.wait_for_function("[...document.querySelectorAll('textarea')].some(t => t.value === 'a large red shape at the top left')",
+                           timeout=30_000)
+    assert prompt.input_value() == "a large red shape at the top left"
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function("document.querySelectorAll('img[src*=\"/file=\"], img[src*=\"gradio_api/file\"]').length >= 5",
                            timeout=180_000)

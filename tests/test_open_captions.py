@@ -66,3 +66,14 @@ def test_the_allowed_distribution_is_the_marginal_of_the_uniform_draw():
         anything.allowed_distribution("texture")
     with pytest.raises(ValueError, match="open"):
         OpenSpec(colour="teal")
+
+
+def test_the_builder_writes_open_captions():
+    from zlab.open_captions import ANY, build_caption
+
+    assert build_caption("large", "red", "circle", "top", "left") == "a large red circle at the top left"
+    assert build_caption("large", "red", ANY, "top", ANY) == "a large red shape in the top row"
+    assert build_caption() == "a shape"
+    assert build_caption(colour="blue", column="right") == "a blue shape in the right column"
+    with pytest.raises(ValueError, match="colour must be None"):
+        build_caption(colour="teal")

@@ -123,6 +123,17 @@ class OpenSpec:
         return {value: counts[value] / total for value in VALUES[attribute] if counts[value]}
 
 
+ANY = "any"
+"""What a prompt builder offers for an attribute the caption leaves open."""
+
+
+def build_caption(size: str = ANY, colour: str = ANY, shape: str = ANY, row: str = ANY, column: str = ANY) -> str:
+    """The caption a builder writes from its five choices, :data:`ANY` leaving an attribute open:
+    ``build_caption("large", "red", "any", "top", "any") == "a large red shape in the top row"``."""
+    choices = dict(size=size, colour=colour, shape=shape, row=row, column=column)
+    return OpenSpec(**{k: None if v == ANY else v for k, v in choices.items()}).caption
+
+
 def parse_open_caption(caption: str) -> OpenSpec:
     """Reads an open caption back into an :class:`OpenSpec` (the inverse of :attr:`OpenSpec.caption`).
 

@@ -58,12 +58,39 @@ def region_sizes(images: np.ndarray) -> list[list[int]]:
 
 def is_valid(result: shapes.CheckResult, regions: Sequence[int]) -> bool:
     """One clean object: one region of >= 8 px and no other, a palette colour, a template's shape."""
-    if not result.found or len(regions) != 1 or regions[0] < MIN_REGION_PX or result.mean_colour is None:
-        return False
+    return invalid_reason(result, regions) is None
+
+
+def invalid_reason(result: shapes.CheckResult, regions: Sequence[int]) -> str | None:
+    """Why an image is not one clean object (``None`` when it is): what :func:`is_valid` found wrong."""
+    if not result.found:
+        return result.reason
+    if len(regions) != 1:
+        return f"{len(regions)} regions"
+    if regions[0] < MIN_REGION_PX:
+        return "too small"
     colour = np.asarray(shapes.PALETTE[result.spec.colour], np.float64)
     if np.linalg.norm(np.asarray(result.mean_colour) - colour) > COLOUR_TOLERANCE:
-        return False
-    return max(result.ious.values()) >= MIN_TEMPLATE_IOU
+        return "colour off the palette"
+    if max(result.ious.values()) < MIN_TEMPLATE_IOU:
+        return "no clean shape"
+    return None
+
+
+def open_verdict(image: np.ndarray, prompt: str) -> str:
+    """A short caption for one sample of an open or fully named prompt: ``"✗ 2 regions"`` when invalid,
+    ``"✗ colour: blue"`` when a named attribute is wrong, else ``"✓"`` followed by what the open attributes
+    read (``"✓ small square, top right"``)."""
+    result = shapes.check(image)
+    reason = invalid_reason(result, region_sizes(np.asarray(image)[None])[0])
+    if reason:
+        return f"✗ {reason}"
+    named, got = parse_open_caption(prompt).named, result.spec
+    wrong = [f"{k}: {getattr(got, k)}" for k, v in named.items() if getattr(got, k) != v]
+    if wrong:
+        return "✗ " + ", ".join(wrong)
+    read = [getattr(got, k) for k in ATTRIBUTES if k not in named]
+    return "✓" + (" " + " ".join(read) if read else "")
 
 
 def validity(images: np.ndarray) -> tuple[list[bool], list[shapes.CheckResult]]:
@@ -161,5 +188,5 @@ def render_prompt_set(prompts: Sequence[str], seeds: Sequence[int], per_prompt: 
 
 
 __all__ = ["ATTRIBUTES", "VALUES", "COLOUR_TOLERANCE", "MIN_REGION_PX", "MIN_TEMPLATE_IOU", "METRICS", "coverage",
-           "is_valid", "mean_se", "open_renders", "prompt_record", "prompt_records", "region_sizes",
+           "invalid_reason", "is_valid", "mean_se", "open_verdict", "open_renders", "prompt_record", "prompt_records", "region_sizes",
            "render_prompt_set", "summarise", "validity"]

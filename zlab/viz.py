@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from zlab.shapes import verdict
+from zlab.open_metrics import open_verdict
 
 
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], cols: int, row_labels: Sequence[str] | None = None,
@@ -36,8 +36,9 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], cols: int, r
 
 
 def mark(image: np.ndarray, prompt: str, prefix: str = "") -> str:
-    """The checker's verdict as a panel title: ``✓``, or ``✗`` with at most two wrong attributes, one per line."""
-    v = verdict(image, prompt)
+    """The checker's verdict as a panel title (open prompts too, :func:`zlab.open_metrics.open_verdict`): ``✓``
+    (with what the open attributes read), or ``✗`` with at most two wrong attributes, one per line."""
+    v = open_verdict(image, prompt)
     if not v.startswith("✗ ") or ":" not in v:
         return prefix + v
     wrong = v[2:].split(", ")
@@ -45,8 +46,8 @@ def mark(image: np.ndarray, prompt: str, prefix: str = "") -> str:
 
 
 def two_lines(prompt: str) -> str:
-    """``"a large red circle at the top left"`` -> ``"a large red circle<br>at the top left"``."""
-    return prompt.replace(" at the ", "<br>at the ")
+    """``"a large red circle at the top left"`` -> ``"a large red circle<br>at the top left"`` (and ``" in the "``)."""
+    return prompt.replace(" at the ", "<br>at the ").replace(" in the ", "<br>in the ")
 
 
 def enlarge(image, scale: int):

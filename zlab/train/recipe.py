@@ -47,7 +47,8 @@ class TeacherEval:
     choose_seeds: int = 8
     steps_per_count: int = 10  # test prompts per number of open attributes, for the steps table
     steps_seeds: int = 16
-    named_seeds: int = 8  # every fully named test prompt (train and held-out pairs), at every aspect
+    named_seeds: int = 8  # fully named test prompts (train and held-out pairs), at every aspect
+    named_prompts: int | None = None  # None: all of them
 
 
 def choose_guidance(pipe: ZImagePipeline, candidates: Sequence[float], base: dict, net: ShapesNet,
@@ -72,13 +73,13 @@ def teacher_settings(sampling: dict) -> dict[str, dict]:
     return settings
 
 
-def named_rows(pipe: ZImagePipeline, sampling: dict, per_prompt: int) -> list[dict]:
+def named_rows(pipe: ZImagePipeline, sampling: dict, per_prompt: int, n_prompts: int | None = None) -> list[dict]:
     """Fully named **test** prompts at the teacher's sampling.json, at 64x64 and the other aspect buckets: joint
     accuracy (= named accuracy) and validity, mean ± SE across prompts, for train and held-out pairs."""
     rows = []
     for height, width in ((sampling["height"], sampling["width"]), *ASPECTS):
         for pairs in ("train", "heldout"):
-            prompts, seeds = prompts_and_seeds("test", per_prompt, pairs=pairs, max_open=0)
+            prompts, seeds = prompts_and_seeds("test", per_prompt, pairs=pairs, per_count=n_prompts, max_open=0)
             images, _ = stock_samples(pipe, prompts, seeds, {**sampling, "height": height, "width": width})
             stats = summarise(prompt_records(images, prompts, per_prompt), {"0": [0]})["0"]
             rows.append({"size": f"{height}x{width}", "pairs": pairs, "prompts": stats["prompts"], "seeds": per_prompt,
@@ -108,7 +109,7 @@ def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Seq
     sampling = {**base, "guidance_scale": best}
     out = save_pipeline(pipe, out, sampling=sampling)
     record = {"guidance_sweep_validation": {str(g): v for g, v in scores.items()},
-              "named": named_rows(pipe, sampling, plan.named_seeds),
+              "named": named_rows(pipe, sampling, plan.named_seeds, plan.named_prompts),
               "steps": steps_rows(pipe, sampling, net, plan), "plan": asdict(plan), "training": training or {}}
     record["measure_s"] = time.perf_counter() - start
     (out / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
