@@ -22,8 +22,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from zlab import prompt_sets
 from zlab.sampling import guidance_scale_to_s
-from zlab.shapes import enumerate_captions
 from zlab.zimage import SAMPLING_FILE, encode_prompts, generate, initial_noise, load_pipeline, read_sampling
 
 MANIFEST = "synth.json"
@@ -43,7 +43,8 @@ def _save_atomically(tensors: dict[str, Tensor], path: Path, metadata: dict[str,
 
 def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: int = 4, seed: int = 0,
                prompts: Sequence[str] | None = None, batch_size: int = 90, progress: bool = True) -> Path:
-    """Teacher samples for ``prompts`` (default: the train split) x ``rounds`` seeds, as shards in ``out``.
+    """Teacher samples for ``prompts`` (default: the train prompts of :mod:`zlab.prompt_sets`, open captions
+    included; never a validation or test prompt) x ``rounds`` seeds, as shards in ``out``.
 
     Args:
         pipe: The teacher pipeline.
@@ -53,7 +54,7 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    prompts = list(prompts or enumerate_captions("train"))
+    prompts = list(prompts or prompt_sets.prompts("train"))
     height, width = sampling.get("height", 64), sampling.get("width", 64)
     s = guidance_scale_to_s(sampling.get("guidance_scale", 5.0))
     manifest = {"prompts": prompts, "sampling": sampling, "rounds": rounds, "seed": seed,
