@@ -10,6 +10,7 @@ import torch
 from diffusers import ZImagePipeline
 from ranks import two_ranks, write_config
 
+from zlab import prompt_sets
 from zlab.evaluate import count_nfe
 from zlab.ladd.data import SynthData, synthesize
 from zlab.ladd.recipe import ship_student
@@ -114,7 +115,7 @@ def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
     make_student(config, tmp_path / "student", tmp_path / "run", progress=False, measure=False)
     record = json.loads((tmp_path / "student" / "eval.json").read_text())
     assert set(record["timings"]) == {"synth_s", "train_s"} and record["config"]["steps"] == 2
-    assert len(SynthData.load(tmp_path / "synth")) == 270  # every train prompt, one round
+    assert len(SynthData.load(tmp_path / "synth")) == len(prompt_sets.prompts("train"))  # every train prompt, one round
     assert "shift = 1" in (tmp_path / "student" / "README.md").read_text()
     assert ZImagePipeline.from_pretrained(tmp_path / "student").scheduler.config.shift == 1.0
     teacher_size = json.loads((Path(config.teacher) / "sampling.json").read_text())["height"]

@@ -35,7 +35,11 @@ from zlab.zimage import save_pipeline
 
 STEP_COUNTS = (1, 2, 4, 8, 16, 50)
 NO_CFG_STEP_COUNTS = STEP_COUNTS
-ASPECTS = ((64, 96), (96, 64))
+
+
+def aspects(side: int) -> list[tuple[int, int]]:
+    """The other aspect buckets of a teacher trained at ``side`` x ``side``: 64 -> 64x96 and 96x64 (h x w)."""
+    return [(side, side * 3 // 2), (side * 3 // 2, side)]
 GUIDANCE_CANDIDATES = (0.0, 1.0, 2.0, 3.0)
 
 
@@ -77,7 +81,7 @@ def named_rows(pipe: ZImagePipeline, sampling: dict, per_prompt: int, n_prompts:
     """Fully named **test** prompts at the teacher's sampling.json, at 64x64 and the other aspect buckets: joint
     accuracy (= named accuracy) and validity, mean ± SE across prompts, for train and held-out pairs."""
     rows = []
-    for height, width in ((sampling["height"], sampling["width"]), *ASPECTS):
+    for height, width in ((sampling["height"], sampling["width"]), *aspects(sampling["height"])):
         for pairs in ("train", "heldout"):
             prompts, seeds = prompts_and_seeds("test", per_prompt, pairs=pairs, per_count=n_prompts, max_open=0)
             images, _ = stock_samples(pipe, prompts, seeds, {**sampling, "height": height, "width": width})

@@ -103,6 +103,7 @@ measured on data; then flow matching with velocity target, logit-normal t with e
 shift, caption dropout for CFG, EMA with warm-up (the EMA weights ship), gradient clipping, bf16 autocast.
 Measured wall time on the 2-core CPU: {time_text}measurement {record["measure_s"] / 60:.1f} min.
 VAE round trips of 500 fresh renders per bucket: {vae_text or "not recorded"}.
+{training.get("notes", "")}
 
 The guidance scale was chosen on the **validation** set ({plan["choose_per_count"]} prompts per number of open
 attributes, {plan["choose_seeds"]} seeds each; 50 steps): the mean of validity, named accuracy and coverage.
