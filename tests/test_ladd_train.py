@@ -260,3 +260,16 @@ def test_comparison_rows_and_speedups(tiny_pipe):
     assert len(rows) == 13 and all(r["latency_ms"] > 0 for r in rows)
     assert speedup(rows) == by["teacher 50 steps + CFG (sampling.json)"]["latency_ms"] / by["student 4 steps"]["latency_ms"]
     assert speedup(rows, key="ms_per_image") == 1.0
+
+
+def test_the_student_card_reports_open_test_prompts(teacher_and_data, tmp_path):
+    from zlab.ladd.recipe import open_section, open_test_rows
+    from zlab.shapes_net import ShapesNet
+
+    teacher = ZImagePipeline.from_pretrained(teacher_and_data[0])
+    student = student_pipeline(teacher, teacher.transformer)
+    rows = open_test_rows(teacher, SAMPLING, student, {**SAMPLING, "guidance_scale": 0.0}, ShapesNet(), plan=(1, 2))
+    assert {r["setting"] for r in rows} == {"teacher 50 steps + CFG (sampling.json)", "student 1 step", "student 2 steps",
+                                            "student 4 steps"}
+    assert all(0 <= r["valid"] <= 1 and r["fd_teacher"] >= 0 for r in rows if "fd_teacher" in r)
+    assert "| student 4 steps |" in open_section(rows) and "never used to choose" in open_section(rows)

@@ -217,6 +217,13 @@ def setting_size(setting: Mapping) -> tuple[int, int]:
     return setting.get("height", 64), setting.get("width", 64)
 
 
+def teacher_reference(teacher: ZImagePipeline, sampling: Mapping, prompts: Sequence[str], seeds: Sequence[int],
+                      offset: int = 500, batch_size: int = 64) -> np.ndarray:
+    """The teacher's own samples (its ``sampling``) of the same prompts with other seeds (``seed + offset``): the
+    reference of "FD to the teacher" in :func:`evaluate_open`."""
+    return stock_samples(teacher, prompts, [s + offset for s in seeds], sampling, batch_size)[0]
+
+
 def evaluate_open(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: ShapesNet, prompts: Sequence[str],
                   seeds: Sequence[int], per_prompt: int, reference: np.ndarray | None = None,
                   groups: Mapping[str, Sequence[int]] | None = None, batch_size: int = 64) -> list[dict]:

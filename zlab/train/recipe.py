@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from diffusers import ZImagePipeline
 
-from zlab.evaluate import evaluate_open, stock_samples, vae_reconstruction
+from zlab.evaluate import evaluate_open, stock_samples, teacher_reference, vae_reconstruction
 from zlab.open_metrics import prompt_records, summarise
 from zlab.prompt_sets import prompts_and_seeds
 from zlab.shapes import sampling_base
@@ -95,7 +95,7 @@ def steps_rows(pipe: ZImagePipeline, sampling: dict, net: ShapesNet, plan: Teach
     """The steps table on **test** prompts: every setting of :func:`teacher_settings`, split by open attributes,
     FD to renders and to the teacher's own 50-step samples of the same prompts with other seeds."""
     prompts, seeds = prompts_and_seeds("test", plan.steps_seeds, per_count=plan.steps_per_count)
-    reference, _ = stock_samples(pipe, prompts, [s + 500 for s in seeds], sampling)
+    reference = teacher_reference(pipe, sampling, prompts, seeds)
     return evaluate_open(pipe, teacher_settings(sampling), net, prompts, seeds, plan.steps_seeds, reference)
 
 
