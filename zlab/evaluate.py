@@ -22,7 +22,7 @@ from diffusers import ZImagePipeline
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from zlab import shapes
-from zlab.open_metrics import METRICS, open_renders, prompt_records, summarise
+from zlab.open_metrics import GROUPS, METRICS, REPORT_GROUPS, open_renders, prompt_records, summarise
 from zlab.sampling import cfg_active, guidance_scale_to_s
 from zlab.shapes_net import ShapesNet
 from zlab.zimage import schedule
@@ -242,7 +242,7 @@ def evaluate_open(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: Sh
         renders = open_renders(prompts, seeds, setting_size(setting))
         nfe = count_nfe(pipe, setting)
         for group, stats in summarise(records, groups).items():
-            members = np.isin(counts, (groups or _GROUPS)[group])
+            members = np.isin(counts, (groups or GROUPS)[group])
             row = {"setting": name, "group": group, "nfe": nfe, "ms_per_image": ms, "prompts": stats["prompts"],
                    **{m: stats[m][0] for m in METRICS}, **{f"{m}_se": stats[m][1] for m in METRICS}}
             if members.sum() > 1:
@@ -253,15 +253,9 @@ def evaluate_open(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: Sh
     return rows
 
 
-_GROUPS = {**{str(k): [k] for k in range(6)}, "2+": [2, 3, 4, 5], "all": list(range(6))}
-OPEN_COLUMNS = [("valid", "validity"), ("named_accuracy", "named accuracy"), ("coverage_entropy", "coverage"),
-                ("coverage_tv", "TV to allowed"), ("coverage_seen", "share seen"), ("fd", "FD to renders"),
-                ("fd_teacher", "FD to teacher-50")]
-
-
 def format_open_table(rows: Sequence[Mapping], metric: str, groups: Sequence[str] | None = None) -> str:
     """A markdown table of one open-caption measure: a row per setting, a column per group (mean ± SE)."""
-    groups = groups or list(dict.fromkeys(r["group"] for r in rows))
+    groups = groups or REPORT_GROUPS
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     cell = {(r["setting"], r["group"]): r for r in rows}
     lines = ["| setting | NFE | " + " | ".join(f"{g} open" for g in groups) + " |", "|" + "---|" * (len(groups) + 2)]

@@ -151,16 +151,19 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
 
 
 METRICS = ("valid", "named_accuracy", "coverage_entropy", "coverage_tv", "coverage_seen")
+GROUPS: dict[str, list[int]] = {**{str(k): [k] for k in range(6)}, "2+": [2, 3, 4, 5], "all": list(range(6))}
+"""Groups of open-attribute counts: each count 0 (fully named) to 5 (``"a shape"``), ``"2+"`` and ``"all"``."""
+REPORT_GROUPS: list[str] = [*map(str, range(6)), "2+"]
+"""The columns of the reported tables."""
 
 
 def summarise(records: Sequence[Mapping], groups: Mapping[str, Sequence[int]] | None = None) -> dict[str, dict]:
     """Mean and SE of each metric over prompts, per group of open-attribute counts.
 
     Args:
-        groups: Group name to the open counts it holds; default one group per count 0..5, plus ``"2+"`` and
-            ``"all"``.
+        groups: Group name to the open counts it holds; default :data:`GROUPS`.
     """
-    groups = groups or {**{str(k): [k] for k in range(6)}, "2+": [2, 3, 4, 5], "all": list(range(6))}
+    groups = groups or GROUPS
     out = {}
     for name, counts in groups.items():
         members = [r for r in records if r["open"] in counts]
@@ -187,6 +190,6 @@ def render_prompt_set(prompts: Sequence[str], seeds: Sequence[int], per_prompt: 
     return prompt_records(open_renders(prompts, seeds, size), prompts, per_prompt)
 
 
-__all__ = ["ATTRIBUTES", "VALUES", "COLOUR_TOLERANCE", "MIN_REGION_PX", "MIN_TEMPLATE_IOU", "METRICS", "coverage",
+__all__ = ["ATTRIBUTES", "VALUES", "COLOUR_TOLERANCE", "MIN_REGION_PX", "MIN_TEMPLATE_IOU", "GROUPS", "METRICS", "REPORT_GROUPS", "coverage",
            "invalid_reason", "is_valid", "mean_se", "open_verdict", "open_renders", "prompt_record", "prompt_records", "region_sizes",
            "render_prompt_set", "summarise", "validity"]

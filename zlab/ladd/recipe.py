@@ -121,8 +121,7 @@ def open_section(rows: list[dict] | None) -> str:
     """The model card's open-prompt tables (test prompts), when measured."""
     if not rows:
         return ""
-    groups = ["0", "1", "2", "3", "4", "5", "2+"]
-    tables = "\n\n".join(f"**{title}**, by number of open attributes:\n\n{format_open_table(rows, metric, groups)}"
+    tables = "\n\n".join(f"**{title}**, by number of open attributes:\n\n{format_open_table(rows, metric)}"
                           for metric, title in (("valid", "Validity"), ("named_accuracy", "Named accuracy"),
                                                 ("coverage_entropy", "Coverage of the open attributes"),
                                                 ("fd_teacher", "FD to the teacher's 50-step samples")))

@@ -6,8 +6,6 @@ import json
 
 from zlab.evaluate import format_open_table
 
-GROUPS = ["0", "1", "2", "3", "4", "5", "2+"]
-
 
 def _pm(stat) -> str:
     mean, se = stat
@@ -39,7 +37,7 @@ def steps_tables(steps: list[dict]) -> str:
                           ("coverage_seen", "Share of allowed values seen"),
                           ("fd", "FD to renders of the same prompts (ShapesNet features)"),
                           ("fd_teacher", "FD to the teacher's own 50-step samples (other seeds)")]:
-        parts.append(f"**{title}**, by number of open attributes:\n\n{format_open_table(steps, metric, GROUPS)}")
+        parts.append(f"**{title}**, by number of open attributes:\n\n{format_open_table(steps, metric)}")
     return "\n\n".join(parts)
 
 
