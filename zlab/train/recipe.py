@@ -51,7 +51,7 @@ class TeacherEval:
     choose_seeds: int = 8
     steps_per_count: int = 10  # test prompts per number of open attributes, for the steps table
     steps_seeds: int = 16
-    named_seeds: int = 8  # fully named test prompts (train and held-out pairs), at every aspect
+    named_seeds: int = 4  # fully named test prompts (train and held-out pairs), at every aspect
     named_prompts: int | None = None  # None: all of them
 
 
