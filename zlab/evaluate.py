@@ -39,6 +39,11 @@ def setting_kwargs(setting: Mapping) -> dict:
     return dict(setting)
 
 
+def setting_size(setting: Mapping) -> tuple[int, int]:
+    """``(height, width)`` of a Shapes setting (64 x 64 unless it says otherwise)."""
+    return setting.get("height", 64), setting.get("width", 64)
+
+
 def count_nfe(pipe: ZImagePipeline, setting: Mapping) -> int:
     """Network evaluations per image of a stock call: one per step, two where CFG is active."""
     kw = setting_kwargs(setting)
@@ -159,8 +164,7 @@ def measure(pipe: ZImagePipeline, setting: Mapping, prompts: Sequence[str], seed
     row = {"nfe": count_nfe(pipe, setting), "ms_per_image": ms,
            **{f"acc_{k}": v for k, v in prompt_accuracy(images, prompts).items()}}
     if net is not None and len(prompts) > 1:
-        size = (setting.get("height", 64), setting.get("width", 64))
-        row["fd"] = frechet_distance(net, real_renders(prompts, seeds, size), images)
+        row["fd"] = frechet_distance(net, real_renders(prompts, seeds, setting_size(setting)), images)
     return row, images
 
 
@@ -189,7 +193,7 @@ def evaluate_settings(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net
         if held:
             row["acc_heldout_joint"] = measure(pipe, setting, held_prompts, held_seeds, None, batch_size)[0]["acc_joint"]
         div_images, _ = stock_samples(pipe, div_list, div_seeds, setting, batch_size)
-        real = real_renders(div_list, div_seeds, (setting.get("height", 64), setting.get("width", 64)))
+        real = real_renders(div_list, div_seeds, setting_size(setting))
         split = lambda x: [x[i:i + diversity_seeds] for i in range(0, len(div_list), diversity_seeds)]
         row["diversity"] = mean_pairwise_distance(net, split(div_images)) / mean_pairwise_distance(net, split(real))
         rows.append(row)
@@ -212,11 +216,6 @@ def format_table(rows: Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
-def setting_size(setting: Mapping) -> tuple[int, int]:
-    """``(height, width)`` of a Shapes setting (64 x 64 unless it says otherwise)."""
-    return setting.get("height", 64), setting.get("width", 64)
-
-
 def teacher_reference(teacher: ZImagePipeline, sampling: Mapping, prompts: Sequence[str], seeds: Sequence[int],
                       offset: int = 500, batch_size: int = 64) -> np.ndarray:
     """The teacher's own samples (its ``sampling``) of the same prompts with other seeds (``seed + offset``): the
@@ -234,19 +233,21 @@ def evaluate_open(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: Sh
     teacher's 50-step samples with other seeds) the FD to those: how close a student is to its teacher, which
     FD to renders does not say. ``prompts`` is prompt-major, ``per_prompt`` seeds each.
     """
-    rows = []
+    rows, renders = [], {}  # renders depend on the prompts, seeds and size only: once per size
     for name, setting in settings.items():
         images, ms = stock_samples(pipe, prompts, seeds, setting, batch_size)
         records = prompt_records(images, prompts, per_prompt)
         counts = np.repeat([r["open"] for r in records], per_prompt)
-        renders = open_renders(prompts, seeds, setting_size(setting))
+        size = setting_size(setting)
+        if size not in renders:
+            renders[size] = open_renders(prompts, seeds, size)
         nfe = count_nfe(pipe, setting)
         for group, stats in summarise(records, groups).items():
             members = np.isin(counts, (groups or GROUPS)[group])
             row = {"setting": name, "group": group, "nfe": nfe, "ms_per_image": ms, "prompts": stats["prompts"],
                    **{m: stats[m][0] for m in METRICS}, **{f"{m}_se": stats[m][1] for m in METRICS}}
             if members.sum() > 1:
-                row["fd"] = frechet_distance(net, renders[members], images[members])
+                row["fd"] = frechet_distance(net, renders[size][members], images[members])
                 if reference is not None:
                     row["fd_teacher"] = frechet_distance(net, reference[members], images[members])
             rows.append(row)

@@ -15,7 +15,8 @@ prompts, split by the number of open attributes (:func:`summarise`):
   once. No valid sample: entropy 0, TV 1, share 0.
 
 K samples of the allowed distribution itself do not reach entropy 1 (a finite sample is never exactly
-uniform): :func:`render_prompt_set` gives the renders' value at the same K, the ceiling to compare with.
+uniform): :func:`prompt_records` of :func:`open_renders` gives the renders' value at the same K, the ceiling
+to compare with.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from zlab import shapes
-from zlab.open_captions import ATTRIBUTES, OpenSpec, VALUES, parse_open_caption
+from zlab.open_captions import ATTRIBUTES, OpenSpec, parse_open_caption
 
 MIN_REGION_PX = 8
 COLOUR_TOLERANCE = 40.0
@@ -80,7 +81,7 @@ def invalid_reason(result: shapes.CheckResult, regions: Sequence[int]) -> str | 
 def open_verdict(image: np.ndarray, prompt: str) -> str:
     """A short caption for one sample of an open or fully named prompt: ``"✗ 2 regions"`` when invalid,
     ``"✗ colour: blue"`` when a named attribute is wrong, else ``"✓"`` followed by what the open attributes
-    read (``"✓ small square, top right"``)."""
+    read (``"✓ small square top right"``)."""
     result = shapes.check(image)
     reason = invalid_reason(result, region_sizes(np.asarray(image)[None])[0])
     if reason:
@@ -184,12 +185,3 @@ def open_renders(prompts: Sequence[str], seeds: Sequence[int], size=64) -> np.nd
         specs.append(spec.draw(rng, _allowed_split(spec)))
     return shapes.render_batch(specs, size, jitters)
 
-
-def render_prompt_set(prompts: Sequence[str], seeds: Sequence[int], per_prompt: int, size=64) -> list[dict]:
-    """:func:`prompt_records` of ground-truth renders: the ceiling of every measure at this K."""
-    return prompt_records(open_renders(prompts, seeds, size), prompts, per_prompt)
-
-
-__all__ = ["ATTRIBUTES", "VALUES", "COLOUR_TOLERANCE", "MIN_REGION_PX", "MIN_TEMPLATE_IOU", "GROUPS", "METRICS", "REPORT_GROUPS", "coverage",
-           "invalid_reason", "is_valid", "mean_se", "open_verdict", "open_renders", "prompt_record", "prompt_records", "region_sizes",
-           "render_prompt_set", "summarise", "validity"]

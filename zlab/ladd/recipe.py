@@ -26,7 +26,6 @@ from zlab.ladd.data import synthesize_from
 from zlab.ladd.heads import Discriminator
 from zlab.ladd.student import STUDENT_STEPS, check_student_schedule, save_student, student_pipeline
 from zlab.ladd.trainer import LADDConfig, train_ladd
-from zlab.prompt_sets import prompts_and_seeds
 from zlab.shapes import enumerate_captions, sampling_base
 from zlab.shapes_net import ShapesNet
 from zlab.zimage import read_sampling
@@ -64,7 +63,7 @@ def open_test_rows(teacher: ZImagePipeline, teacher_sampling: dict, student: ZIm
     """Teacher (its sampling.json) and student at 1, 2, 4 steps on open test prompts: validity, named accuracy,
     coverage, FD to renders and to the teacher's 50-step samples (other seeds), by number of open attributes."""
     per_count, per_prompt = plan
-    prompts, seeds = prompts_and_seeds("test", per_prompt, per_count=per_count)
+    prompts, seeds = prompt_sets.prompts_and_seeds("test", per_prompt, per_count=per_count)
     reference = teacher_reference(teacher, teacher_sampling, prompts, seeds)
     rows = evaluate_open(teacher, {"teacher 50 steps + CFG (sampling.json)": teacher_sampling}, net, prompts, seeds,
                          per_prompt, reference)

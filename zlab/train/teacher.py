@@ -103,12 +103,13 @@ def encode_dataset(vae: AutoencoderKL, size: tuple[int, int], length: int, seed:
     """Normalised latents of ``length`` train-split renders at ``size`` (held-out pairs excluded) and the index
     of each one's spec in ``enumerate_specs("train")``."""
     data = ShapesDataset("train", size, length=length, seed=seed)
+    index = {spec: i for i, spec in enumerate(data.specs)}
     latents, spec_ids = [], []
     for start in tqdm(range(0, len(data), batch), desc=f"encode latents {size[0]}x{size[1]}", leave=False):
         draws = [data.draw(i) for i in range(start, min(start + batch, len(data)))]
         images = image_to_tensor(render_batch([s for s, _ in draws], data.size, [j for _, j in draws]))
         latents.append(encode_images(vae, images.to(vae.device)).cpu())
-        spec_ids += [data.specs.index(s) for s, _ in draws]
+        spec_ids += [index[s] for s, _ in draws]
     return torch.cat(latents), torch.tensor(spec_ids)
 
 
