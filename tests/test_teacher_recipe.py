@@ -5,7 +5,8 @@ import json
 import pytest
 
 from zlab.tiny import build_tiny_pipeline
-from zlab.train.recipe import TeacherEval, ship_teacher
+from zlab.train.recipe import TeacherEval, calibrate_open_prob, ship_teacher
+from zlab.train.teacher_card import calibration_table
 
 
 def test_ship_teacher_chooses_on_validation_and_reports_test(tmp_path):
@@ -26,3 +27,18 @@ def test_ship_teacher_chooses_on_validation_and_reports_test(tmp_path):
     card = (tmp_path / "teacher" / "README.md").read_text()
     assert "test set" in card and "| teacher 1 step, no CFG |" in card and "FD to the teacher's own 50-step" in card
     assert "validation" in card and "gap of" in card
+
+
+def test_calibrate_open_prob_picks_the_best_validation_score():
+    plan = TeacherEval(choose_per_count=1, choose_seeds=2)
+    candidates = {0.1: build_tiny_pipeline("micro", seed=0), 0.3: build_tiny_pipeline("micro", seed=1)}
+    record = calibrate_open_prob(candidates, guidance_candidates=(0.0, 1.0), plan=plan)
+    assert set(record["candidates"]) == {"0.1", "0.3"}
+    for row in record["candidates"].values():
+        assert set(row["sweep"]) == {"0", "1"}
+        assert row["score"] == max(v["score"] for v in row["sweep"].values())
+    assert record["chosen"] == float(max(record["candidates"], key=lambda p: record["candidates"][p]["score"]))
+    card = calibration_table(record)
+    assert "(chosen)" in card and card.count("\n") == 3
+    with pytest.raises(ValueError, match="at least 2"):
+        calibrate_open_prob({0.3: candidates[0.3]}, plan=plan)

@@ -83,10 +83,36 @@ def _ship_teacher(args: argparse.Namespace) -> None:
     from zlab.zimage import load_pipeline
 
     training = json.loads(Path(args.training_json).read_text()) if args.training_json else None
+    if args.calibration:
+        training = {**(training or {}), "open_prob_calibration": json.loads(Path(args.calibration).read_text())}
     record = ship_teacher(load_pipeline(args.pipeline), args.out, training=training,
                           image_size=args.image_size or _profile_image_size(),
                           guidance_candidates=[float(g) for g in args.guidance_scales.split(",")])
     print(summary_tables(record))
+
+
+def _calibrate_open_prob(args: argparse.Namespace) -> None:
+    from zlab.train.recipe import calibrate_open_prob
+    from zlab.zimage import load_pipeline
+
+    candidates = {}
+    for item in args.pipeline:
+        open_prob, sep, path = item.partition("=")
+        try:
+            value = float(open_prob)
+        except ValueError:
+            value = -1.0
+        if not sep or not 0.0 <= value <= 1.0:
+            raise SystemExit(f"--pipeline takes OPEN_PROB=FOLDER with OPEN_PROB in [0, 1], got {item!r}")
+        candidates[value] = load_pipeline(path)
+    record = calibrate_open_prob(candidates, [float(g) for g in args.guidance_scales.split(",")],
+                                 image_size=args.image_size or _profile_image_size())
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    for p, row in record["candidates"].items():
+        print(f"open_prob {p}: best g {row['best_guidance']:g}, validity {row['valid']:.3f}, "
+              f"named accuracy {row['named_accuracy']:.3f}, coverage {row['coverage_entropy']:.3f}, score {row['score']:.3f}")
+    print(f"chosen on validation: open_prob = {record['chosen']:g}")
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -293,9 +319,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=output_path("checkpoints/shapes-teacher"))
     p.add_argument("--guidance-scales", default="0,1,2,3", help="diffusers g candidates (lab s = g + 1), chosen on validation")
     p.add_argument("--training-json", help="training record (configs, timings) to keep in eval.json")
+    p.add_argument("--calibration", help="the `zlab calibrate-open-prob` record that chose this teacher's open_prob")
     p.add_argument("--image-size", type=int,
                    help="side the teacher was trained at (default: the profile's shapes-teacher.toml)")
     p.set_defaults(func=_ship_teacher)
+
+    p = sub.add_parser("calibrate-open-prob",
+                       help="choose open_prob on validation from teachers trained alike but for it")
+    p.add_argument("--pipeline", action="append", required=True, metavar="OPEN_PROB=FOLDER",
+                   help="a candidate teacher and the open_prob it was trained with (give at least two)")
+    p.add_argument("--guidance-scales", default="0,1,2,3", help="diffusers g candidates, each teacher at its best")
+    p.add_argument("--image-size", type=int, help="side the teachers were trained at (default: the profile's)")
+    p.add_argument("--out", required=True, help="the calibration record (JSON)")
+    p.set_defaults(func=_calibrate_open_prob)
 
     p = sub.add_parser("eval", help="accuracy, FD, diversity, NFE, ms through stock ZImagePipeline")
     p.add_argument("--pipeline", required=True)

@@ -37,10 +37,12 @@ STEP_COUNTS = (1, 2, 4, 8, 16, 50)
 NO_CFG_STEP_COUNTS = STEP_COUNTS
 
 
+GUIDANCE_CANDIDATES = (0.0, 1.0, 2.0, 3.0)
+
+
 def aspects(side: int) -> list[tuple[int, int]]:
     """The other aspect buckets of a teacher trained at ``side`` x ``side``: 64 -> 64x96 and 96x64 (h x w)."""
     return [(side, side * 3 // 2), (side * 3 // 2, side)]
-GUIDANCE_CANDIDATES = (0.0, 1.0, 2.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,27 @@ def choose_guidance(pipe: ZImagePipeline, candidates: Sequence[float], base: dic
         scores[g] = {k: row[k] for k in ("valid", "named_accuracy", "coverage_entropy")}
         scores[g]["score"] = float(np.mean(list(scores[g].values())))
     return scores
+
+
+def calibrate_open_prob(candidates: dict[float, ZImagePipeline], guidance_candidates: Sequence[float] = GUIDANCE_CANDIDATES,
+                        shapes_net: str | Path = "checkpoints/shapes-net", image_size: int = 64,
+                        plan: TeacherEval = TeacherEval()) -> dict:
+    """Choose ``open_prob`` on **validation**: teachers trained alike but for the probability of leaving each
+    attribute open (``{open_prob: pipeline}``), each at its own best g (:func:`choose_guidance`, the same
+    prompts, seeds and score). Returns every candidate's sweep and the chosen ``open_prob``."""
+    if len(candidates) < 2:
+        raise ValueError(f"calibrating open_prob needs at least 2 candidate teachers, got {len(candidates)}")
+    net = ShapesNet.load(shapes_net)
+    base = {"num_inference_steps": 50, "cfg_truncation": 1.0, **sampling_base(image_size)}
+    record = {}
+    for open_prob, pipe in sorted(candidates.items()):
+        pipe.set_progress_bar_config(disable=True)
+        scores = choose_guidance(pipe, guidance_candidates, base, net, plan)
+        best = max(scores, key=lambda g: scores[g]["score"])
+        record[f"{open_prob:g}"] = {"best_guidance": best, **scores[best],
+                                    "sweep": {f"{g:g}": v for g, v in scores.items()}}
+    chosen = max(record, key=lambda p: record[p]["score"])
+    return {"candidates": record, "chosen": float(chosen), "plan": asdict(plan)}
 
 
 def teacher_settings(sampling: dict) -> dict[str, dict]:

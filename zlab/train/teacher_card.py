@@ -41,6 +41,16 @@ def steps_tables(steps: list[dict]) -> str:
     return "\n\n".join(parts)
 
 
+def calibration_table(calibration: dict) -> str:
+    """The open_prob candidates on validation, each teacher at its best g (``zlab calibrate-open-prob``)."""
+    lines = ["| open_prob | best g | validity | named accuracy | coverage | score |", "|---|---|---|---|---|---|"]
+    for p, r in calibration["candidates"].items():
+        mark = " (chosen)" if float(p) == calibration["chosen"] else ""
+        lines.append(f"| {p}{mark} | {r['best_guidance']:g} | {r['valid']:.3f} | {r['named_accuracy']:.3f} | "
+                     f"{r['coverage_entropy']:.3f} | {r['score']:.3f} |")
+    return "\n".join(lines)
+
+
 def summary_tables(record: dict) -> str:
     """The measured tables of an eval record, for a terminal."""
     return f"{named_table(record['named'])}\n\n{steps_tables(record['steps'])}"
@@ -61,6 +71,14 @@ def model_card(sampling: dict, record: dict) -> str:
     time_text = "".join(f"{name} {timings[key] / 60:.1f} min, " for name, key in
                         (("VAE", "vae_s"), ("teacher", "teacher_s")) if key in timings)
     fifty, one, gap = validity_gap(record["steps"])
+    calibration = training.get("open_prob_calibration")
+    calibration_text = (f"""
+
+`open_prob` was chosen on the **validation** set among teachers trained alike but for it
+(`zlab calibrate-open-prob`; each at its best g, the score of the guidance choice below):
+
+{calibration_table(calibration)}""" if calibration else "")
+    precision = {"bf16": "bf16 autocast", "no": "fp32"}.get(config.get("mixed_precision"), "")
     return f"""# shapes-teacher: a tiny Z-Image trained on open Shapes captions
 
 A stock diffusers `ZImagePipeline` folder (safetensors): tiny `ZImageTransformer2DModel` (refiners,
@@ -91,14 +109,14 @@ A caption names some attributes and leaves the rest open; the image is a uniform
 training split allows with the named ones (held-out colour-shape pairs are never rendered). Each attribute
 was left open with probability {config.get("open_prob", "?")}, drawn afresh at each step, and only the captions of the
 **train** prompt set (`zlab.prompt_sets`) were used: no validation or test caption was ever seen. Three
-aspect buckets, (height, width) = {config.get("image_sizes", "?")}, one per batch.
+aspect buckets, (height, width) = {config.get("image_sizes", "?")}, one per batch.{calibration_text}
 
 ## How it was made
 
 `zlab make-teacher --out checkpoints/shapes-teacher` (configs `configs/shapes-vae.toml`,
 `configs/shapes-teacher.toml`): the VAE on train-split renders (L1 + small KL), its latent shift and scale
 measured on data; then flow matching with velocity target, logit-normal t with each bucket's resolution
-shift, caption dropout for CFG, EMA with warm-up (the EMA weights ship), gradient clipping, bf16 autocast.
+shift, caption dropout for CFG, EMA with warm-up (the EMA weights ship), gradient clipping, {precision}, {config.get("steps", "?")} steps of batch {config.get("batch_size", "?")}.
 Measured wall time on the 2-core CPU: {time_text}measurement {record["measure_s"] / 60:.1f} min.
 VAE round trips of 500 fresh renders per bucket: {vae_text or "not recorded"}.
 {training.get("notes", "")}
