@@ -212,6 +212,44 @@ def test_non_finite_losses_stop_the_run_and_keep_the_checkpoint(teacher_and_data
     assert all(torch.isfinite(v).all() for v in state["student"].values() if v.is_floating_point())
 
 
+def test_a_non_finite_heads_loss_after_a_good_student_step_is_logged_as_what_happened(teacher_and_data, tmp_path,
+                                                                                     monkeypatch):
+    """The student (and its EMA) stepped, the heads did not: logged as heads_skipped, not as a skipped step."""
+    import zlab.ladd.trainer as trainer
+
+    config = _config(teacher_and_data, steps=3, checkpoint_every=1)
+    calls = {"n": 0}
+    real_loss = trainer.discriminator_loss
+
+    def flaky(real, fake, kind="hinge"):
+        calls["n"] += 1
+        loss = real_loss(real, fake, kind)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(trainer, "discriminator_loss", flaky)
+    train_ladd(config, tmp_path / "run", progress=False)
+    log = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["log"]
+    assert log["skipped"] == [] and log["heads_skipped"] == [1]
+
+    # the same step, watched from outside: the student's weights move while the heads' stay
+    steps = []
+    real_step = trainer.ladd_step
+
+    def watched(accelerator, student, disc, heads, *args, **kwargs):
+        before = ([p.detach().clone() for p in student.parameters() if p.requires_grad],
+                  [p.detach().clone() for p in heads.parameters()])
+        result = real_step(accelerator, student, disc, heads, *args, **kwargs)
+        after = ([p for p in student.parameters() if p.requires_grad], list(heads.parameters()))
+        moved = [any(not torch.equal(a, b) for a, b in zip(x, y, strict=True)) for x, y in zip(before, after)]
+        steps.append((result.student_ok, result.heads_ok, *moved))
+        return result
+
+    calls["n"] = 0
+    monkeypatch.setattr(trainer, "ladd_step", watched)
+    train_ladd(config, tmp_path / "run2", progress=False)
+    assert steps[1] == (True, False, True, False) and steps[0] == (True, True, True, True)
+
+
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ValueError, match="loss must be one of"):
         load_config(LADDConfig, loss="wasserstein")

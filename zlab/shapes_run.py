@@ -151,7 +151,8 @@ def shapes_phases(setup: ShapesRunSetup, run_dir: str | Path, record: dict,
         state["student"] = student
         record["losses"].update({"ladd_d": curve(log["d_loss"]), "ladd_g": curve(log["g_loss"]),
                                  "ladd_head_accuracy": curve([sum(a) / len(a) for a in log["head_acc"]]),
-                                 "ladd_skipped_steps": len(log["skipped"])})
+                                 "ladd_skipped_steps": len(log["skipped"]),
+                                 "ladd_heads_skipped_steps": len(log["heads_skipped"])})
 
     def evaluate() -> None:
         record["accuracy"] = teacher_vs_student(setup, run_dir / "teacher-pipeline", state.pop("student"), progress)

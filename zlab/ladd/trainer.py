@@ -202,11 +202,20 @@ def load_teacher(path_or_id: str, dtype: str = "float32") -> ZImageTransformer2D
 
 @dataclass
 class StepResult:
-    ok: bool
+    """What one :func:`ladd_step` did: ``student_ok`` (the student and its EMA stepped) and ``heads_ok``
+    (the heads stepped too); the losses and the heads' logits on real and fake."""
+
+    student_ok: bool
+    heads_ok: bool
     g_loss: Tensor
     d_loss: Tensor
     real: list[Tensor]
     fake: list[Tensor]
+
+    @property
+    def ok(self) -> bool:
+        """Both updates happened."""
+        return self.student_ok and self.heads_ok
 
 
 def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBatch, opt_student, opt_heads,
@@ -215,7 +224,9 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
 
     The student steps on L_adv with the heads frozen (``heads`` is the unwrapped ``disc``: no DDP
     sync for that backward, and no gradient for the heads); then the heads step on real vs detached fake, one forward over both halves. A non-finite loss on any rank
-    skips its update on every rank (``ok`` is False) and leaves the weights as they were.
+    skips its update on every rank and leaves those weights as they were: a non-finite L_adv skips both
+    updates (``student_ok`` False); a non-finite heads loss after a good student step skips only the
+    heads (``heads_ok`` False), and the student and its EMA have moved.
     """
     with accelerator.autocast():
         fwd = ladd_forward(student, tap, batch, sampler=sampler)
@@ -236,14 +247,13 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
                       batch.t_hat.repeat(2), batch.text.repeat(2, 1))
         real, fake = [l[:n].float() for l in logits], [l[n:].float() for l in logits]
         d_loss = discriminator_loss(real, fake, config.loss)
-    if all_finite(accelerator, d_loss) and ok:
+    heads_ok = ok and all_finite(accelerator, d_loss)
+    if heads_ok:
         accelerator.backward(d_loss)
         accelerator.clip_grad_norm_(disc.parameters(), config.grad_clip)
         opt_heads.step()
-    else:
-        ok = False
     opt_heads.zero_grad(set_to_none=True)
-    return StepResult(ok, g_loss.detach(), d_loss.detach(), real, fake)
+    return StepResult(ok, heads_ok, g_loss.detach(), d_loss.detach(), real, fake)
 
 
 def prepare(accelerator, config: LADDConfig, models, sharded: bool = False):
@@ -290,7 +300,8 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     student_ddp, disc_ddp, opt_student, opt_heads, ema = prepare(accelerator, config, models, sharded)
     heads = accelerator.unwrap_model(disc_ddp)
     names = [name for name, p in accelerator.unwrap_model(student_ddp).named_parameters() if p.requires_grad]
-    log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": []}
+    log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": [], "heads_skipped": []}
+    log.setdefault("heads_skipped", [])  # checkpoints from before the two were told apart
     if state is not None:
         generator.set_state(state["generators"][accelerator.process_index])
         load_optimizer_state(sharded, student_ddp, opt_student, names, state["opt_student"])
@@ -331,13 +342,14 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
         batch = draw_batch(data, config, step, generator, accelerator.device)
         result = ladd_step(accelerator, student_ddp, disc_ddp, heads, models.tap, batch, opt_student, opt_heads,
                            config, sampler=accelerator.unwrap_model(student_ddp), ema=ema)
-        ok = result.ok
-        bad = 0 if ok else bad + 1
-        if not ok:
-            log["skipped"].append(step)
-            if bad >= MAX_BAD_STEPS:
-                raise FloatingPointError(f"{bad} non-finite LADD steps in a row at step {step}; resume from the "
-                                         f"last checkpoint in {run_dir} with lower learning rates")
+        bad = 0 if result.ok else bad + 1
+        if not result.student_ok:
+            log["skipped"].append(step)  # nothing moved
+        elif not result.heads_ok:
+            log["heads_skipped"].append(step)  # the student and its EMA moved, the heads did not
+        if bad >= MAX_BAD_STEPS:
+            raise FloatingPointError(f"{bad} non-finite LADD steps in a row at step {step}; resume from the "
+                                     f"last checkpoint in {run_dir} with lower learning rates")
         step += 1
         log["d_loss"].append(result.d_loss.item())
         log["g_loss"].append(result.g_loss.item())
