@@ -43,7 +43,7 @@ def test_synth_shards_are_the_stock_pipeline_samples(teacher_and_data, tiny_pipe
     _, data_dir = teacher_and_data
     data = SynthData.load(data_dir)
     assert data.latents.shape == (6, 16, 8, 8) and data.prompts == PROMPTS
-    assert [len(e) for e in data.embeds] == [len(e) for e in tiny_pipe.encode_prompt(PROMPTS, do_classifier_free_guidance=False)[0]]
+    assert [len(e) for e in data.embeds] == [len(e) for e in tiny_pipe.encode_prompt(list(PROMPTS), do_classifier_free_guidance=False)[0]]  # a copy: diffusers templates the list in place
     i = 4  # a sample of the second round: redraw it with stock diffusers from its stored seed
     prompt, seed = data.prompts[data.prompt_index[i]], int(data.seeds[i])
     stock = tiny_pipe(prompt, generator=torch.Generator().manual_seed(seed), output_type="latent", **SAMPLING).images
@@ -56,6 +56,40 @@ def test_rerun_skips_written_shards(teacher_and_data, tiny_pipe):
     before = (Path(data_dir) / "shard-00000.safetensors").stat().st_mtime_ns
     synthesize(tiny_pipe, data_dir, SAMPLING, rounds=2, prompts=PROMPTS, batch_size=2, progress=False)
     assert (Path(data_dir) / "shard-00000.safetensors").stat().st_mtime_ns == before
+
+
+def test_a_rerun_with_other_prompts_or_teacher_regenerates_and_stale_shards_are_refused(tiny_pipe, tmp_path):
+    import copy
+    import warnings
+
+    from zlab.ladd.data import teacher_fingerprint
+
+    out = synthesize(tiny_pipe, tmp_path / "synth", SAMPLING, rounds=1, prompts=PROMPTS[:2], progress=False)
+    # other prompts: the shard is regenerated, so latents, prompts and embeddings agree again
+    with pytest.warns(UserWarning, match="regenerating"):
+        synthesize(tiny_pipe, out, SAMPLING, rounds=1, prompts=PROMPTS[1:], progress=False)
+    data = SynthData.load(out)
+    assert data.prompts == PROMPTS[1:]
+    stock = tiny_pipe(PROMPTS[2], generator=torch.Generator().manual_seed(int(data.seeds[1])), output_type="latent",
+                      **SAMPLING).images
+    torch.testing.assert_close(data.latents[1], stock[0].float(), atol=1e-5, rtol=1e-5)  # latent and prompt agree
+    # a retrained teacher: another fingerprint, the shard is regenerated from it
+    other = copy.deepcopy(tiny_pipe)
+    with torch.no_grad():
+        next(other.transformer.parameters()).add_(0.1)
+    assert teacher_fingerprint(other.transformer) != teacher_fingerprint(tiny_pipe.transformer)
+    with pytest.warns(UserWarning, match="regenerating"):
+        synthesize(other, out, SAMPLING, rounds=1, prompts=PROMPTS[1:], progress=False)
+    assert json.loads((out / "synth.json").read_text())["teacher"] == teacher_fingerprint(other.transformer)
+    # the same call again: nothing to do, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        synthesize(other, out, SAMPLING, rounds=1, prompts=PROMPTS[1:], progress=False)
+    # a shard from another run copied in by hand: refused on load, with the fix
+    synthesize(tiny_pipe, tmp_path / "other", SAMPLING, rounds=1, prompts=PROMPTS[1:], progress=False)
+    (out / "shard-00000.safetensors").write_bytes((tmp_path / "other" / "shard-00000.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="does not belong.*zlab synth"):
+        SynthData.load(out)
 
 
 def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_path):

@@ -5,19 +5,25 @@ train-split prompt and several seeds, and stores the latents as safetensors shar
 seed round, each with the prompt index and seed of every sample (so any sample can be redrawn with
 stock ``ZImagePipeline(prompt, generator=torch.Generator().manual_seed(seed), **sampling)``). The
 prompts' Qwen3 embeddings are stored once next to them (``text.safetensors``): training never runs
-the text encoder. Shards are written atomically and a rerun skips the ones already there.
+the text encoder. Shards are written atomically. Each shard's metadata holds a key of what made it
+(prompts, sampling, seed, round and a fingerprint of the teacher's weights): a rerun skips the shards
+whose key matches and regenerates the others, and :meth:`SynthData.load` refuses a shard whose key is
+not the manifest's (a stale shard would pair old latents with new prompts).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from diffusers import ZImagePipeline
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -33,6 +39,30 @@ TEXT = "text.safetensors"
 def synth_seed(base: int, round_: int, index: int, n_prompts: int) -> int:
     """The seed of prompt ``index`` in seed round ``round_`` (distinct from evaluation seeds, which start at 0)."""
     return 1_000_000 + base * 10_000_000 + round_ * n_prompts + index
+
+
+def teacher_fingerprint(module: torch.nn.Module, sample: int = 4096) -> str:
+    """A short hash of ``module``'s weights: every tensor's name, shape and a strided sample of at most
+    ``sample`` values (cheap for a 6B model; any retraining changes it)."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        flat = tensor.detach().reshape(-1)
+        digest.update(f"{name}{tuple(tensor.shape)}".encode())
+        digest.update(flat[::max(1, flat.numel() // sample)][:sample].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def shard_key(prompts: Sequence[str], sampling: dict, seed: int, round_: int, teacher: str) -> str:
+    """What a shard was made from, hashed: it is stored in the shard and in the manifest."""
+    what = json.dumps({"prompts": list(prompts), "sampling": sampling, "seed": seed, "round": round_,
+                       "teacher": teacher}, sort_keys=True)
+    return hashlib.sha256(what.encode()).hexdigest()[:16]
+
+
+def stored_key(path: Path) -> str | None:
+    """The key in a shard's metadata (None for shards written before keys existed)."""
+    with safe_open(str(path), "pt") as f:
+        return (f.metadata() or {}).get("key")
 
 
 def _save_atomically(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -57,21 +87,29 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
     prompts = list(prompts or prompt_sets.prompts("train"))
     height, width = sampling.get("height", 64), sampling.get("width", 64)
     s = guidance_scale_to_s(sampling.get("guidance_scale", 5.0))
-    manifest = {"prompts": prompts, "sampling": sampling, "rounds": rounds, "seed": seed,
-                "shards": [f"shard-{r:05d}.safetensors" for r in range(rounds)]}
+    teacher = teacher_fingerprint(pipe.transformer)
+    keys = [shard_key(prompts, sampling, seed, r, teacher) for r in range(rounds)]
+    text_key = shard_key(prompts, {}, 0, -1, "")  # the embeddings depend on the prompts alone
+    manifest = {"prompts": prompts, "sampling": sampling, "rounds": rounds, "seed": seed, "teacher": teacher,
+                "shards": [f"shard-{r:05d}.safetensors" for r in range(rounds)], "keys": keys, "text_key": text_key}
     with torch.no_grad():  # in chunks: one text-encoder batch of every prompt would not fit a GPU (Qwen3-4B)
         embeds = [e.cpu() for i in range(0, len(prompts), batch_size)
                   for e in encode_prompts(pipe, prompts[i:i + batch_size])]
     lengths = torch.tensor([len(e) for e in embeds])
     padded = torch.nn.utils.rnn.pad_sequence([e.float() for e in embeds], batch_first=True)
-    _save_atomically({"embeds": padded, "lengths": lengths}, out / TEXT)
+    _save_atomically({"embeds": padded, "lengths": lengths}, out / TEXT, metadata={"key": text_key})
 
-    missing = sum(not (out / name).is_file() for name in manifest["shards"])
-    bar = tqdm(total=missing * len(prompts), desc="synth", disable=not progress)
-    for r in range(rounds):
+    todo = []
+    for r, name in enumerate(manifest["shards"]):
+        if (out / name).is_file():
+            if stored_key(out / name) == keys[r]:
+                continue
+            warnings.warn(f"{out / name} was made from other prompts, sampling, seed or teacher: regenerating it",
+                          stacklevel=2)
+        todo.append(r)
+    bar = tqdm(total=len(todo) * len(prompts), desc="synth", disable=not progress)
+    for r in todo:
         path = out / manifest["shards"][r]
-        if path.is_file():
-            continue
         latents, seeds = [], []
         for i in range(0, len(prompts), batch_size):
             chunk = prompts[i:i + batch_size]
@@ -85,7 +123,7 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
             seeds += chunk_seeds
             bar.update(len(chunk))
         _save_atomically({"latents": torch.cat(latents), "prompt_index": torch.arange(len(prompts)),
-                          "seeds": torch.tensor(seeds)}, path)
+                          "seeds": torch.tensor(seeds)}, path, metadata={"key": keys[r]})
     bar.close()
     tmp = out / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -131,6 +169,11 @@ class SynthData:
         if not (path / MANIFEST).is_file():
             raise FileNotFoundError(f"{path} has no {MANIFEST}: run `zlab synth --out {path}` first")
         manifest = json.loads((path / MANIFEST).read_text())
+        keys = manifest.get("keys", [None] * len(manifest["shards"]))  # folders from before keys: unchecked
+        for name, key in zip([*manifest["shards"], TEXT], [*keys, manifest.get("text_key")], strict=True):
+            if stored_key(path / name) != key:
+                raise ValueError(f"{path / name} does not belong to {path / MANIFEST} (made from other prompts, "
+                                 f"sampling, seed or teacher): rerun `zlab synth --out {path}` to regenerate it")
         shards = [load_file(str(path / name)) for name in manifest["shards"]]
         text = load_file(str(path / TEXT))
         embeds = [e[:n] for e, n in zip(text["embeds"], text["lengths"].tolist(), strict=True)]

@@ -3,7 +3,8 @@
     zlab make-student --config configs/shapes-ladd.toml --out checkpoints/shapes-student
 
 1. ``zlab synth``: the teacher's ``sampling.json`` samples of every train prompt x ``synth_rounds``
-   seeds (skipped shard by shard when already there);
+   seeds (a shard already there is kept if the same prompts, sampling, seed and teacher made it, else
+   regenerated);
 2. ``zlab ladd``: the adversarial trainer (resumable);
 3. :func:`ship_student`: the student pipeline with the shift-1 scheduler, ``sampling.json`` (4
    steps, no CFG), the discriminator heads, ``eval.json`` and a model card, written atomically.
