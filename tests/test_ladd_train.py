@@ -92,6 +92,44 @@ def test_a_rerun_with_other_prompts_or_teacher_regenerates_and_stale_shards_are_
         SynthData.load(out)
 
 
+def test_initial_noise_is_what_the_teacher_sampled_from(teacher_and_data, tiny_pipe):
+    data = SynthData.load(teacher_and_data[1])
+    index = torch.tensor([1, 4])
+    noise = data.initial_noise(index)
+    for k, i in enumerate(index.tolist()):
+        again = tiny_pipe(data.prompts[data.prompt_index[i]], latents=noise[k:k + 1], output_type="latent",
+                          **SAMPLING).images
+        torch.testing.assert_close(again[0].float(), data.latents[i], atol=1e-5, rtol=1e-5)
+
+
+def test_regression_student_learns_the_noise_to_sample_map(teacher_and_data):
+    """adv_weight = 0, regression_weight = 1 (the baseline): the 1-step student moves toward the teacher's
+    sample of each stored noise; the default config draws the same batches as before the option existed."""
+    from zlab.flow import x0_from_velocity, zimage_velocity
+    from zlab.ladd.trainer import draw_batch
+
+    config = _config(teacher_and_data, steps=40, adv_weight=0.0, regression_weight=1.0, student_lr=1e-3,
+                     warmup_steps=0, full_probs=(1.0, 0.0, 0.0, 0.0))
+    data = SynthData.load(teacher_and_data[1])
+    index = torch.arange(len(data))
+    noise, ones = data.initial_noise(index), torch.ones(len(data))
+    embeds = [data.embeds[i] for i in data.prompt_index.tolist()]
+
+    def error(model):
+        with torch.no_grad():
+            x0_hat = x0_from_velocity(noise, zimage_velocity(model, noise, ones, embeds), ones)
+        return (x0_hat - data.latents).pow(2).mean().item()
+
+    teacher = ZImagePipeline.from_pretrained(teacher_and_data[0]).transformer
+    student, _, log = train_ladd(config, Path(teacher_and_data[1]).parent / "regression", progress=False)
+    assert error(student) < 0.5 * error(teacher)
+    batch = draw_batch(data, config, 0, torch.Generator().manual_seed(0))
+    plain = draw_batch(data, _config(teacher_and_data), 0, torch.Generator().manual_seed(0))
+    assert torch.equal(batch.t_hat, plain.t_hat) and not torch.equal(batch.eps, plain.eps)
+    with pytest.raises(ValueError, match="no loss"):
+        load_config(LADDConfig, adv_weight=0.0)
+
+
 def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_path):
     config = _config(teacher_and_data)
     straight, disc, log = train_ladd(config, tmp_path / "a", progress=False)

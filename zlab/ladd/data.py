@@ -184,3 +184,11 @@ class SynthData:
 
     def __len__(self) -> int:
         return len(self.latents)
+
+    def initial_noise(self, index: Tensor) -> Tensor:
+        """The starting noise each sample ``index`` was drawn from (regenerated from its stored seed,
+        exactly as ``ZImagePipeline.prepare_latents`` draws it): the teacher's 50-step sampler took
+        ``noise[i]`` to ``latents[i]``, the pairing regression distillation learns."""
+        shape = (1, *self.latents.shape[1:])
+        return torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(int(self.seeds[i])))
+                          for i in index.tolist()])

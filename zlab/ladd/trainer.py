@@ -13,8 +13,10 @@ Per step:
 4. one fresh ``eps'`` and ``t_hat ~ LogitNormal(m, s)`` re-noise ``x0`` and ``x0_hat`` alike;
 5. the frozen teacher's :class:`~zlab.features.FeatureTap` maps of both (``no_grad`` on the real
    path only: the fake path keeps its graph so L_adv reaches the student *through* the teacher);
-6. the heads score both; 7-8. the student steps on L_adv alone (heads frozen for that
-   backward), then the heads step on the GAN loss with the fake maps detached.
+6. the heads score both; 7-8. the student steps on L_adv (heads frozen for that backward; plus
+   an optional regression term to the teacher's sample of the same noise, ``regression_weight``,
+   which alone with ``adv_weight = 0`` is the regression-distillation baseline), then the heads step
+   on the GAN loss with the fake maps detached.
 
 Several GPUs: ``accelerate launch`` with configs/accelerate-ddp.yaml (replicas) or
 configs/accelerate-fsdp.yaml (the student sharded; what changes is in :mod:`zlab.ladd.sharding`).
@@ -80,6 +82,11 @@ class LADDConfig:
     gradient_checkpointing: bool = False
     optimizer: str = "adam"  # adam, adam_fused, adam8bit (bitsandbytes)
     backward_sim: float = 0.0  # fraction of t < 1 inputs made by the student's own sampler (0 = LADD's noised data)
+    # The student's loss: adv_weight * L_adv + regression_weight * |x0_hat - x0|^2. A regression term pairs each
+    # teacher sample with the noise it was drawn from (eps of x_t), as regression distillation does (Luhman and
+    # Luhman 2021); adv_weight = 0 is that baseline alone (the heads still train, as a probe, on detached features).
+    adv_weight: float = 1.0
+    regression_weight: float = 0.0
 
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
@@ -90,6 +97,10 @@ class LADDConfig:
         check_range("t_hat_s", self.t_hat_s, 0.01, 10.0)
         check_range("t_hat_m", self.t_hat_m, -10.0, 10.0)
         check_range("backward_sim", self.backward_sim, 0.0, 1.0)
+        check_range("adv_weight", self.adv_weight, 0.0, 1000.0)
+        check_range("regression_weight", self.regression_weight, 0.0, 1000.0)
+        if not self.adv_weight and not self.regression_weight:
+            raise ValueError("adv_weight and regression_weight are both 0: the student would have no loss")
         check_range("ema_decay", self.ema_decay, 0.0, 0.99999)
         check_range("lora_rank", self.lora_rank, 0, 4096)
         for key in ("weights_dtype", "student_dtype"):
@@ -142,6 +153,8 @@ def draw_batch(data: SynthData, config: LADDConfig, step: int, generator: torch.
     embeds = [data.embeds[i] for i in data.prompt_index[idx].tolist()]
     t = sample_student_t(n, step, config.warmup_steps, generator, warmup=config.warmup_probs, full=config.full_probs)
     eps = torch.randn(x0.shape, generator=generator)
+    if config.regression_weight:  # x_t on the teacher's own path from noise to x0 (drawn above all the same,
+        eps = data.initial_noise(idx)  # so every other draw stays what it is without the regression term)
     t_hat = sample_t_hat(n, config.t_hat_m, config.t_hat_s, generator)
     eps_hat = torch.randn(x0.shape, generator=generator)
     # Backward simulation: t = .75 and .25 are reached by the 4-step sampler, t = .5 by the 2- or 4-step one.
@@ -181,17 +194,30 @@ def sampler_inputs(student, batch: LADDBatch) -> Tensor:
     return torch.where((batch.sim_dt > 0)[:, None, None, None], x_sim, x)
 
 
-def ladd_forward(student, tap: FeatureTap, batch: LADDBatch, sampler=None) -> LADDForward:
+def ladd_forward(student, tap: FeatureTap, batch: LADDBatch, sampler=None, adversarial: bool = True) -> LADDForward:
     """LADD steps 2-5: noise, denoise with the student, re-noise both, tap the teacher.
 
     ``sampler`` is the unwrapped student used for backward simulation (defaults to ``student``).
+    ``adversarial=False`` (no L_adv for the student): the fake path runs without a graph too.
     """
     x_t = sampler_inputs(sampler or student, batch)
     x0_hat = x0_from_velocity(x_t, zimage_velocity(student, x_t, batch.t, batch.embeds), batch.t)
     with torch.no_grad():
         real_maps = tap(add_noise(batch.x0, batch.eps_hat, batch.t_hat), batch.t_hat, batch.embeds)
-    fake_maps = tap(add_noise(x0_hat, batch.eps_hat, batch.t_hat), batch.t_hat, batch.embeds)
+    with torch.set_grad_enabled(adversarial and torch.is_grad_enabled()):
+        fake_maps = tap(add_noise(x0_hat, batch.eps_hat, batch.t_hat), batch.t_hat, batch.embeds)
     return LADDForward(x0_hat, real_maps, fake_maps)
+
+
+def student_loss(fwd: LADDForward, heads, batch: LADDBatch, config: LADDConfig) -> Tensor:
+    """``adv_weight * L_adv + regression_weight * mean |x0_hat - x0|^2`` (the heads frozen by the caller)."""
+    loss = fwd.x0_hat.new_zeros((), dtype=torch.float32)
+    if config.adv_weight:
+        loss = loss + config.adv_weight * generator_loss([l.float() for l in heads(fwd.fake_maps, batch.t_hat, batch.text)],
+                                                         config.loss)
+    if config.regression_weight:
+        loss = loss + config.regression_weight * (fwd.x0_hat.float() - batch.x0.float()).pow(2).mean()
+    return loss
 
 
 def load_teacher(path_or_id: str, dtype: str = "float32") -> ZImageTransformer2DModel:
@@ -229,9 +255,9 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
     heads (``heads_ok`` False), and the student and its EMA have moved.
     """
     with accelerator.autocast():
-        fwd = ladd_forward(student, tap, batch, sampler=sampler)
+        fwd = ladd_forward(student, tap, batch, sampler=sampler, adversarial=bool(config.adv_weight))
         heads.requires_grad_(False)
-        g_loss = generator_loss([l.float() for l in heads(fwd.fake_maps, batch.t_hat, batch.text)], config.loss)
+        g_loss = student_loss(fwd, heads, batch, config)
     heads.requires_grad_(True)
     ok = all_finite(accelerator, g_loss)  # every rank skips together: a backward alone would wait for the others
     if ok:
