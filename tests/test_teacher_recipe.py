@@ -38,6 +38,7 @@ def test_calibrate_open_prob_picks_the_best_validation_score():
         assert set(row["sweep"]) == {"0", "1"}
         assert row["score"] == max(v["score"] for v in row["sweep"].values())
     assert record["chosen"] == float(max(record["candidates"], key=lambda p: record["candidates"][p]["score"]))
+    assert record["candidates"]["0.1"]["transformer"] != record["candidates"]["0.3"]["transformer"]  # which teacher
     card = calibration_table(record)
     assert "(chosen)" in card and card.count("\n") == 3
     with pytest.raises(ValueError, match="at least 2"):

@@ -78,14 +78,20 @@ def _make_teacher(args: argparse.Namespace) -> None:
 
 
 def _ship_teacher(args: argparse.Namespace) -> None:
+    from zlab.ladd.data import teacher_fingerprint
     from zlab.train.recipe import ship_teacher
     from zlab.train.teacher_card import summary_tables
     from zlab.zimage import load_pipeline
 
     training = json.loads(Path(args.training_json).read_text()) if args.training_json else None
+    pipe, sweep = load_pipeline(args.pipeline), None
     if args.calibration:
-        training = {**(training or {}), "open_prob_calibration": json.loads(Path(args.calibration).read_text())}
-    record = ship_teacher(load_pipeline(args.pipeline), args.out, training=training,
+        calibration = json.loads(Path(args.calibration).read_text())
+        training = {**(training or {}), "open_prob_calibration": calibration}
+        chosen = calibration["candidates"][f"{calibration['chosen']:g}"]
+        if chosen.get("transformer") == teacher_fingerprint(pipe.transformer):  # this very teacher: reuse its sweep
+            sweep = {float(g): v for g, v in chosen["sweep"].items()}
+    record = ship_teacher(pipe, args.out, training=training, sweep=sweep,
                           image_size=args.image_size or _profile_image_size(),
                           guidance_candidates=[float(g) for g in args.guidance_scales.split(",")])
     print(summary_tables(record))

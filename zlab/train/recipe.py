@@ -23,6 +23,7 @@ import numpy as np
 from diffusers import ZImagePipeline
 
 from zlab.evaluate import evaluate_open, stock_samples, teacher_reference, vae_reconstruction
+from zlab.ladd.data import teacher_fingerprint
 from zlab.open_metrics import prompt_records, summarise
 from zlab.prompt_sets import prompts_and_seeds
 from zlab.shapes import sampling_base
@@ -87,7 +88,8 @@ def calibrate_open_prob(candidates: dict[float, ZImagePipeline], guidance_candid
         scores = choose_guidance(pipe, guidance_candidates, base, net, plan)
         best = max(scores, key=lambda g: scores[g]["score"])
         record[f"{open_prob:g}"] = {"best_guidance": best, **scores[best],
-                                    "sweep": {f"{g:g}": v for g, v in scores.items()}}
+                                    "sweep": {f"{g:g}": v for g, v in scores.items()},
+                                    "transformer": teacher_fingerprint(pipe.transformer)}
     chosen = max(record, key=lambda p: record[p]["score"])
     return {"candidates": record, "chosen": float(chosen), "plan": asdict(plan)}
 
@@ -124,14 +126,16 @@ def steps_rows(pipe: ZImagePipeline, sampling: dict, net: ShapesNet, plan: Teach
 
 def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Sequence[float] = GUIDANCE_CANDIDATES,
                  cfg_truncation: float = 1.0, shapes_net: str | Path = "checkpoints/shapes-net",
-                 training: dict | None = None, image_size: int = 64, plan: TeacherEval = TeacherEval()) -> dict:
+                 training: dict | None = None, image_size: int = 64, plan: TeacherEval = TeacherEval(),
+                 sweep: dict[float, dict] | None = None) -> dict:
     """Choose g on validation, save the folder with sampling.json (at ``image_size``), measure it on test,
-    write eval.json and the model card. Returns the eval record."""
+    write eval.json and the model card. Returns the eval record. ``sweep``: this teacher's guidance sweep,
+    already measured by :func:`calibrate_open_prob` (the same validation prompts, seeds and score)."""
     net = ShapesNet.load(shapes_net)
     pipe.set_progress_bar_config(disable=True)
     base = {"num_inference_steps": 50, "cfg_truncation": cfg_truncation, **sampling_base(image_size)}
     start = time.perf_counter()
-    scores = choose_guidance(pipe, guidance_candidates, base, net, plan)
+    scores = sweep or choose_guidance(pipe, guidance_candidates, base, net, plan)
     best = max(scores, key=lambda g: scores[g]["score"])
     sampling = {**base, "guidance_scale": best}
     out = save_pipeline(pipe, out, sampling=sampling)

@@ -78,7 +78,8 @@ def model_card(sampling: dict, record: dict) -> str:
 (`zlab calibrate-open-prob`; each at its best g, the score of the guidance choice below):
 
 {calibration_table(calibration)}""" if calibration else "")
-    precision = {"bf16": "bf16 autocast", "no": "fp32"}.get(config.get("mixed_precision"), "")
+    precision = {"bf16": ", bf16 autocast", "no": ", fp32"}.get(config.get("mixed_precision"), "")
+    length = f", {config['steps']} steps of batch {config['batch_size']}" if "steps" in config else ""
     return f"""# shapes-teacher: a tiny Z-Image trained on open Shapes captions
 
 A stock diffusers `ZImagePipeline` folder (safetensors): tiny `ZImageTransformer2DModel` (refiners,
@@ -116,7 +117,7 @@ aspect buckets, (height, width) = {config.get("image_sizes", "?")}, one per batc
 `zlab make-teacher --out checkpoints/shapes-teacher` (configs `configs/shapes-vae.toml`,
 `configs/shapes-teacher.toml`): the VAE on train-split renders (L1 + small KL), its latent shift and scale
 measured on data; then flow matching with velocity target, logit-normal t with each bucket's resolution
-shift, caption dropout for CFG, EMA with warm-up (the EMA weights ship), gradient clipping, {precision}, {config.get("steps", "?")} steps of batch {config.get("batch_size", "?")}.
+shift, caption dropout for CFG, EMA with warm-up (the EMA weights ship), gradient clipping{precision}{length}.
 Measured wall time on the 2-core CPU: {time_text}measurement {record["measure_s"] / 60:.1f} min.
 VAE round trips of 500 fresh renders per bucket: {vae_text or "not recorded"}.
 {training.get("notes", "")}
