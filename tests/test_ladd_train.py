@@ -130,6 +130,27 @@ def test_regression_student_learns_the_noise_to_sample_map(teacher_and_data):
         load_config(LADDConfig, adv_weight=0.0)
 
 
+def test_aspect_buckets_synthesise_and_train_one_bucket_per_batch(teacher_and_data, tiny_pipe, tmp_path):
+    from zlab.ladd.data import load_buckets, synthesize_buckets
+    from zlab.ladd.trainer import draw_batch
+
+    out = synthesize_buckets(tiny_pipe, tmp_path / "synth", SAMPLING, [(64, 64), (64, 96)], rounds=1, prompts=PROMPTS,
+                             progress=False)
+    buckets = load_buckets(out)
+    assert [b.latents.shape[-2:] for b in buckets] == [(8, 8), (8, 12)]
+    assert not set(buckets[0].seeds.tolist()) & set(buckets[1].seeds.tolist())  # no shared starting noise
+    assert [b.sampling["width"] for b in buckets] == [64, 96]
+    config = _config(teacher_and_data, data=str(out), steps=2, synth_sizes=[[64, 64], [64, 96]])
+    generator = torch.Generator().manual_seed(0)
+    widths = {draw_batch(buckets, config, 0, generator).x0.shape[-1] for _ in range(12)}
+    assert widths == {8, 12}
+    _, _, log = train_ladd(config, tmp_path / "run", progress=False)
+    assert len(log["d_loss"]) == 2 and log["skipped"] == []
+    assert len(load_buckets(teacher_and_data[1])) == 1  # a plain synth folder is one bucket
+    with pytest.raises(ValueError, match="multiples of 16"):
+        load_config(LADDConfig, synth_sizes=[[64, 70]])
+
+
 def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_path):
     config = _config(teacher_and_data)
     straight, disc, log = train_ladd(config, tmp_path / "a", progress=False)

@@ -148,9 +148,15 @@ def _synth(args: argparse.Namespace) -> None:
 
     prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()] \
         if args.prompts else None
+    sizes = []
+    for item in filter(None, (args.sizes or "").split(",")):
+        height, _, width = item.strip().partition("x")
+        if not (height.isdigit() and width.isdigit()):
+            raise SystemExit(f"--sizes takes HxW[,HxW...] such as 64x64,64x96, got {item!r}")
+        sizes.append((int(height), int(width)))
     print(synthesize_from(args.teacher, args.out, sampling=json.loads(args.sampling) if args.sampling else None,
                           device=args.device, dtype=DTYPES[args.dtype], rounds=args.rounds, seed=args.seed,
-                          prompts=prompts, batch_size=args.batch_size))
+                          prompts=prompts, batch_size=args.batch_size, sizes=sizes))
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -357,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampling", help="JSON stock-pipeline settings (default: the teacher's sampling.json)")
     p.add_argument("--prompts", help="a text file, one prompt per line (default: the Shapes train prompts)")
     p.add_argument("--batch-size", type=int, default=90)
+    p.add_argument("--sizes", help="aspect buckets HxW,HxW,... (one synth folder each; default: the sampling size)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.set_defaults(func=_synth)

@@ -34,6 +34,7 @@ from zlab.zimage import SAMPLING_FILE, encode_prompts, generate, initial_noise, 
 
 MANIFEST = "synth.json"
 TEXT = "text.safetensors"
+BUCKETS = "buckets.json"  # a folder of aspect buckets: one synth folder per size, named HxW
 
 
 def synth_seed(base: int, round_: int, index: int, n_prompts: int) -> int:
@@ -131,16 +132,36 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
     return out
 
 
+def synthesize_buckets(pipe: ZImagePipeline, out: str | Path, sampling: dict, sizes: Sequence[Sequence[int]],
+                       seed: int = 0, **kwargs) -> Path:
+    """:func:`synthesize` at each ``(height, width)`` of ``sizes``, into ``out/HxW`` (each its own synth
+    folder; bucket ``k`` draws with seed base ``seed + 100 k``, so no two buckets share a starting noise),
+    listed in ``out/buckets.json``; :func:`load_buckets` reads them back."""
+    out = Path(out)
+    names = []
+    for k, (height, width) in enumerate(sizes):
+        names.append(f"{height}x{width}")
+        synthesize(pipe, out / names[-1], {**sampling, "height": height, "width": width}, seed=seed + 100 * k, **kwargs)
+    tmp = out / f".{BUCKETS}.tmp"
+    tmp.write_text(json.dumps({"buckets": names}, indent=2) + "\n")
+    os.replace(tmp, out / BUCKETS)
+    return out
+
+
 def synthesize_from(teacher: str | Path, out: str | Path, sampling: dict | None = None, device: str = "cpu",
-                    dtype: torch.dtype = torch.float32, **kwargs) -> Path:
+                    dtype: torch.dtype = torch.float32, sizes: Sequence[Sequence[int]] = (), **kwargs) -> Path:
     """:func:`synthesize` for a teacher folder or hub id, with its own ``sampling.json`` unless
-    ``sampling`` is given (the real Z-Image has none: e.g. 50 steps, guidance 4, 1024x1024)."""
+    ``sampling`` is given (the real Z-Image has none: e.g. 50 steps, guidance 4, 1024x1024); with
+    ``sizes``, :func:`synthesize_buckets` at those aspect buckets."""
     if sampling is None:
         if not (Path(teacher) / SAMPLING_FILE).is_file():
             raise ValueError(f"{teacher} has no {SAMPLING_FILE}; pass the teacher's sampling, e.g. --sampling "
                              '\'{"num_inference_steps": 50, "guidance_scale": 4.0, "height": 1024, "width": 1024}\'')
         sampling = read_sampling(teacher)
-    return synthesize(load_pipeline(teacher, device=device, dtype=dtype), out, sampling, **kwargs)
+    pipe = load_pipeline(teacher, device=device, dtype=dtype)
+    if sizes:
+        return synthesize_buckets(pipe, out, sampling, sizes, **kwargs)
+    return synthesize(pipe, out, sampling, **kwargs)
 
 
 @dataclass
@@ -192,3 +213,12 @@ class SynthData:
         shape = (1, *self.latents.shape[1:])
         return torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(int(self.seeds[i])))
                           for i in index.tolist()])
+
+
+def load_buckets(path: str | Path) -> list[SynthData]:
+    """The synth data of each aspect bucket of a :func:`synthesize_buckets` folder, or ``[SynthData.load(path)]``
+    for a plain synth folder."""
+    path = Path(path)
+    if not (path / BUCKETS).is_file():
+        return [SynthData.load(path)]
+    return [SynthData.load(path / name) for name in json.loads((path / BUCKETS).read_text())["buckets"]]

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from zlab.features import FeatureTap
 from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
-from zlab.ladd.data import SynthData
+from zlab.ladd.data import SynthData, load_buckets
 from zlab.ladd.heads import pool_text
 from zlab.ladd.losses import LOSSES, discriminator_loss, generator_loss, head_accuracy
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
@@ -54,6 +54,7 @@ class LADDConfig:
     teacher: str = "checkpoints/shapes-teacher"
     data: str = "runs/synth"
     synth_rounds: int = 4  # seeds per train prompt that `zlab synth` draws from the teacher
+    synth_sizes: tuple = ()  # aspect buckets (height, width) to synthesise and train at; () = the teacher's size
     steps: int = 1000
     batch_size: int = 32
     student_lr: float = 1e-5
@@ -91,6 +92,9 @@ class LADDConfig:
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
         check_range("synth_rounds", self.synth_rounds, 1, 1000)
+        for size in self.synth_sizes:
+            if len(size) != 2 or any(not isinstance(x, int) or x < 16 or x % 16 for x in size):
+                raise ValueError(f"synth_sizes must be (height, width) pairs of multiples of 16, got {size!r}")
         check_range("batch_size", self.batch_size, 1, 4096)
         check_range("student_lr", self.student_lr, 0.0, 1.0)
         check_range("heads_lr", self.heads_lr, 0.0, 1.0)
@@ -144,9 +148,12 @@ class LADDForward:
     fake_maps: list[Tensor]
 
 
-def draw_batch(data: SynthData, config: LADDConfig, step: int, generator: torch.Generator,
+def draw_batch(data: SynthData | list[SynthData], config: LADDConfig, step: int, generator: torch.Generator,
                device: torch.device | str = "cpu") -> LADDBatch:
-    """Sample a batch and all of its noise (student t, eps, t_hat, eps') from ``generator``."""
+    """Sample a batch and all of its noise (student t, eps, t_hat, eps') from ``generator``. With several
+    aspect buckets (:func:`~zlab.ladd.data.load_buckets`), each batch comes from one, drawn uniformly."""
+    if isinstance(data, list):
+        data = data[int(torch.randint(len(data), (1,), generator=generator))] if len(data) > 1 else data[0]
     n = config.batch_size
     idx = torch.randint(len(data), (n,), generator=generator)
     x0 = data.latents[idx]
@@ -316,9 +323,9 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     accelerator = make_accelerator(config.mixed_precision)
     sharded = uses_fsdp(accelerator, config)
     seed_everything(config.seed)
-    data = SynthData.load(config.data)
+    data = load_buckets(config.data)  # one synth folder, or one per aspect bucket
     models = build_models(config, load_teacher(config.teacher, config.weights_dtype).to(accelerator.device),
-                          data.embeds[0].shape[-1])
+                          data[0].embeds[0].shape[-1])
     # Every rank draws its own batch (seed + rank); DDP/FSDP average the gradients, so weights stay equal.
     generator = torch.Generator().manual_seed(config.seed + 1000 * accelerator.process_index)
 
