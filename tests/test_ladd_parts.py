@@ -7,11 +7,11 @@ import torch
 
 from zlab.features import FeatureTap
 from zlab.ladd.heads import Discriminator, pool_text
-from zlab.ladd.losses import discriminator_loss, generator_loss, head_accuracy
+from zlab.ladd.losses import approximate_r1, discriminator_loss, fake_side, generator_loss, head_accuracy
 from zlab.ladd.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.ladd.student import student_pipeline
 from zlab.ladd.setup import build_models, make_optimizer
-from zlab.ladd.trainer import LADDBatch, LADDConfig, ladd_forward, sampler_inputs
+from zlab.ladd.trainer import LADDBatch, LADDConfig, LADDForward, ladd_forward, sampler_inputs
 from zlab.flow import zimage_velocity
 from zlab.zimage import encode_prompts
 
@@ -68,6 +68,41 @@ def test_losses_match_their_formulas():
     assert head_accuracy(real, fake) == [1.0, 0.0]
     with pytest.raises(ValueError, match="hinge"):
         generator_loss(fake, "wasserstein")
+    # mismatched negatives: a weight of 0 leaves a sample out of the mean
+    two = [torch.tensor([[0.0], [5.0]])]
+    assert fake_side(two).item() == pytest.approx((1.0 + 6.0) / 2)
+    assert fake_side(two, weight=torch.tensor([1.0, 0.0])).item() == pytest.approx(1.0)
+    # approximate R1: the squared change of each head's per-sample score
+    assert approximate_r1(real, real).item() == 0.0
+    assert approximate_r1([torch.tensor([[1.0, 3.0]])], [torch.tensor([[2.0, 2.0]])]).item() == 0.0  # same mean
+    assert approximate_r1([torch.tensor([[1.0]])], [torch.tensor([[3.0]])]).item() == pytest.approx(4.0)
+
+
+def test_heads_see_wrong_captions_and_perturbed_reals_in_one_forward(tiny_pipe):
+    """With mismatched negatives and approximate R1 on, the heads' batch is real, fake, real under the
+    neighbour's caption, perturbed real; a neighbour with the same prompt is no negative."""
+    from zlab.ladd.data import SynthData
+    from zlab.ladd.trainer import draw_batch, heads_inputs
+
+    prompts = ["a red shape", "a blue shape", "a red shape"]
+    embeds = encode_prompts(tiny_pipe, prompts)
+    data = SynthData(latents=torch.randn(3, 16, 8, 8), prompt_index=torch.tensor([0, 1, 0]), seeds=torch.arange(3),
+                     prompts=prompts, embeds=embeds, sampling={})
+    config = LADDConfig(batch_size=6, mismatch_weight=1.0, r1_weight=1.0, r1_sigma=0.1)
+    batch = draw_batch(data, config, 0, torch.Generator().manual_seed(0))
+    same = data.prompt_index[torch.randint(3, (6,), generator=torch.Generator().manual_seed(0))]
+    assert torch.equal(batch.wrong, (same != same.roll(1)).float())
+    assert torch.equal(batch.wrong_text, batch.text.roll(1, 0)) and batch.r1_seed is not None
+    real = [torch.randn(6, 4, 4, 4)]
+    fwd = LADDForward(x0_hat=batch.x0, real_maps=real, fake_maps=[torch.randn(6, 4, 4, 4, requires_grad=True)])
+    maps, t_hat, text = heads_inputs(fwd, batch, r1_sigma=0.1)
+    assert maps[0].shape[0] == 24 and len(t_hat) == 24 and not maps[0][6:12].requires_grad
+    torch.testing.assert_close(maps[0][12:18], real[0])
+    torch.testing.assert_close(text[12:18], batch.text.roll(1, 0))
+    change = (maps[0][18:] - real[0]).std() / real[0].std()
+    assert 0.05 < change.item() < 0.2  # the perturbation is sigma = 0.1 of the maps' spread
+    plain = draw_batch(data, LADDConfig(batch_size=6), 0, torch.Generator().manual_seed(0))
+    assert plain.wrong is None and plain.r1_seed is None and len(heads_inputs(fwd, plain)[1]) == 12
 
 
 def _batch(embeds, g):

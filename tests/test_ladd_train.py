@@ -151,6 +151,17 @@ def test_aspect_buckets_synthesise_and_train_one_bucket_per_batch(teacher_and_da
         load_config(LADDConfig, synth_sizes=[[64, 70]])
 
 
+def test_heads_options_train_and_add_to_the_heads_loss(teacher_and_data, tmp_path):
+    """Approximate R1 and mismatched-caption negatives only add non-negative terms to the heads' loss."""
+    plain = _config(teacher_and_data, steps=2)
+    both = _config(teacher_and_data, steps=2, r1_weight=10.0, mismatch_weight=1.0)
+    _, _, log_plain = train_ladd(plain, tmp_path / "plain", progress=False)
+    _, _, log_both = train_ladd(both, tmp_path / "both", progress=False)
+    assert log_both["skipped"] == [] and log_both["heads_skipped"] == []
+    assert log_both["g_loss"][0] == pytest.approx(log_plain["g_loss"][0])  # the same first batch and student step
+    assert log_both["d_loss"][0] > log_plain["d_loss"][0]
+
+
 def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_path):
     config = _config(teacher_and_data)
     straight, disc, log = train_ladd(config, tmp_path / "a", progress=False)

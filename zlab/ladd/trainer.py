@@ -36,7 +36,7 @@ from zlab.features import FeatureTap
 from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
 from zlab.ladd.data import SynthData, load_buckets
 from zlab.ladd.heads import pool_text
-from zlab.ladd.losses import LOSSES, discriminator_loss, generator_loss, head_accuracy
+from zlab.ladd.losses import LOSSES, approximate_r1, discriminator_loss, fake_side, generator_loss, head_accuracy
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_ema, make_optimizers
 from zlab.ladd.sharding import (all_finite, any_rank, ema_state, gathered_student, load_ema_state, load_optimizer_state,
@@ -88,6 +88,11 @@ class LADDConfig:
     # Luhman 2021); adv_weight = 0 is that baseline alone (the heads still train, as a probe, on detached features).
     adv_weight: float = 1.0
     regression_weight: float = 0.0
+    # The heads: approximate R1 (weight, and the perturbation in units of each real feature map's std) and
+    # mismatched-caption negatives (a teacher sample judged under another prompt's caption counts as fake).
+    r1_weight: float = 0.0
+    r1_sigma: float = 0.1
+    mismatch_weight: float = 0.0
 
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
@@ -103,6 +108,9 @@ class LADDConfig:
         check_range("backward_sim", self.backward_sim, 0.0, 1.0)
         check_range("adv_weight", self.adv_weight, 0.0, 1000.0)
         check_range("regression_weight", self.regression_weight, 0.0, 1000.0)
+        check_range("r1_weight", self.r1_weight, 0.0, 1e6)
+        check_range("r1_sigma", self.r1_sigma, 1e-4, 10.0)
+        check_range("mismatch_weight", self.mismatch_weight, 0.0, 1000.0)
         if not self.adv_weight and not self.regression_weight:
             raise ValueError("adv_weight and regression_weight are both 0: the student would have no loss")
         check_range("ema_decay", self.ema_decay, 0.0, 0.99999)
@@ -137,6 +145,9 @@ class LADDBatch:
     t_hat: Tensor
     eps_hat: Tensor
     sim_dt: Tensor | None = None  # per sample: 0 = x_t is noised data; 1/N = from the student's own N-step sampler
+    wrong_text: Tensor | None = None  # mismatched negatives: each sample's pooled text replaced by another prompt's
+    wrong: Tensor | None = None  # (B,) 1 where that other prompt really differs, else 0
+    r1_seed: int | None = None  # seeds the approximate-R1 perturbation of the real feature maps
 
 
 @dataclass
@@ -169,8 +180,15 @@ def draw_batch(data: SynthData | list[SynthData], config: LADDConfig, step: int,
     two_step = (t == 0.5) & (torch.rand(n, generator=generator) < 0.5)
     sim_dt = torch.where(simulate, torch.where(two_step, 0.5, 0.25), 0.0)
     to = lambda x: x.to(device)
-    return LADDBatch(to(x0), [to(e) for e in embeds], to(pool_text(embeds)), to(t), to(eps), to(t_hat), to(eps_hat),
-                     to(sim_dt))
+    text = pool_text(embeds)
+    wrong_text = wrong = r1_seed = None
+    if config.mismatch_weight:  # each sample under its neighbour's caption (no draw: the batch is already random)
+        wrong_text, wrong = text.roll(1, 0), (data.prompt_index[idx] != data.prompt_index[idx].roll(1)).float()
+    if config.r1_weight:
+        r1_seed = int(torch.randint(2**62, (1,), generator=generator))
+    return LADDBatch(to(x0), [to(e) for e in embeds], to(text), to(t), to(eps), to(t_hat), to(eps_hat), to(sim_dt),
+                     wrong_text=None if wrong_text is None else to(wrong_text), wrong=None if wrong is None else to(wrong),
+                     r1_seed=r1_seed)
 
 
 @torch.no_grad()
@@ -251,6 +269,21 @@ class StepResult:
         return self.student_ok and self.heads_ok
 
 
+def heads_inputs(fwd: LADDForward, batch: LADDBatch, r1_sigma: float = 0.1) -> tuple[list[Tensor], Tensor, Tensor]:
+    """The heads' batch: real maps, detached fake maps, then (if asked) the real maps under the wrong
+    captions and the real maps perturbed for approximate R1 (noise of ``r1_sigma`` times each map's std),
+    each part with its t_hat and pooled text."""
+    parts = [(fwd.real_maps, batch.text), ([f.detach() for f in fwd.fake_maps], batch.text)]
+    if batch.wrong_text is not None:
+        parts.append((fwd.real_maps, batch.wrong_text))
+    if batch.r1_seed is not None:
+        generator = torch.Generator(batch.t_hat.device).manual_seed(batch.r1_seed)
+        parts.append(([r + r1_sigma * r.std() * torch.randn(r.shape, generator=generator, device=r.device, dtype=r.dtype)
+                       for r in fwd.real_maps], batch.text))
+    maps = [torch.cat([part[k] for part, _ in parts]) for k in range(len(fwd.real_maps))]
+    return maps, batch.t_hat.repeat(len(parts)), torch.cat([text for _, text in parts])
+
+
 def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBatch, opt_student, opt_heads,
               config: LADDConfig, sampler=None, ema=None) -> StepResult:
     """One LADD update (steps 2-8 of the module docstring) of the (DDP- or FSDP-prepared, or plain) ``student`` and heads.
@@ -276,10 +309,16 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
     opt_student.zero_grad(set_to_none=True)
     with accelerator.autocast():
         n = len(batch.t_hat)
-        logits = disc([torch.cat([r, f.detach()]) for r, f in zip(fwd.real_maps, fwd.fake_maps, strict=True)],
-                      batch.t_hat.repeat(2), batch.text.repeat(2, 1))
-        real, fake = [l[:n].float() for l in logits], [l[n:].float() for l in logits]
+        maps, t_hat, text = heads_inputs(fwd, batch, config.r1_sigma)  # one forward of the heads over every part (DDP-safe)
+        logits = [l.float() for l in disc(maps, t_hat, text)]
+        real, fake = [l[:n] for l in logits], [l[n:2 * n] for l in logits]
         d_loss = discriminator_loss(real, fake, config.loss)
+        rest = [l[2 * n:] for l in logits]
+        if batch.wrong is not None:  # a neighbour with the same prompt is no negative: weight 0
+            d_loss = d_loss + config.mismatch_weight * fake_side([l[:n] for l in rest], config.loss, batch.wrong)
+            rest = [l[n:] for l in rest]
+        if batch.r1_seed is not None:
+            d_loss = d_loss + config.r1_weight * approximate_r1(real, rest)
     heads_ok = ok and all_finite(accelerator, d_loss)
     if heads_ok:
         accelerator.backward(d_loss)
