@@ -27,7 +27,7 @@ from zlab.ladd.data import synthesize_from
 from zlab.ladd.heads import Discriminator
 from zlab.ladd.student import STUDENT_STEPS, check_student_schedule, save_student, student_pipeline
 from zlab.ladd.trainer import LADDConfig, train_ladd
-from zlab.shapes import enumerate_captions, sampling_base
+from zlab.shapes import canvas_size, enumerate_captions, sampling_base
 from zlab.shapes_net import ShapesNet
 from zlab.zimage import read_sampling
 
@@ -145,7 +145,7 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
     start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=config.seed, progress=progress,
-                    device=device, sizes=[tuple(size) for size in config.synth_sizes])
+                    device=device, sizes=[canvas_size(size) for size in config.synth_sizes])
     synth_s = time.perf_counter() - start
     transformer, disc, log = train_ladd(config, run_dir, resume=resume, progress=progress)
     train_s = time.perf_counter() - start - synth_s

@@ -41,6 +41,7 @@ from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sampl
 from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_ema, make_optimizers
 from zlab.ladd.sharding import (all_finite, any_rank, ema_state, gathered_student, load_ema_state, load_optimizer_state,
                                 mixed_precision_policy, model_state, optimizer_state, replicate, uses_fsdp)
+from zlab.shapes import canvas_size
 from zlab.train.config import check_range
 from zlab.train.loop import make_accelerator, resume_run, save_checkpoint, seed_everything
 
@@ -98,8 +99,7 @@ class LADDConfig:
         check_range("steps", self.steps, 1, 10**7)
         check_range("synth_rounds", self.synth_rounds, 1, 1000)
         for size in self.synth_sizes:
-            if len(size) != 2 or any(not isinstance(x, int) or x < 16 or x % 16 for x in size):
-                raise ValueError(f"synth_sizes must be (height, width) pairs of multiples of 16, got {size!r}")
+            canvas_size(size)  # (height, width), multiples of 16
         check_range("batch_size", self.batch_size, 1, 4096)
         check_range("student_lr", self.student_lr, 0.0, 1.0)
         check_range("heads_lr", self.heads_lr, 0.0, 1.0)

@@ -72,6 +72,16 @@ def choose_guidance(pipe: ZImagePipeline, candidates: Sequence[float], base: dic
     return scores
 
 
+def fifty_step_base(image_size: int, cfg_truncation: float = 1.0) -> dict:
+    """The teacher's sampling.json before its g: 50 steps at ``image_size`` (what every guidance choice samples)."""
+    return {"num_inference_steps": 50, "cfg_truncation": cfg_truncation, **sampling_base(image_size)}
+
+
+def best_guidance(scores: dict[float, dict]) -> float:
+    """The g of a :func:`choose_guidance` sweep with the highest validation score."""
+    return max(scores, key=lambda g: scores[g]["score"])
+
+
 def calibrate_open_prob(candidates: dict[float, ZImagePipeline], guidance_candidates: Sequence[float] = GUIDANCE_CANDIDATES,
                         shapes_net: str | Path = "checkpoints/shapes-net", image_size: int = 64,
                         plan: TeacherEval = TeacherEval()) -> dict:
@@ -81,12 +91,12 @@ def calibrate_open_prob(candidates: dict[float, ZImagePipeline], guidance_candid
     if len(candidates) < 2:
         raise ValueError(f"calibrating open_prob needs at least 2 candidate teachers, got {len(candidates)}")
     net = ShapesNet.load(shapes_net)
-    base = {"num_inference_steps": 50, "cfg_truncation": 1.0, **sampling_base(image_size)}
+    base = fifty_step_base(image_size)
     record = {}
     for open_prob, pipe in sorted(candidates.items()):
         pipe.set_progress_bar_config(disable=True)
         scores = choose_guidance(pipe, guidance_candidates, base, net, plan)
-        best = max(scores, key=lambda g: scores[g]["score"])
+        best = best_guidance(scores)
         record[f"{open_prob:g}"] = {"best_guidance": best, **scores[best],
                                     "sweep": {f"{g:g}": v for g, v in scores.items()},
                                     "transformer": teacher_fingerprint(pipe.transformer)}
@@ -133,10 +143,10 @@ def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Seq
     already measured by :func:`calibrate_open_prob` (the same validation prompts, seeds and score)."""
     net = ShapesNet.load(shapes_net)
     pipe.set_progress_bar_config(disable=True)
-    base = {"num_inference_steps": 50, "cfg_truncation": cfg_truncation, **sampling_base(image_size)}
+    base = fifty_step_base(image_size, cfg_truncation)
     start = time.perf_counter()
     scores = sweep or choose_guidance(pipe, guidance_candidates, base, net, plan)
-    best = max(scores, key=lambda g: scores[g]["score"])
+    best = best_guidance(scores)
     sampling = {**base, "guidance_scale": best}
     out = save_pipeline(pipe, out, sampling=sampling)
     record = {"guidance_sweep_validation": {str(g): v for g, v in scores.items()},
