@@ -43,6 +43,11 @@ def test_coverage_of_uniform_collapsed_and_off_distributions():
     collapsed = coverage(["top"] * 12, allowed)
     assert collapsed["entropy"] == 0.0 and collapsed["tv"] == pytest.approx(2 / 3) and collapsed["seen"] == pytest.approx(1 / 3)
     assert coverage([], allowed) == {"entropy": 0.0, "tv": 1.0, "seen": 0.0}
+    # a value the prompt rules out is an error, not diversity: entropy stays in [0, 1], TV counts it
+    two = {"circle": 0.5, "square": 0.5}  # e.g. "a purple shape": the triangle is a held-out pair
+    ruled_out = coverage(["circle", "square", "triangle"] * 4, two)
+    assert ruled_out["entropy"] == pytest.approx(1.0) and ruled_out["tv"] == pytest.approx(1 / 3)
+    assert coverage(["triangle"] * 6, two)["entropy"] == 0.0
 
 
 def test_records_count_named_attributes_only_and_cover_open_ones():

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from zlab.tiny import build_tiny_pipeline
-from zlab.train.recipe import TeacherEval, calibrate_open_prob, ship_teacher
+from zlab.train.recipe import Targets, TeacherEval, best_guidance, calibrate_open_prob, ship_teacher
 from zlab.train.teacher_card import calibration_table
 
 
@@ -15,8 +15,11 @@ def test_ship_teacher_chooses_on_validation_and_reports_test(tmp_path):
                        named_prompts=2)
     record = ship_teacher(pipe, tmp_path / "teacher", guidance_candidates=(0.0, 1.0), plan=plan)
     sampling = json.loads((tmp_path / "teacher" / "sampling.json").read_text())
-    best = max(record["guidance_sweep_validation"].items(), key=lambda kv: kv[1]["score"])
-    assert sampling["guidance_scale"] == float(best[0]) and sampling["num_inference_steps"] == 50
+    sweep = {float(g): v for g, v in record["guidance_sweep_validation"].items()}
+    assert sampling["guidance_scale"] == best_guidance(sweep) and sampling["num_inference_steps"] == 50
+    for v in sweep.values():
+        assert v["shortfall"] == pytest.approx(Targets().shortfall(v)) and set(v["open2"]) == {
+            "valid", "named_accuracy", "coverage_entropy"}
     assert {r["size"] for r in record["named"]} == {"64x64", "64x96", "96x64"}
     settings = {r["setting"] for r in record["steps"]}
     assert len(settings) == 12 and "teacher 1 step, no CFG" in settings and "teacher 50 steps + CFG" in settings
@@ -37,9 +40,55 @@ def test_calibrate_open_prob_picks_the_best_validation_score():
     for row in record["candidates"].values():
         assert set(row["sweep"]) == {"0", "1"}
         assert row["score"] == max(v["score"] for v in row["sweep"].values())
-    assert record["chosen"] == float(max(record["candidates"], key=lambda p: record["candidates"][p]["score"]))
+    rows = record["candidates"]
+    assert record["chosen"] == float(min(rows, key=lambda p: (round(rows[p]["shortfall"], 6), -rows[p]["score"])))
     assert record["candidates"]["0.1"]["transformer"] != record["candidates"]["0.3"]["transformer"]  # which teacher
     card = calibration_table(record)
     assert "(chosen)" in card and card.count("\n") == 3
     with pytest.raises(ValueError, match="at least 2"):
         calibrate_open_prob({0.3: candidates[0.3]}, plan=plan)
+
+
+def _entry(named_joint, valid, named, coverage, score):
+    entry = {"named_joint": named_joint, "score": score,
+             "open2": {"valid": valid, "named_accuracy": named, "coverage_entropy": coverage}}
+    return {**entry, "shortfall": Targets().shortfall(entry)}
+
+
+def test_guidance_choice_meets_the_targets_before_the_score():
+    # g = 1 has the best score but misses coverage; g = 0.5 meets every target: it wins
+    sweep = {0.0: _entry(0.93, 0.94, 0.78, 0.91, 0.84), 0.5: _entry(0.96, 0.95, 0.91, 0.86, 0.87),
+             1.0: _entry(0.97, 0.96, 0.93, 0.82, 0.88)}
+    assert sweep[0.5]["shortfall"] == 0.0 and sweep[1.0]["shortfall"] == pytest.approx(0.03)
+    assert sweep[0.0]["shortfall"] == pytest.approx(0.02 + 0.12)
+    assert best_guidance(sweep) == 0.5
+    # none meets all: the least total miss; equal misses: the higher score
+    del sweep[0.5]
+    assert best_guidance(sweep) == 1.0
+    tie = {0.0: _entry(0.96, 0.95, 0.89, 0.90, 0.80), 1.0: _entry(0.96, 0.95, 0.90, 0.84, 0.85)}
+    assert best_guidance(tie) == 1.0
+    # a group with no prompts (NaN) counts no miss
+    assert Targets().shortfall(_entry(float("nan"), 0.95, float("nan"), 0.9, 0.9)) == 0.0
+
+
+def test_make_teacher_runs_the_whole_recipe_and_records_its_time(tmp_path):
+    from zlab.train.recipe import make_teacher
+
+    (tmp_path / "vae.toml").write_text('size = "micro"\nsteps = 2\nbatch_size = 4\ncheckpoint_every = 2\n'
+                                       'stats_images = 64\nwarmup = 1\n')
+    (tmp_path / "teacher.toml").write_text('size = "micro"\nsteps = 2\nbatch_size = 8\nnum_latents = 48\n'
+                                           'checkpoint_every = 2\nwarmup = 1\nopen_prob = 0.3\n'
+                                           'image_sizes = [[64, 64], [64, 96], [96, 64]]\n')
+    plan = TeacherEval(choose_per_count=1, choose_seeds=2, steps_per_count=1, steps_seeds=2, named_seeds=1,
+                       named_prompts=1)
+    calibration = {"candidates": {"0.3": {"best_guidance": 1.0, "valid": 0.9, "named_accuracy": 0.9,
+                                          "coverage_entropy": 0.8, "score": 0.87}}, "chosen": 0.3}
+    record = make_teacher(tmp_path / "teacher", tmp_path / "vae.toml", tmp_path / "teacher.toml", tmp_path / "runs",
+                          progress=False, calibration=calibration, plan=plan, guidance_candidates=(0.0, 1.0))
+    timings = record["training"]["timings"]
+    assert set(timings) == {"vae_s", "teacher_s", "reconstruction_s"} and all(v > 0 for v in timings.values())
+    assert record["training"]["open_prob_calibration"] == calibration
+    card = (tmp_path / "teacher" / "README.md").read_text()
+    total = (sum(timings.values()) + record["measure_s"]) / 60
+    assert f"{total:.1f} min in all" in card and "| 0.3 (chosen) | 1 |" in card and "shortfall" in card
+    assert json.loads((tmp_path / "teacher" / "eval.json").read_text())["training"]["teacher_config"]["open_prob"] == 0.3

@@ -69,11 +69,28 @@ def _train_shapes_net(args: argparse.Namespace) -> None:
     print(json.dumps({"out": args.out, "accuracy_on_degraded_renders": accuracy}))
 
 
+def _guidance_scales(text: str | None) -> tuple[float, ...]:
+    """``--guidance-scales``: comma-separated g >= 0, or the recipe's candidates when not given."""
+    from zlab.train.recipe import GUIDANCE_CANDIDATES
+
+    if text is None:
+        return GUIDANCE_CANDIDATES
+    try:
+        values = tuple(float(g) for g in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or any(not g >= 0 for g in values):
+        raise SystemExit(f"--guidance-scales takes comma-separated numbers >= 0 (e.g. 0,0.5,1), got {text!r}")
+    return values
+
+
 def _make_teacher(args: argparse.Namespace) -> None:
     from zlab.train.recipe import make_teacher
     from zlab.train.teacher_card import summary_tables
 
-    record = make_teacher(args.out, args.vae_config, args.teacher_config, args.run, resume=args.resume)
+    calibration = json.loads(Path(args.calibration).read_text()) if args.calibration else None
+    record = make_teacher(args.out, args.vae_config, args.teacher_config, args.run, resume=args.resume,
+                          calibration=calibration)
     print(summary_tables(record))
 
 
@@ -89,11 +106,12 @@ def _ship_teacher(args: argparse.Namespace) -> None:
         calibration = json.loads(Path(args.calibration).read_text())
         training = {**(training or {}), "open_prob_calibration": calibration}
         chosen = calibration["candidates"][f"{calibration['chosen']:g}"]
-        if chosen.get("transformer") == teacher_fingerprint(pipe.transformer):  # this very teacher: reuse its sweep
+        same = chosen.get("transformer") == teacher_fingerprint(pipe.transformer)
+        if same and all("shortfall" in v for v in chosen["sweep"].values()):  # this teacher, today's criterion
             sweep = {float(g): v for g, v in chosen["sweep"].items()}
     record = ship_teacher(pipe, args.out, training=training, sweep=sweep,
                           image_size=args.image_size or _profile_image_size(),
-                          guidance_candidates=[float(g) for g in args.guidance_scales.split(",")])
+                          guidance_candidates=_guidance_scales(args.guidance_scales))
     print(summary_tables(record))
 
 
@@ -111,7 +129,7 @@ def _calibrate_open_prob(args: argparse.Namespace) -> None:
         if not sep or not 0.0 <= value <= 1.0:
             raise SystemExit(f"--pipeline takes OPEN_PROB=FOLDER with OPEN_PROB in [0, 1], got {item!r}")
         candidates[value] = load_pipeline(path)
-    record = calibrate_open_prob(candidates, [float(g) for g in args.guidance_scales.split(",")],
+    record = calibrate_open_prob(candidates, _guidance_scales(args.guidance_scales),
                                  image_size=args.image_size or _profile_image_size())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
@@ -324,12 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-config", default=config_path("shapes-teacher.toml"))
     p.add_argument("--run", default=output_path("runs"))
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--calibration", help="the `zlab calibrate-open-prob` record behind the config's open_prob (kept "
+                                         "in the model card)")
     p.set_defaults(func=_make_teacher)
 
     p = sub.add_parser("ship-teacher", help="choose guidance, measure and write a trained teacher folder")
     p.add_argument("--pipeline", default=output_path("runs/teacher/pipeline"))
     p.add_argument("--out", default=output_path("checkpoints/shapes-teacher"))
-    p.add_argument("--guidance-scales", default="0,1,2,3", help="diffusers g candidates (lab s = g + 1), chosen on validation")
+    p.add_argument("--guidance-scales", help="diffusers g candidates, comma-separated (lab s = g + 1), chosen on validation (default: zlab.train.recipe.GUIDANCE_CANDIDATES)")
     p.add_argument("--training-json", help="training record (configs, timings) to keep in eval.json")
     p.add_argument("--calibration", help="the `zlab calibrate-open-prob` record that chose this teacher's open_prob")
     p.add_argument("--image-size", type=int,
@@ -340,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="choose open_prob on validation from teachers trained alike but for it")
     p.add_argument("--pipeline", action="append", required=True, metavar="OPEN_PROB=FOLDER",
                    help="a candidate teacher and the open_prob it was trained with (give at least two)")
-    p.add_argument("--guidance-scales", default="0,1,2,3", help="diffusers g candidates, each teacher at its best")
+    p.add_argument("--guidance-scales", help="diffusers g candidates, comma-separated, each teacher at its best (default: zlab.train.recipe.GUIDANCE_CANDIDATES)")
     p.add_argument("--image-size", type=int, help="side the teachers were trained at (default: the profile's)")
     p.add_argument("--out", required=True, help="the calibration record (JSON)")
     p.set_defaults(func=_calibrate_open_prob)

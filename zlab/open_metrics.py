@@ -111,13 +111,18 @@ def _distribution(spec: OpenSpec, attribute: str) -> tuple[tuple[str, float], ..
 
 
 def coverage(values: Sequence[str], allowed: Mapping[str, float]) -> dict[str, float]:
-    """Normalised entropy, TV distance to ``allowed`` and share of allowed values seen, of the read ``values``."""
+    """Normalised entropy, TV distance to ``allowed`` and share of allowed values seen, of the read ``values``.
+
+    The entropy is that of the reads that are allowed values, over log(number of allowed values), so it lies in
+    [0, 1]: a value the prompt rules out (a held-out pair, e.g. a triangle for ``a purple shape``) is an error,
+    not diversity. It counts against the TV distance, which compares every read with ``allowed``."""
     if not values:
         return {"entropy": 0.0, "tv": 1.0, "seen": 0.0}
     counts = Counter(values)
     p = {v: c / len(values) for v, c in counts.items()}
-    entropy = -sum(q * math.log(q) for q in p.values())
-    return {"entropy": entropy / math.log(len(allowed)) if len(allowed) > 1 else 1.0,
+    inside = [c for v, c in counts.items() if v in allowed]
+    entropy = -sum(c / sum(inside) * math.log(c / sum(inside)) for c in inside)
+    return {"entropy": entropy / math.log(len(allowed)) if len(allowed) > 1 else float(bool(inside)),
             "tv": 0.5 * sum(abs(p.get(v, 0.0) - allowed.get(v, 0.0)) for v in set(p) | set(allowed)),
             "seen": sum(v in counts for v in allowed) / len(allowed)}
 
