@@ -10,7 +10,8 @@ prompts, split by the number of open attributes (:func:`summarise`):
   blend of two colours) is invalid.
 - **named accuracy**: the image is valid and every attribute the caption names reads back right.
 - **coverage** of each open attribute, over the valid samples: the normalised entropy
-  H(p) / log(number of allowed values), the total-variation distance to the allowed distribution
+  H(p) / log(number of allowed values) of the reads the prompt allows (a value it rules out, such as a
+  held-out pair, is an error and not diversity, so the entropy stays in [0, 1]), the total-variation distance to the allowed distribution
   (:meth:`zlab.open_captions.OpenSpec.allowed_distribution`), and the share of allowed values seen at least
   once. No valid sample: entropy 0, TV 1, share 0.
 
