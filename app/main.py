@@ -2,6 +2,8 @@
 
     python app/main.py                                   # shipped tiny checkpoints, CPU, $GRADIO_SERVER_PORT or 7860
     python app/main.py --teacher PATH --student PATH --device cuda --dtype bfloat16
+    python app/main.py --baseline PATH   # a regression-distilled student for the seeds grid (default: a
+                                         # shapes-regression folder beside the student, when there is one)
 
 Everything it shows is computed by ``zlab`` (``zlab.compare``, ``zlab.features``, ``zlab.ladd.view``,
 ``zlab.ladd.student``); this file only lays it out.
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -24,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from zlab import shapes  # noqa: E402
 from zlab.compare import check_request, side_by_side  # noqa: E402
+from zlab.diversity import MAX_SEEDS, MIN_SEEDS, check_seeds, column_plan, grid_image, seeds_columns  # noqa: E402
 from zlab.features import FeatureTap, pca_rgb  # noqa: E402
 from zlab.flow import logit_normal_pdf  # noqa: E402
 from zlab.open_captions import ANY, build_caption  # noqa: E402
@@ -35,25 +40,32 @@ from zlab.viz import enlarge  # noqa: E402
 from zlab.zimage import decode, encode_prompts, load_pipeline, read_sampling  # noqa: E402
 
 QUEUE = "models"  # one concurrency group: every model call waits in the same queue
+NOISY_SCALE = 4  # the discriminator view's decoded noisy samples, enlarged (nearest neighbour) to be seen
+GRID_SLOTS = 7  # seeds-grid columns: teacher, teacher at N, regression student 1 and 4, LADD student 1, 2, 4
+BASELINE = "shapes-regression"  # the regression student's folder, looked for beside the student's
 
 
 class Lab:
     """The loaded teacher, student and discriminator, and the computations the two tabs call."""
 
-    def __init__(self, teacher: str, student: str, device: str = "cpu", dtype: str = "float32"):
+    def __init__(self, teacher: str, student: str, device: str = "cpu", dtype: str = "float32",
+                 baseline: str | None = None):
         self.device, self.dtype = device, dtype
-        self.load(teacher, student)
+        self.load(teacher, student, baseline)
 
-    def load(self, teacher: str, student: str) -> None:
-        """(Re)load both pipelines; raises FileNotFoundError / ValueError naming a bad path, keeping the old ones."""
+    def load(self, teacher: str, student: str, baseline: str | None = None) -> None:
+        """(Re)load the pipelines (``baseline``: an optional regression student); raises FileNotFoundError /
+        ValueError naming a bad path, keeping the old ones."""
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.dtype]
         device = self.device
         teacher_pipe = load_pipeline(teacher, device=device, dtype=torch_dtype)
         student_pipe = load_pipeline(student, device=device, dtype=torch_dtype)
-        self.paths = (str(teacher), str(student))
+        baseline_pipe = load_pipeline(baseline, device=device, dtype=torch_dtype) if baseline else None
+        self.paths = (str(teacher), str(student), str(baseline or ""))
         self.pair.cache_clear()
-        self.teacher, self.student = teacher_pipe, student_pipe
+        self.teacher, self.student, self.baseline = teacher_pipe, student_pipe, baseline_pipe
         self.sampling = read_sampling(teacher) if (Path(teacher) / "sampling.json").is_file() else {}
+        self.t_hat_law = _t_hat_law(Path(student))
         disc_dir = Path(student) / DISCRIMINATOR
         self.disc = load_discriminator(disc_dir).to(device) if disc_dir.is_dir() else None
         blocks = self.disc.blocks if self.disc else tuple(range(len(self.teacher.transformer.layers)))
@@ -71,6 +83,15 @@ class Lab:
         fake = self.student([prompt], generator=gen(), output_type="latent", num_inference_steps=n,
                             guidance_scale=0.0, **size).images
         return real.float(), fake.float()
+
+
+def _t_hat_law(student: Path) -> tuple[float, float]:
+    """(m, s) of the t̂ law the student was trained with (its eval.json config); LADD's (1, 1) when unrecorded."""
+    try:
+        config = json.loads((student / "eval.json").read_text()).get("config", {})
+    except (OSError, ValueError):
+        config = {}
+    return float(config.get("t_hat_m", 1.0)), float(config.get("t_hat_s", 1.0))
 
 
 def _maps_image(maps_real, maps_fake, scale: int = 16) -> np.ndarray:
@@ -101,6 +122,11 @@ def _logit_figure(view, blocks) -> go.Figure:
     return fig
 
 
+def _loaded(lab: Lab) -> str:
+    baseline = f" and regression student `{lab.paths[2]}`" if lab.paths[2] else ""
+    return f"loaded: `{lab.paths[0]}` and `{lab.paths[1]}`{baseline}"
+
+
 def build_app(lab: Lab) -> gr.Blocks:
     defaults = {"g": lab.sampling.get("guidance_scale", 2.0), "trunc": lab.sampling.get("cfg_truncation", 1.0),
                 "h": lab.sampling.get("height", 64), "w": lab.sampling.get("width", 64)}
@@ -117,6 +143,29 @@ def build_app(lab: Lab) -> gr.Blocks:
         return [*(gr.Image(value=c.image, label=f"{c.name} · NFE {c.nfe} · {c.ms:.0f} ms") for c in columns),
                 (columns[0].image, columns[-1].image), "| column | NFE | ms |\n|---|---|---|\n" + table]
 
+    def seeds_grid(prompt, seed, height, width, g, truncation, k, naive_steps, progress=gr.Progress()):
+        try:
+            check_request(prompt, int(seed), int(height), int(width), float(g), float(truncation))
+            seeds = check_seeds(int(seed), int(k))
+        except ValueError as err:
+            raise gr.Error(str(err)) from err
+        teacher_sampling = {**lab.sampling, "guidance_scale": float(g), "cfg_truncation": float(truncation)}
+        plan = column_plan(lab.teacher, lab.student, teacher_sampling, int(naive_steps), lab.baseline,
+                           size={"height": int(height), "width": int(width)})
+        columns = seeds_columns(plan, prompt, seeds, progress=lambda f, text: progress(f, desc=text))
+        cols = 2 if int(k) <= 16 else 4
+        out = [gr.Image(value=grid_image(c, cols=cols), label=f"{c.name} · {c.summary()}", visible=True)
+               for c in columns]
+        out += [gr.Image(value=None, visible=False)] * (GRID_SLOTS - len(columns))
+        fmt = lambda x: "–" if x != x else f"{x:.2f}"
+        table = "\n".join(f"| {c.name} | {c.nfe} | {fmt(c.record['valid'])} | {fmt(c.record['named_accuracy'])} | "
+                          f"{fmt(c.record['coverage_entropy'])} | {fmt(c.record['coverage_seen'])} |" for c in columns)
+        note = "" if lab.baseline is not None else (
+            "\n\nNo regression student is loaded (`--baseline`, or the Checkpoints tab): its columns are left out.")
+        return [*out, f"seeds {seeds[0]}–{seeds[-1]}, green frame: valid with every named attribute right, red: not.\n\n"
+                      "| column | NFE | validity | named accuracy | coverage (entropy) | values seen |\n"
+                      "|---|---|---|---|---|---|\n" + table + note]
+
     def discriminator_view(prompt, seed, height, width, g, truncation, n, t_hat, m, s):
         try:
             check_request(prompt, int(seed), int(height), int(width), float(g), float(truncation))
@@ -129,7 +178,8 @@ def build_app(lab: Lab) -> gr.Blocks:
         real, fake = lab.pair(prompt, int(seed), int(height), int(width), float(g), float(truncation), int(n))
         embeds = encode_prompts(lab.teacher, [prompt])
         view = view_pair(lab.tap, real, fake, embeds, float(t_hat), seed=int(seed), disc=lab.disc)
-        noisy = [(decode(lab.teacher, x)[0].numpy() * 255).round().astype(np.uint8) for x in (view.real_noisy, view.fake_noisy)]
+        noisy = [enlarge((decode(lab.teacher, x)[0].numpy() * 255).round().astype(np.uint8), NOISY_SCALE)
+                 for x in (view.real_noisy, view.fake_noisy)]
         grid = torch.linspace(0.005, 0.995, 199)
         density = go.Figure(go.Scatter(x=grid, y=logit_normal_pdf(grid, float(m), float(s)), fill="tozeroy",
                                        name=f"LogitNormal({m:g}, {s:g})"))
@@ -187,29 +237,46 @@ def build_app(lab: Lab) -> gr.Blocks:
                 timing = gr.Markdown()
             go_button.click(compare, inputs, [*images, slider, timing],
                             api_name="compare", concurrency_id=QUEUE, concurrency_limit=1)
+            gr.Markdown("### Many seeds: does each sampler keep the picture open?\nThe same prompt and the same "
+                        "seeds in every column. Leave attributes open ('any') to see which samplers vary what the "
+                        "prompt does not name and which give one picture for every seed.")
+            with gr.Row():
+                k = gr.Slider(MIN_SEEDS, MAX_SEEDS, value=MIN_SEEDS, step=1, label="seeds (from the seed above)")
+                naive = gr.Radio([1, 2, 4], value=4, label="teacher cut to N steps")
+                grid_button = gr.Button("Sample the seeds grid", variant="primary")
+            with gr.Row():
+                grids = [gr.Image(format="png", type="numpy", interactive=False, visible=i < 5, show_label=True,
+                                  label=f"column {i + 1}") for i in range(GRID_SLOTS)]
+            grid_table = gr.Markdown()
+            grid_button.click(seeds_grid, [*inputs, k, naive], [*grids, grid_table], api_name="seeds_grid",
+                              concurrency_id=QUEUE, concurrency_limit=1)
         with gr.Tab("Checkpoints"):
             gr.Markdown("Any `ZImagePipeline` folder (or hub id) for the teacher and a LADD student folder "
-                        "(its `discriminator/` feeds the discriminator view).")
+                        "(its `discriminator/` feeds the discriminator view); optionally a regression-distilled "
+                        "student for the seeds grid.")
             teacher_path = gr.Textbox(lab.paths[0], label="teacher")
             student_path = gr.Textbox(lab.paths[1], label="student")
+            baseline_path = gr.Textbox(lab.paths[2], label="regression student (optional)")
             load_button = gr.Button("Load")
-            loaded = gr.Markdown(f"loaded: `{lab.paths[0]}` and `{lab.paths[1]}`")
+            loaded = gr.Markdown(_loaded(lab))
 
-            def load(teacher_dir, student_dir):
+            def load(teacher_dir, student_dir, baseline_dir=""):
                 try:
-                    lab.load(teacher_dir.strip(), student_dir.strip())
+                    lab.load(teacher_dir.strip(), student_dir.strip(), (baseline_dir or "").strip() or None)
                 except (FileNotFoundError, ValueError, OSError) as err:
                     raise gr.Error(f"could not load the checkpoints (the previous ones stay loaded): {err}") from err
-                return f"loaded: `{lab.paths[0]}` and `{lab.paths[1]}`"
+                return _loaded(lab)
 
-            load_button.click(load, [teacher_path, student_path], loaded, api_name="load", concurrency_id=QUEUE,
-                              concurrency_limit=1)
+            load_button.click(load, [teacher_path, student_path, baseline_path], loaded, api_name="load",
+                              concurrency_id=QUEUE, concurrency_limit=1)
         with gr.Tab("Discriminator view"):
             with gr.Row():
                 n = gr.Radio([1, 2, 4], value=1, label="student steps (the fake sample)")
-                t_hat = gr.Slider(0.02, 0.98, value=0.73, step=0.01, label="t̂ (re-noising level)")
-                m = gr.Number(1.0, label="logit-normal m")
-                s = gr.Number(1.0, label="logit-normal s")
+                law_m, law_s = lab.t_hat_law  # the law the student was trained with; its median is sigmoid(m)
+                t_hat = gr.Slider(0.02, 0.98, value=round(1 / (1 + math.exp(-law_m)), 2), step=0.01,
+                                  label="t̂ (re-noising level; starts at the trained law's median)")
+                m = gr.Number(law_m, label="logit-normal m (the student's training law)")
+                s = gr.Number(law_s, label="logit-normal s")
             show = gr.Button("Show the discriminator's view", variant="primary")
             density = gr.Plot(label="t̂ ~ LogitNormal(m, s)")
             with gr.Row():
@@ -231,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teacher", help="teacher pipeline folder or hub id (default: the Shapes set's teacher: "
                         "$ZLAB_TEACHER, else the ZLAB_PROFILE's, see zlab.paths.shapes_set)")
     parser.add_argument("--student", help="student pipeline folder (default: the Shapes set's student)")
+    parser.add_argument("--baseline", help=f"regression-distilled student for the seeds grid (default: {BASELINE} "
+                        "beside the student, when it exists)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
@@ -241,7 +310,9 @@ def main(argv: list[str] | None = None) -> None:
             chosen = shapes_set(need=("teacher", "student"))
             args.teacher, args.student = args.teacher or str(chosen.teacher), args.student or str(chosen.student)
             check_pair(Path(args.teacher), Path(args.student))  # one named, one from the set: still one world
-        lab = Lab(args.teacher, args.student, args.device, args.dtype)
+        beside = Path(args.student).parent / BASELINE
+        baseline = args.baseline or (str(beside) if (beside / "model_index.json").is_file() else None)
+        lab = Lab(args.teacher, args.student, args.device, args.dtype, baseline)
     except (FileNotFoundError, ValueError, OSError) as err:
         parser.exit(2, f"app/main.py: cannot load the pipelines: {err}\n")
     build_app(lab).queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port)

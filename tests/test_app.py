@@ -1,5 +1,6 @@
 """The Gradio app, launched for real: named endpoints, bad input, 20 concurrent requests, a real browser."""
 
+import json
 import os
 import socket
 import subprocess
@@ -43,7 +44,9 @@ def student_dir(tmp_path_factory):
 def app_url(student_dir):
     port = _free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app" / "main.py"), "--student", str(student_dir)], env=env,
+    # the student doubles as the regression student, so the seeds grid has all of its columns
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app" / "main.py"), "--student", str(student_dir),
+                             "--baseline", str(student_dir)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 180
@@ -79,7 +82,7 @@ def _png(path) -> np.ndarray:
 
 def test_named_endpoints(client):
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
-        "/compare", "/discriminator_view", "/load"}
+        "/compare", "/seeds_grid", "/discriminator_view", "/load"}
 
 
 def test_compare_gives_five_png_columns_with_nfe_and_ms(client):
@@ -93,10 +96,33 @@ def test_compare_gives_five_png_columns_with_nfe_and_ms(client):
     assert all(float(r[2]) > 0 for r in rows)
 
 
+def test_seeds_grid_gives_every_column_with_its_measures(client):
+    out = client.predict("a red shape", 10, 64, 96, 1.0, 1.0, 8, 2, api_name="/seeds_grid")
+    grids, table = out[:-1], out[-1]
+    assert len(grids) == 7
+    tile_h, tile_w = 64 * 3 + 6, 96 * 3 + 6  # each sample enlarged 3x in a 3-pixel frame, 2 per row
+    for grid in grids:
+        assert _png(grid["value"] if isinstance(grid, dict) else grid).shape == (4 * tile_h, 2 * tile_w, 3)
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ") and "NFE" not in line]
+    assert [r[0].strip() for r in rows] == ["teacher 50 steps, g = 1", "teacher 2 steps, g = 1", "regression student 1",
+                                            "regression student 4", "LADD student 1", "LADD student 2", "LADD student 4"]
+    assert [int(r[1]) for r in rows] == [100, 4, 1, 4, 1, 2, 4]
+    for r in rows:
+        assert 0.0 <= float(r[2]) <= 1.0 and 0.0 <= float(r[4]) <= 1.0  # validity, coverage (colour named only)
+    assert "seeds 10–17" in table
+
+
+def test_seeds_grid_rejects_too_few_seeds(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="less than minimum value 8|8 to 32 seeds"):
+        client.predict("a red shape", 0, 64, 64, 1.0, 1.0, 4, 2, api_name="/seeds_grid")
+
+
 def test_discriminator_view_outputs(client):
     out = client.predict(PROMPT, 0, 64, 64, 2.0, 1.0, 1, 0.7, 1.0, 1.0, api_name="/discriminator_view")
     density, real_noisy, fake_noisy, maps, logits, scores, sweep = out
-    assert _png(real_noisy).shape == (64, 64, 3) and _png(fake_noisy).shape == (64, 64, 3)
+    assert _png(real_noisy).shape == (256, 256, 3) and _png(fake_noisy).shape == (256, 256, 3)  # enlarged 4x
     assert _png(maps).shape[0] == 2 * (4 * 16 + 4)  # rows real / fake of 4x4 maps upsampled 16x, padded
     assert "real score" in scores and scores.count("\n") == 5  # header, rule, one row per head
     for fig in (density, logits, sweep):
@@ -146,7 +172,7 @@ def test_twenty_concurrent_requests_all_complete(client):
     assert len(results) == 20 and all(len(r) == 7 for r in results)
 
 
-def test_real_browser_generates_and_shows_the_discriminator_tab(app_url, browser, tmp_path):
+def test_real_browser_generates_and_shows_the_discriminator_tab(app_url, browser, student_dir, tmp_path):
     shots = Path(os.environ.get("ZLAB_SCREENSHOT_DIR", tmp_path))
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(app_url)
@@ -160,7 +186,14 @@ def test_real_browser_generates_and_shows_the_discriminator_tab(app_url, browser
     page.wait_for_function("document.querySelectorAll('img[src*=\"/file=\"], img[src*=\"gradio_api/file\"]').length >= 5",
                            timeout=180_000)
     page.screenshot(path=str(shots / "app-compare.png"), full_page=True)
+    page.get_by_role("button", name="Sample the seeds grid").click()
+    page.wait_for_function("[...document.querySelectorAll('td')].some(td => td.textContent.includes('LADD student 4'))",
+                           timeout=300_000)
+    page.screenshot(path=str(shots / "app-seeds-grid.png"), full_page=True)
     page.get_by_role("tab", name="Discriminator view").click()
+    trained_m = json.loads((student_dir / "eval.json").read_text())["config"]["t_hat_m"] if (
+        student_dir / "eval.json").is_file() else 1.0
+    assert float(page.get_by_label("logit-normal m", exact=False).input_value()) == trained_m  # the trained law
     page.get_by_role("button", name="Show the discriminator's view").click()
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=180_000)
     page.screenshot(path=str(shots / "app-discriminator.png"), full_page=True)

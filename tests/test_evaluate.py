@@ -106,3 +106,20 @@ def test_paired_speedup_reports_the_spread_of_interleaved_pairs(micro):
     assert r["min"] <= r["q25"] <= r["median"] <= r["q75"] <= r["max"]
     batched = paired_speedup(micro, slow, micro, fast, prompts, rounds=2, batch_size=2)
     assert batched["pairs"] == 4 and batched["batch_size"] == 2  # batches [2 prompts], [1 prompt], twice
+
+
+def test_cli_eval_measures_open_captions_of_a_prompt_set(micro, tmp_path, capsys):
+    import json
+
+    from zlab.cli import main
+    from zlab.zimage import save_pipeline
+
+    folder = save_pipeline(micro, tmp_path / "micro", sampling={"num_inference_steps": 2, "guidance_scale": 0.0,
+                                                                "height": 64, "width": 64, "max_sequence_length": 64})
+    out = tmp_path / "rows.json"
+    assert main(["eval", "--pipeline", str(folder), "--steps", "1,2", "--open", "validation", "--per-count", "1",
+                 "--seeds", "2", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert {r["setting"] for r in rows} == {"1 steps", "2 steps"} and {"0", "2+", "all"} <= {r["group"] for r in rows}
+    printed = capsys.readouterr().out
+    assert "coverage_entropy, validation prompts (1 per open count x 2 seeds)" in printed and "| 2 steps |" in printed

@@ -366,6 +366,21 @@ def test_config_errors_name_the_key(tmp_path):
     assert load_config(LADDConfig, "configs/shapes-ladd.toml").blocks == (0, 1, 2, 3)
 
 
+def test_set_overrides_are_toml_values():
+    from zlab.train.config import parse_overrides
+
+    over = parse_overrides(["adv_weight=0", "regression_weight=1.5", "loss=non-saturating", 'data="runs/x"',
+                            "blocks=[2, 3]", "stochastic_sampling=true"])
+    assert over == {"adv_weight": 0, "regression_weight": 1.5, "loss": "non-saturating", "data": "runs/x",
+                    "blocks": [2, 3], "stochastic_sampling": True}
+    config = load_config(LADDConfig, "configs/shapes-ladd.toml", **over)
+    assert config.adv_weight == 0.0 and config.blocks == (2, 3) and config.loss == "non-saturating"
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_overrides(["steps"])
+    with pytest.raises(ValueError, match="both 0"):
+        load_config(LADDConfig, **parse_overrides(["adv_weight=0"]))
+
+
 def test_discriminator_view_sweeps_t_hat(teacher_and_data, tiny_pipe):
     from zlab.features import FeatureTap
     from zlab.ladd.heads import Discriminator

@@ -154,8 +154,18 @@ def _eval(args: argparse.Namespace) -> None:
     base.setdefault("width", 64)
     steps = [int(n) for n in args.steps.split(",")] if args.steps else [base.get("num_inference_steps", 50)]
     settings = {f"{n} steps": {**base, "num_inference_steps": n} for n in steps}
-    rows = evaluate_settings(pipe, settings, ShapesNet.load(args.shapes_net), seeds=range(args.seeds))
-    print(format_table(rows))
+    if args.open:  # open captions of one prompt set, split by the number of open attributes
+        from zlab.evaluate import evaluate_open, format_open_table
+        from zlab.prompt_sets import prompts_and_seeds
+
+        prompts, seeds = prompts_and_seeds(args.open, args.seeds, per_count=args.per_count)
+        rows = evaluate_open(pipe, settings, ShapesNet.load(args.shapes_net), prompts, seeds, args.seeds)
+        for metric in ("valid", "named_accuracy", "coverage_entropy", "fd"):
+            print(f"\n{metric}, {args.open} prompts ({args.per_count} per open count x {args.seeds} seeds):\n"
+                  + format_open_table(rows, metric))
+    else:
+        rows = evaluate_settings(pipe, settings, ShapesNet.load(args.shapes_net), seeds=range(args.seeds))
+        print(format_table(rows))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
 
@@ -224,9 +234,9 @@ def _ladd(args: argparse.Namespace) -> None:
 
     from zlab.ladd.student import save_trained_student
     from zlab.ladd.trainer import LADDConfig, train_ladd
-    from zlab.train.config import load_config
+    from zlab.train.config import load_config, parse_overrides
 
-    config = load_config(LADDConfig, args.config)
+    config = load_config(LADDConfig, args.config, **parse_overrides(args.set))
     student, heads, _ = train_ladd(config, args.run, resume=args.resume)
     print(f"{args.run}/checkpoint.pt")
     if args.out and PartialState().is_main_process:  # one writer (under FSDP the only rank with a whole student)
@@ -237,9 +247,10 @@ def _make_student(args: argparse.Namespace) -> None:
     from zlab.evaluate import format_table
     from zlab.ladd.recipe import make_student
     from zlab.ladd.trainer import LADDConfig
-    from zlab.train.config import load_config
+    from zlab.train.config import load_config, parse_overrides
 
-    print(format_table(make_student(load_config(LADDConfig, args.config), args.out, args.run, resume=args.resume)))
+    config = load_config(LADDConfig, args.config, **parse_overrides(args.set))
+    print(format_table(make_student(config, args.out, args.run, resume=args.resume)))
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -372,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg-truncation", type=float)
     p.add_argument("--seeds", type=int, default=1, help="seeds per prompt")
     p.add_argument("--shapes-net", default="checkpoints/shapes-net")
+    p.add_argument("--open", choices=["validation", "test"],
+                   help="measure open captions of this prompt set (validity, named accuracy, coverage, FD by number "
+                        "of open attributes) instead of the fully named train and held-out captions")
+    p.add_argument("--per-count", type=int, default=8, help="with --open: prompts per number of open attributes")
     p.add_argument("--out", help="write the rows as JSON")
     p.set_defaults(func=_eval)
 
@@ -418,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default=output_path("runs/ladd"))
     p.add_argument("--resume", action="store_true")
     p.add_argument("--out", help="also write the trained student as a stock ZImagePipeline folder")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key (TOML value), e.g. --set adv_weight=0 --set regression_weight=1")
     p.set_defaults(func=_ladd)
 
     p = sub.add_parser("make-student", help="the whole student recipe: synth, LADD, shipped folder")
@@ -425,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=output_path("checkpoints/shapes-student"))
     p.add_argument("--run", default=output_path("runs/ladd"))
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config key (TOML value), e.g. --set adv_weight=0 --set regression_weight=1")
     p.set_defaults(func=_make_student)
 
     p = sub.add_parser("compare", help="teacher vs student side by side through stock ZImagePipeline (lab 06)")

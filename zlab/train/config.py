@@ -10,6 +10,21 @@ from typing import Any, TypeVar
 C = TypeVar("C")
 
 
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as config overrides, each VALUE read as a TOML value (``steps=200``,
+    ``loss="non-saturating"`` or ``loss=non-saturating``, ``blocks=[2, 3]``); ValueError names a bad item."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value.strip()  # a bare word is a string
+    return out
+
+
 def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) -> C:
     """Build ``cls`` from a TOML file plus keyword overrides; unknown keys and bad values raise ValueError."""
     values: dict[str, Any] = {}
