@@ -123,3 +123,11 @@ def test_cli_eval_measures_open_captions_of_a_prompt_set(micro, tmp_path, capsys
     assert {r["setting"] for r in rows} == {"1 steps", "2 steps"} and {"0", "2+", "all"} <= {r["group"] for r in rows}
     printed = capsys.readouterr().out
     assert "coverage_entropy, validation prompts (1 per open count x 2 seeds)" in printed and "| 2 steps |" in printed
+    # the stochastic sampler: a different picture at 2 steps, the same at 1 (nothing to re-noise), repeatable
+    again = tmp_path / "stochastic.json"
+    args = ["eval", "--pipeline", str(folder), "--steps", "1,2", "--open", "validation", "--per-count", "1",
+            "--seeds", "2", "--stochastic"]
+    assert main(args + ["--out", str(again)]) == 0 and main(args + ["--out", str(tmp_path / "again.json")]) == 0
+    fd = lambda path, n: [r["fd"] for r in json.loads(path.read_text()) if r["setting"] == f"{n} steps" and r["group"] == "all"]
+    assert fd(again, 1) == pytest.approx(fd(out, 1), rel=1e-3) and fd(again, 2) != pytest.approx(fd(out, 2), rel=1e-3)
+    assert fd(again, 2) == pytest.approx(fd(tmp_path / "again.json", 2), rel=1e-3)

@@ -145,6 +145,10 @@ def _eval(args: argparse.Namespace) -> None:
     from zlab.zimage import load_pipeline, read_sampling
 
     pipe = load_pipeline(args.pipeline)
+    if args.stochastic:  # re-noise x0_hat with fresh noise between steps, the inputs LADD trains the student on
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, stochastic_sampling=True)
     base = read_sampling(args.pipeline) if (Path(args.pipeline) / "sampling.json").is_file() else {}
     if args.guidance_scale is not None:
         base["guidance_scale"] = args.guidance_scale
@@ -387,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure open captions of this prompt set (validity, named accuracy, coverage, FD by number "
                         "of open attributes) instead of the fully named train and held-out captions")
     p.add_argument("--per-count", type=int, default=8, help="with --open: prompts per number of open attributes")
+    p.add_argument("--stochastic", action="store_true",
+                   help="sample with the scheduler's stochastic_sampling (fresh noise between steps, as LADD trains "
+                        "a student) instead of deterministic Euler steps")
     p.add_argument("--out", help="write the rows as JSON")
     p.set_defaults(func=_eval)
 

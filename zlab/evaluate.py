@@ -60,12 +60,18 @@ def count_nfe(pipe: ZImagePipeline, setting: Mapping) -> int:
 
 def stock_samples(pipe: ZImagePipeline, prompts: Sequence[str], seeds: Sequence[int], setting: Mapping,
                   batch_size: int = 64) -> tuple[np.ndarray, float]:
-    """uint8 images (N, H, W, 3) from stock ``pipe(...)``, one seed per prompt, and ms per image."""
+    """uint8 images (N, H, W, 3) from stock ``pipe(...)``, one seed per prompt, and ms per image.
+
+    A scheduler with ``stochastic_sampling`` re-noises between steps with noise diffusers draws from the global
+    RNG, not from the generators: it is seeded with each batch's first seed, so a run is repeatable."""
     if len(prompts) != len(seeds):
         raise ValueError(f"got {len(prompts)} prompts but {len(seeds)} seeds")
     kw = setting_kwargs(setting)
+    stochastic = bool(getattr(pipe.scheduler.config, "stochastic_sampling", False))
     out, start = [], time.perf_counter()
     for i in range(0, len(prompts), batch_size):
+        if stochastic:
+            torch.manual_seed(int(seeds[i]))
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i:i + batch_size]]
         images = pipe(list(prompts[i:i + batch_size]), generator=gens, output_type="np", **kw).images
         out.append((images * 255).round().astype(np.uint8))
