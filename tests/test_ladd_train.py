@@ -220,10 +220,22 @@ def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
     record = json.loads((tmp_path / "student" / "eval.json").read_text())
     assert set(record["timings"]) == {"synth_s", "train_s"} and record["config"]["steps"] == 2
     assert len(SynthData.load(tmp_path / "synth")) == len(prompt_sets.prompts("train"))  # every train prompt, one round
-    assert "shift = 1" in (tmp_path / "student" / "README.md").read_text()
+    card = (tmp_path / "student" / "README.md").read_text()
+    assert "shift = 1" in card and card.startswith("# shapes-student: a 1/2/4-step LADD student")
+    assert "the adversarial loss (hinge, weight 1) alone" in card
     assert ZImagePipeline.from_pretrained(tmp_path / "student").scheduler.config.shift == 1.0
     teacher_size = json.loads((Path(config.teacher) / "sampling.json").read_text())["height"]
     assert json.loads((tmp_path / "student" / "sampling.json").read_text())["height"] == teacher_size
+
+
+def test_the_card_names_the_students_loss():
+    from zlab.ladd.recipe import objective, student_title
+
+    regression = {"adv_weight": 0.0, "regression_weight": 1.0, "loss": "hinge"}
+    assert student_title(regression).startswith("shapes-regression: a 1/2/4-step regression-distilled student")
+    assert objective(regression).startswith("regression alone: MSE of its x0_hat")
+    both = {"adv_weight": 1.0, "regression_weight": 0.5, "loss": "hinge"}
+    assert "LADD + regression" in student_title(both) and "plus MSE" in objective(both) and "weight 0.5" in objective(both)
 
 
 def test_a_student_ships_at_its_teachers_image_size(teacher_and_data, tmp_path):

@@ -72,11 +72,29 @@ def open_test_rows(teacher: ZImagePipeline, teacher_sampling: dict, student: ZIm
                                           for n in STUDENT_STEPS}, net, prompts, seeds, per_prompt, reference)
 
 
+def objective(config: dict) -> str:
+    """The student's loss in words, from its config (``adv_weight``, ``regression_weight``, ``loss``)."""
+    adv, reg = config.get("adv_weight", 1.0), config.get("regression_weight", 0.0)
+    regression = (f"MSE of its x0_hat to the teacher's sample of the same starting noise (regression distillation, "
+                  f"Luhman and Luhman 2021), weight {reg:g}")
+    if not adv:
+        return f"regression alone: {regression}; the heads train beside it as a probe and never reach the student"
+    adversarial = f"the adversarial loss ({config.get('loss', '?')}, weight {adv:g})"
+    return f"{adversarial} plus {regression}" if reg else f"{adversarial} alone"
+
+
+def student_title(config: dict) -> str:
+    """The model card's title: a LADD student, a regression-distilled one, or LADD plus regression."""
+    adv, reg = config.get("adv_weight", 1.0), config.get("regression_weight", 0.0)
+    kind = "regression-distilled" if not adv else "LADD + regression" if reg else "LADD"
+    return f"{'shapes-regression' if not adv else 'shapes-student'}: a 1/2/4-step {kind} student of shapes-teacher"
+
+
 def model_card(sampling: dict, record: dict) -> str:
     timings = record.get("timings", {})
     time_text = ", ".join(f"{k.removesuffix('_s')} {v / 60:.1f} min" for k, v in timings.items())
     config = record.get("config", {})
-    return f"""# shapes-student: a 1/2/4-step LADD student of shapes-teacher
+    return f"""# {student_title(config)}
 
 A stock diffusers `ZImagePipeline` folder. Its scheduler has `shift = 1` and no dynamic shift, so
 the stock call samples at exactly the timesteps the student was trained at:
@@ -98,7 +116,7 @@ app's discriminator view; diffusers ignores the folder).
 `zlab make-student --config configs/shapes-ladd.toml` (LADD, Sauer et al. 2024): teacher samples with its
 own `sampling.json` (50 steps + CFG) for the {len(prompt_sets.prompts("train"))} train prompts of `zlab.prompt_sets` (fully named and open captions) x
 {config.get("synth_rounds", "?")} seed(s); student
-initialised from the teacher, trained on the adversarial loss alone ({config.get("loss", "?")}) for
+initialised from the teacher, trained on {objective(config)} for
 {config.get("steps", "?")} steps of batch {config.get("batch_size", "?")}; heads on teacher blocks
 {config.get("blocks", "?")}; t_hat ~ LogitNormal({config.get("t_hat_m", "?")}, {config.get("t_hat_s", "?")});
 student timesteps {{1, .75, .5, .25}} with p = {config.get("warmup_probs", "?")} for the first
