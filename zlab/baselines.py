@@ -17,6 +17,8 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from zlab.evaluate import format_cell
+
 COLUMNS = (("valid", "validity"), ("named_accuracy", "named accuracy"), ("coverage_entropy", "coverage"),
            ("fd_teacher", "FD to teacher"), ("fd", "FD to renders"))
 
@@ -46,10 +48,6 @@ def group_table(rows: Sequence[Mapping], group: str = "2+", settings: Sequence[s
     names = [s for s in (settings or cell) if s in cell]
     lines = ["| setting | NFE | " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 2)]
     for name in names:
-        r, cells = cell[name], []
-        for key, _ in COLUMNS:
-            value, se = r.get(key, float("nan")), r.get(f"{key}_se", float("nan"))
-            cells.append("" if value != value else f"{value:.1f}" if key.startswith("fd") else
-                         f"{value:.3f}" + ("" if se != se else f" ± {se:.3f}"))
-        lines.append(f"| {name} | {r['nfe']} | " + " | ".join(cells) + " |")
+        cells = [format_cell(cell[name], key) for key, _ in COLUMNS]
+        lines.append(f"| {name} | {cell[name]['nfe']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+SET_HELP = "override a config key (TOML value), e.g. --set adv_weight=0 --set regression_weight=1"
+GUIDANCE_HELP = "diffusers g candidates, comma-separated (lab s = g + 1; default: zlab.train.recipe.GUIDANCE_CANDIDATES)"
+
 
 def _info(args: argparse.Namespace) -> None:
     from zlab.zimage import REAL_TRANSFORMER_CONFIG, init_kwargs, real_transformer_report
@@ -364,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ship-teacher", help="choose guidance, measure and write a trained teacher folder")
     p.add_argument("--pipeline", default=output_path("runs/teacher/pipeline"))
     p.add_argument("--out", default=output_path("checkpoints/shapes-teacher"))
-    p.add_argument("--guidance-scales", help="diffusers g candidates, comma-separated (lab s = g + 1), chosen on validation (default: zlab.train.recipe.GUIDANCE_CANDIDATES)")
+    p.add_argument("--guidance-scales", help=GUIDANCE_HELP + ", chosen on validation")
     p.add_argument("--training-json", help="training record (configs, timings) to keep in eval.json")
     p.add_argument("--calibration", help="the `zlab calibrate-open-prob` record that chose this teacher's open_prob")
     p.add_argument("--image-size", type=int,
@@ -375,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="choose open_prob on validation from teachers trained alike but for it")
     p.add_argument("--pipeline", action="append", required=True, metavar="OPEN_PROB=FOLDER",
                    help="a candidate teacher and the open_prob it was trained with (give at least two)")
-    p.add_argument("--guidance-scales", help="diffusers g candidates, comma-separated, each teacher at its best (default: zlab.train.recipe.GUIDANCE_CANDIDATES)")
+    p.add_argument("--guidance-scales", help=GUIDANCE_HELP + ", each teacher at its best")
     p.add_argument("--image-size", type=int, help="side the teachers were trained at (default: the profile's)")
     p.add_argument("--out", required=True, help="the calibration record (JSON)")
     p.set_defaults(func=_calibrate_open_prob)
@@ -440,8 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default=output_path("runs/ladd"))
     p.add_argument("--resume", action="store_true")
     p.add_argument("--out", help="also write the trained student as a stock ZImagePipeline folder")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config key (TOML value), e.g. --set adv_weight=0 --set regression_weight=1")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=_ladd)
 
     p = sub.add_parser("make-student", help="the whole student recipe: synth, LADD, shipped folder")
@@ -449,8 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=output_path("checkpoints/shapes-student"))
     p.add_argument("--run", default=output_path("runs/ladd"))
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a config key (TOML value), e.g. --set adv_weight=0 --set regression_weight=1")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=_make_student)
 
     p = sub.add_parser("compare", help="teacher vs student side by side through stock ZImagePipeline (lab 06)")

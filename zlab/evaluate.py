@@ -260,6 +260,16 @@ def evaluate_open(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: Sh
     return rows
 
 
+def format_cell(row: Mapping, metric: str) -> str:
+    """One measure of a row for a markdown table: mean ± SE (FD with one decimal, no SE); empty when NaN."""
+    value, se = row.get(metric, float("nan")), row.get(f"{metric}_se", float("nan"))
+    if value != value:
+        return ""
+    if metric.startswith("fd"):
+        return f"{value:.1f}"
+    return f"{value:.3f}" + ("" if se != se else f" ± {se:.3f}")
+
+
 def format_open_table(rows: Sequence[Mapping], metric: str, groups: Sequence[str] | None = None) -> str:
     """A markdown table of one open-caption measure: a row per setting, a column per group (mean ± SE)."""
     groups = groups or REPORT_GROUPS
@@ -267,16 +277,7 @@ def format_open_table(rows: Sequence[Mapping], metric: str, groups: Sequence[str
     cell = {(r["setting"], r["group"]): r for r in rows}
     lines = ["| setting | NFE | " + " | ".join(f"{g} open" for g in groups) + " |", "|" + "---|" * (len(groups) + 2)]
     for name in settings:
-        cells = []
-        for g in groups:
-            r = cell.get((name, g), {})
-            value, se = r.get(metric, float("nan")), r.get(f"{metric}_se", float("nan"))
-            if value != value:
-                cells.append("")
-            elif metric.startswith("fd"):
-                cells.append(f"{value:.1f}")
-            else:
-                cells.append(f"{value:.3f}" + ("" if se != se else f" ± {se:.3f}"))
+        cells = [format_cell(cell.get((name, g), {}), metric) for g in groups]
         nfe = next(r["nfe"] for r in rows if r["setting"] == name)
         lines.append(f"| {name} | {nfe} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -11,8 +11,8 @@ prompts, split by the number of open attributes (:func:`summarise`):
 - **named accuracy**: the image is valid and every attribute the caption names reads back right.
 - **coverage** of each open attribute, over the valid samples: the normalised entropy
   H(p) / log(number of allowed values) of the reads the prompt allows (a value it rules out, such as a
-  held-out pair, is an error and not diversity, so the entropy stays in [0, 1]), the total-variation distance to the allowed distribution
-  (:meth:`zlab.open_captions.OpenSpec.allowed_distribution`), and the share of allowed values seen at least
+  held-out pair, is an error and not diversity, so the entropy stays in [0, 1]), the total-variation
+  distance to the allowed distribution (:meth:`zlab.open_captions.OpenSpec.allowed_distribution`), and the share of allowed values seen at least
   once. No valid sample: entropy 0, TV 1, share 0.
 
 K samples of the allowed distribution itself do not reach entropy 1 (a finite sample is never exactly
@@ -122,7 +122,8 @@ def coverage(values: Sequence[str], allowed: Mapping[str, float]) -> dict[str, f
     counts = Counter(values)
     p = {v: c / len(values) for v, c in counts.items()}
     inside = [c for v, c in counts.items() if v in allowed]
-    entropy = -sum(c / sum(inside) * math.log(c / sum(inside)) for c in inside)
+    total = sum(inside)
+    entropy = -sum(c / total * math.log(c / total) for c in inside)
     return {"entropy": entropy / math.log(len(allowed)) if len(allowed) > 1 else float(bool(inside)),
             "tv": 0.5 * sum(abs(p.get(v, 0.0) - allowed.get(v, 0.0)) for v in set(p) | set(allowed)),
             "seen": sum(v in counts for v in allowed) / len(allowed)}

@@ -103,7 +103,12 @@ def fifty_step_base(image_size: int, cfg_truncation: float = 1.0) -> dict:
 def best_guidance(scores: dict[float, dict]) -> float:
     """The g of a :func:`choose_guidance` sweep closest to the targets on validation (least shortfall; meeting
     all of them, 0); a tie goes to the higher score."""
-    return min(scores, key=lambda g: (round(scores[g]["shortfall"], 6), -scores[g]["score"]))
+    return min(scores, key=lambda g: _rank(scores[g]))
+
+
+def _rank(entry: dict) -> tuple[float, float]:
+    """Sort key of a validation entry: least shortfall from the targets first, then the higher score."""
+    return round(entry["shortfall"], 6), -entry["score"]
 
 
 def calibrate_open_prob(candidates: dict[float, ZImagePipeline], guidance_candidates: Sequence[float] = GUIDANCE_CANDIDATES,
@@ -125,7 +130,7 @@ def calibrate_open_prob(candidates: dict[float, ZImagePipeline], guidance_candid
         record[f"{open_prob:g}"] = {"best_guidance": best, **scores[best],
                                     "sweep": {f"{g:g}": v for g, v in scores.items()},
                                     "transformer": teacher_fingerprint(pipe.transformer)}
-    chosen = min(record, key=lambda p: (round(record[p]["shortfall"], 6), -record[p]["score"]))
+    chosen = min(record, key=lambda p: _rank(record[p]))
     return {"candidates": record, "chosen": float(chosen), "plan": asdict(plan)}
 
 
