@@ -27,7 +27,7 @@ from zlab.sampling import cfg_active, guidance_scale_to_s
 from zlab.shapes_net import ShapesNet
 from zlab.zimage import schedule
 
-STOCK_KEYS = {"num_inference_steps", "guidance_scale", "cfg_truncation", "height", "width", "sigmas",
+STOCK_KEYS = {"num_inference_steps", "guidance_scale", "cfg_truncation", "cfg_normalization", "height", "width", "sigmas",
               "max_sequence_length"}
 
 

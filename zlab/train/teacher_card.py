@@ -140,7 +140,8 @@ VAE round trips of 500 fresh renders per bucket: {vae_text or "not recorded"}.
 {training.get("notes", "")}
 
 The guidance scale was chosen on the **validation** set ({plan["choose_per_count"]} prompts per number of open
-attributes, {plan["choose_seeds"]} seeds each; 50 steps) against the targets the test set is held to: fully
+attributes, {plan["choose_seeds"]} seeds each, and every fully named validation prompt at {plan["named_seeds"]} seeds; 50 steps)
+against the targets the test set is held to: fully
 named joint accuracy >= 0.95, and on prompts with 2+ open attributes validity, named accuracy >= 0.90 and
 coverage >= 0.85. The chosen g falls least short of them (shortfall: the sum of the misses; 0 meets all),
 a tie going to the higher score (the mean of validity, named accuracy and coverage over all prompts).
