@@ -25,6 +25,7 @@ from zlab import prompt_sets
 from zlab.evaluate import evaluate_open, evaluate_settings, format_open_table, format_table, latency_ms, teacher_reference
 from zlab.ladd.data import synthesize_from
 from zlab.ladd.heads import Discriminator
+from zlab.ladd.sampling_choice import choose_sampling_mode
 from zlab.ladd.student import STUDENT_STEPS, check_student_schedule, save_student, student_pipeline
 from zlab.ladd.trainer import LADDConfig, train_ladd
 from zlab.shapes import canvas_size, enumerate_captions, sampling_base
@@ -35,6 +36,11 @@ from zlab.zimage import read_sampling
 def student_settings(sampling: dict) -> dict[str, dict]:
     """Student rows of the comparison: N = 1, 2, 4 steps, no CFG."""
     return {f"student {n} step{'s' * (n > 1)}": {**sampling, "num_inference_steps": n} for n in STUDENT_STEPS}
+
+
+def student_sampling(image_size: int = 64) -> dict:
+    """The student's sampling.json: 4 steps, no CFG, at the teacher's size."""
+    return {"num_inference_steps": 4, "guidance_scale": 0.0, **sampling_base(image_size)}
 
 
 def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | None, out: str | Path,
@@ -48,10 +54,10 @@ def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | Non
     (``open_plan`` = prompts per number of open attributes, seeds per prompt) beside the teacher's 50 steps.
     """
     pipe = student_pipeline(teacher, transformer, stochastic)
-    sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, **sampling_base(image_size)}
+    sampling = student_sampling(image_size)
     rows = (evaluate_settings(pipe, student_settings(sampling), ShapesNet.load(shapes_net), seeds=seeds)
             if measure else [])
-    record = {**record, "rows": rows, "schedule": check_student_schedule(pipe)}
+    record = {**record, "rows": rows, "schedule": check_student_schedule(pipe), "stochastic_sampling": stochastic}
     if measure and teacher_sampling is not None:
         record["open"] = open_test_rows(teacher, teacher_sampling, pipe, sampling, ShapesNet.load(shapes_net), open_plan)
     files = {"eval.json": json.dumps(record, indent=2) + "\n", "README.md": model_card(sampling, record)}
@@ -106,7 +112,7 @@ image = pipe("a large red circle at the top left", num_inference_steps=4, guidan
 ```
 
 Lab times per N, read back from the shipped scheduler: {json.dumps(record.get("schedule", {}))}.
-{"The scheduler has diffusers' `stochastic_sampling` on: between steps it re-noises the student's x0_hat with fresh noise from the pipeline's generator, which is exactly the input LADD trains the student on (x_t = (1 - t) x0 + t eps with fresh eps)." if config.get("stochastic_sampling") else "Deterministic Euler steps between the trained times."}
+{sampling_text(record)}
 
 `sampling.json`: `{json.dumps(sampling)}`. `discriminator/` holds the trained heads (used by the
 app's discriminator view; diffusers ignores the folder).
@@ -133,6 +139,18 @@ Fully named captions of the train colour-shape pairs (all 270, some of them vali
 {open_section(record.get("open"))}
 The side-by-side comparison with the teacher is `zlab compare` and lab 06.
 """
+
+
+def sampling_text(record: dict) -> str:
+    """The model card's sentence on how the student steps between its times, and why (when chosen on validation)."""
+    stochastic = record.get("stochastic_sampling", record.get("config", {}).get("stochastic_sampling", False))
+    text = ("The scheduler has diffusers' `stochastic_sampling` on: between steps it re-noises the student's x0_hat "
+            "with fresh noise, exactly the input LADD trains the student on (x_t = (1 - t) x0 + t eps with fresh eps). "
+            "`ZImagePipeline` does not pass its generator to the scheduler, so that noise comes from torch's global "
+            "RNG: call `torch.manual_seed` before sampling to repeat a picture." if stochastic else
+            "Deterministic Euler steps between the trained times.")
+    choice = record.get("sampling_choice")
+    return text + (f" Chosen on validation: {choice['why']}." if choice else "")
 
 
 def open_section(rows: list[dict] | None) -> str:
@@ -172,8 +190,14 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
               "log": {k: v[-200:] for k, v in log.items()}}
     start = time.perf_counter()
     teacher_sampling = read_sampling(config.teacher)
-    rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=config.stochastic_sampling,
-                        image_size=teacher_sampling.get("height", 64), teacher_sampling=teacher_sampling)  # its size
+    image_size = teacher_sampling.get("height", 64)  # the student samples at its teacher's size
+    stochastic = config.stochastic_sampling
+    if config.choose_sampling and measure:
+        teacher.set_progress_bar_config(disable=True)
+        record["sampling_choice"] = choose_sampling_mode(teacher, transformer, student_sampling(image_size))
+        stochastic = record["sampling_choice"]["chosen"] == "stochastic"
+    rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=stochastic,
+                        image_size=image_size, teacher_sampling=teacher_sampling)
     print(f"synth {synth_s / 60:.1f} min, LADD {train_s / 60:.1f} min, measure + ship "
           f"{(time.perf_counter() - start) / 60:.1f} min")
     return rows

@@ -74,6 +74,7 @@ class LADDConfig:
     seed: int = 0
     checkpoint_every: int = 100
     stochastic_sampling: bool = False  # see configs/shapes-ladd.toml: stock ZImagePipeline would not be seed-reproducible
+    choose_sampling: bool = False  # make-student: measure both modes on validation, ship the better (zlab.ladd.sampling_choice)
     ema_decay: float = 0.0  # > 0: the student's weights are averaged (EMA with warm-up) and the average ships
     # Scale (issue 6): weights in bf16, LoRA student sharing the teacher's weights, recomputation, optimizer kind.
     weights_dtype: str = "float32"  # the frozen teacher (and a LoRA student's shared base)
