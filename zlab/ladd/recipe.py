@@ -193,7 +193,6 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
     image_size = teacher_sampling.get("height", 64)  # the student samples at its teacher's size
     stochastic = config.stochastic_sampling
     if config.choose_sampling and measure:
-        teacher.set_progress_bar_config(disable=True)
         record["sampling_choice"] = choose_sampling_mode(teacher, transformer, student_sampling(image_size))
         stochastic = record["sampling_choice"]["chosen"] == "stochastic"
     rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=stochastic,

@@ -83,8 +83,6 @@ def choose_guidance(pipe: ZImagePipeline, candidates: Sequence[float], base: dic
     make it hinge on which they are: small objects are the hard ones); the three on prompts with 2+ open
     attributes (``open2``); and the ``shortfall`` from ``targets`` that :func:`best_guidance` minimises."""
     prompts, seeds = prompts_and_seeds("validation", plan.choose_seeds, per_count=plan.choose_per_count)
-    named_prompts, named_seeds = prompts_and_seeds("validation", plan.named_seeds, per_count=plan.named_prompts,
-                                                   max_open=0)
     keys = ("valid", "named_accuracy", "coverage_entropy")
     scores = {}
     for g in candidates:
@@ -94,9 +92,8 @@ def choose_guidance(pipe: ZImagePipeline, candidates: Sequence[float], base: dic
         row = {r["group"]: r for r in rows}
         scores[g] = {k: row["all"][k] for k in keys}
         scores[g]["score"] = float(np.mean(list(scores[g].values())))
-        named, _ = stock_samples(pipe, named_prompts, named_seeds, setting)
-        scores[g]["named_joint"] = summarise(prompt_records(named, named_prompts, plan.named_seeds),
-                                             {"0": [0]})["0"]["named_accuracy"][0]
+        scores[g]["named_joint"] = named_stats(pipe, setting, "validation", plan.named_seeds,
+                                               plan.named_prompts)["named_accuracy"][0]
         scores[g]["open2"] = {k: row["2+"][k] if "2+" in row else float("nan") for k in keys}
         scores[g]["shortfall"] = targets.shortfall(scores[g])
     return scores
@@ -149,15 +146,23 @@ def teacher_settings(sampling: dict) -> dict[str, dict]:
     return settings
 
 
+def named_stats(pipe: ZImagePipeline, setting: dict, which: str, per_prompt: int, n_prompts: int | None = None,
+                pairs: str = "train") -> dict:
+    """Fully named prompts of set ``which`` (``n_prompts`` of them, None: all) at ``per_prompt`` seeds through the
+    stock pipeline: :func:`zlab.open_metrics.summarise` of them (joint accuracy is the named accuracy)."""
+    prompts, seeds = prompts_and_seeds(which, per_prompt, pairs=pairs, per_count=n_prompts, max_open=0)
+    images, _ = stock_samples(pipe, prompts, seeds, setting)
+    return summarise(prompt_records(images, prompts, per_prompt), {"0": [0]})["0"]
+
+
 def named_rows(pipe: ZImagePipeline, sampling: dict, per_prompt: int, n_prompts: int | None = None) -> list[dict]:
     """Fully named **test** prompts at the teacher's sampling.json, at 64x64 and the other aspect buckets: joint
     accuracy (= named accuracy) and validity, mean ± SE across prompts, for train and held-out pairs."""
     rows = []
     for height, width in ((sampling["height"], sampling["width"]), *aspects(sampling["height"])):
         for pairs in ("train", "heldout"):
-            prompts, seeds = prompts_and_seeds("test", per_prompt, pairs=pairs, per_count=n_prompts, max_open=0)
-            images, _ = stock_samples(pipe, prompts, seeds, {**sampling, "height": height, "width": width})
-            stats = summarise(prompt_records(images, prompts, per_prompt), {"0": [0]})["0"]
+            stats = named_stats(pipe, {**sampling, "height": height, "width": width}, "test", per_prompt, n_prompts,
+                                pairs)
             rows.append({"size": f"{height}x{width}", "pairs": pairs, "prompts": stats["prompts"], "seeds": per_prompt,
                          "joint": stats["named_accuracy"], "valid": stats["valid"]})
     return rows
