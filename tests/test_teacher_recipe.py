@@ -92,3 +92,18 @@ def test_make_teacher_runs_the_whole_recipe_and_records_its_time(tmp_path):
     total = (sum(timings.values()) + record["measure_s"]) / 60
     assert f"{total:.1f} min in all" in card and "| 0.3 (chosen) | 1 |" in card and "shortfall" in card
     assert json.loads((tmp_path / "teacher" / "eval.json").read_text())["training"]["teacher_config"]["open_prob"] == 0.3
+
+
+def test_make_teacher_stops_before_the_teacher_when_the_vae_round_trips_badly(tmp_path):
+    from zlab.train.recipe import make_teacher
+
+    # a 2-step VAE cannot give shapes back; the gate must refuse it before any teacher step runs
+    (tmp_path / "vae.toml").write_text('size = "micro"\nsteps = 2\nbatch_size = 4\ncheckpoint_every = 2\n'
+                                       'stats_images = 64\nwarmup = 1\nmin_roundtrip_joint = 0.5\n')
+    (tmp_path / "teacher.toml").write_text('size = "micro"\nsteps = 2\nbatch_size = 8\nnum_latents = 48\n'
+                                           'checkpoint_every = 2\nwarmup = 1\n')
+    with pytest.raises(RuntimeError, match=r"joint accuracy 0\.\d+ .*below min_roundtrip_joint = 0.5"):
+        make_teacher(tmp_path / "teacher", tmp_path / "vae.toml", tmp_path / "teacher.toml", tmp_path / "runs",
+                     progress=False)
+    assert (tmp_path / "runs" / "vae" / "vae" / "config.json").is_file()
+    assert not (tmp_path / "runs" / "teacher").exists() and not (tmp_path / "teacher").exists()

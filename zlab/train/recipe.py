@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from diffusers import ZImagePipeline
+import torch
+from diffusers import AutoencoderKL, ZImagePipeline
 
 from zlab.evaluate import evaluate_open, stock_samples, teacher_reference, vae_reconstruction
 from zlab.ladd.data import teacher_fingerprint
@@ -200,6 +201,19 @@ def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Seq
     return record
 
 
+def check_vae_roundtrip(vae_dir: Path, config: VAEConfig, n: int = 500) -> dict:
+    """Round-trip ``n`` fresh square renders through the trained VAE; raise before the teacher trains if the
+    checker's joint accuracy is below ``config.min_roundtrip_joint``: a latent teacher cannot draw better
+    shapes than its decoder gives back, so a weak VAE would cap every later number."""
+    with torch.no_grad():
+        scores = vae_reconstruction(AutoencoderKL.from_pretrained(vae_dir).eval(), n, size=config.image_size)
+    if scores["acc_joint"] < config.min_roundtrip_joint:
+        raise RuntimeError(f"the VAE in {vae_dir} round-trips {n} renders at checker joint accuracy "
+                           f"{scores['acc_joint']:.3f} (PSNR {scores['psnr_db']:.1f} dB), below min_roundtrip_joint = "
+                           f"{config.min_roundtrip_joint}; train it longer (steps in the VAE config) in a new run directory")
+    return scores
+
+
 def make_teacher(out: str | Path, vae_config: str | Path, teacher_config: str | Path, run_dir: str | Path = "runs",
                  resume: bool = False, progress: bool = True, calibration: dict | None = None, **ship_kwargs) -> dict:
     """Train VAE then teacher (resumable), then :func:`ship_teacher`; returns the eval record. ``calibration``:
@@ -208,8 +222,8 @@ def make_teacher(out: str | Path, vae_config: str | Path, teacher_config: str | 
     vae_cfg = load_config(VAEConfig, vae_config)
     teacher_cfg = load_config(TeacherConfig, teacher_config)
     start = time.perf_counter()
-    if not (resume and (run_dir / "vae" / "vae" / "config.json").is_file()):
-        train_vae(vae_cfg, run_dir / "vae", resume=resume, progress=progress)
+    train_vae(vae_cfg, run_dir / "vae", resume=resume, progress=progress)  # a finished run resumes in seconds
+    check_vae_roundtrip(run_dir / "vae" / "vae", vae_cfg)
     vae_s = time.perf_counter() - start
     pipe = train_teacher(teacher_cfg, run_dir / "vae" / "vae", run_dir / "teacher", resume=resume, progress=progress)
     teacher_s = time.perf_counter() - start - vae_s

@@ -38,10 +38,12 @@ class VAEConfig:
     seed: int = 0
     checkpoint_every: int = 500
     stats_images: int = 2048
+    min_roundtrip_joint: float = 0.0  # make-teacher stops before the teacher if round trips score lower
 
     def validate(self) -> None:
         check_common(self)
         check_range("kl_weight", self.kl_weight, 0.0, 1.0)
+        check_range("min_roundtrip_joint", self.min_roundtrip_joint, 0.0, 1.0)
 
 
 def _batches(config: VAEConfig, start_step: int):
