@@ -260,6 +260,13 @@ def _make_student(args: argparse.Namespace) -> None:
     print(format_table(make_student(config, args.out, args.run, resume=args.resume)))
 
 
+def _ablate(args: argparse.Namespace) -> None:
+    from zlab.ladd.ablate import format_summary, load_grid, run_grid
+
+    record = run_grid(load_grid(args.grid), args.out, args.runs, only=args.only)
+    print(format_summary(record))
+
+
 def _compare(args: argparse.Namespace) -> None:
     from zlab.evaluate import format_table
     from zlab.ladd.recipe import comparison, speedup
@@ -453,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=_make_student)
+
+    p = sub.add_parser("ablate", help="LADD variants x training seeds from a grid file, measured, appended to JSON")
+    p.add_argument("--grid", default="configs/ablations.toml")
+    p.add_argument("--out", default="docs/ablations.json", help="the record; finished runs in it are skipped")
+    p.add_argument("--runs", default=output_path("runs/ablate"), help="run folders (each resumes when cut)")
+    p.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants")
+    p.set_defaults(func=_ablate)
 
     p = sub.add_parser("compare", help="teacher vs student side by side through stock ZImagePipeline (lab 06)")
     p.add_argument("--teacher", default=output_path("checkpoints/shapes-teacher"))

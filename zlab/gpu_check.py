@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
 import platform
 import signal
 import subprocess
@@ -41,6 +40,7 @@ import torch
 
 from zlab.bench import BenchSetup, bench_parts, format_results, new_results, smoke_setup
 from zlab.shapes_run import ShapesRunSetup, shapes_phases, smoke_shapes_setup
+from zlab.zimage import write_text_atomically
 
 # Seconds per phase on one H200: estimates with room to spare (set before any H200 run; the JSON records
 # the real times). They add up to more than the total on purpose: a phase is skipped only if the ones
@@ -225,17 +225,11 @@ def failed(record: dict) -> list[str]:
     return [p["name"] for p in record["phases"] if p["status"] in FAILED]
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_outputs(out: Path, record: dict) -> None:
     """``gpu-check.json`` (everything) and ``gpu-check.md`` (the report), each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomically(out / "gpu-check.json", json.dumps(record, indent=2, default=str) + "\n")
-    _write_atomically(out / "gpu-check.md", format_report(record))
+    write_text_atomically(out / "gpu-check.json", json.dumps(record, indent=2, default=str) + "\n")
+    write_text_atomically(out / "gpu-check.md", format_report(record))
 
 
 def format_report(record: dict) -> str:

@@ -85,6 +85,14 @@ def load_pipeline(path_or_id: str | os.PathLike, device: str | torch.device = "c
     return pipe.to(device)
 
 
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a hidden sibling, then rename it over ``path``: a reader sees the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_folder_atomically(path: str | os.PathLike, write) -> Path:
     """Call ``write(tmp_dir)`` next to ``path`` and rename the result into place: all or nothing.
 

@@ -1,0 +1,93 @@
+"""`zlab ablate` at tiny size: a grid of two variants x two training seeds, measured, recorded, skipped on restart."""
+
+import json
+import math
+
+import pytest
+
+from zlab.ladd import ablate
+from zlab.zimage import save_pipeline
+
+SAMPLING = {"num_inference_steps": 2, "guidance_scale": 1.0, "cfg_truncation": 1.0, "height": 64, "width": 64}
+
+
+def _grid_files(tmp_path, teacher, variants: str, split: str = "validation") -> str:
+    (tmp_path / "base.toml").write_text(
+        f'teacher = "{teacher}"\ndata = "{tmp_path / "synth"}"\nsynth_rounds = 1\nsteps = 4\nbatch_size = 3\n'
+        'blocks = [1, 3]\nhead_hidden = 8\nwarmup_steps = 2\ncheckpoint_every = 2\nstudent_lr = 1e-4\n')
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'base = "{tmp_path / "base.toml"}"\nseeds = [0, 1]\nsplit = "{split}"\nper_count = 1\n'
+                    f'per_prompt = 2\n\n[shared]\nsteps = 2\n\n{variants}')
+    return str(grid)
+
+
+VARIANTS = '''[[variant]]
+name = "base"
+claim = "the base recipe"
+
+[[variant]]
+name = "m-2"
+claim = "a lower t-hat mean"
+set = { t_hat_m = -2.0 }
+'''
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, tiny_pipe):
+    return save_pipeline(tiny_pipe, tmp_path_factory.mktemp("ablate") / "teacher", sampling=SAMPLING)
+
+
+def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teacher, tmp_path, monkeypatch):
+    grid = ablate.load_grid(_grid_files(tmp_path, teacher, VARIANTS))
+    out = tmp_path / "ablations.json"
+    record = ablate.run_grid(grid, out, tmp_path / "runs", progress=False)
+    assert sorted((r["variant"], r["seed"]) for r in record["runs"]) == [("base", 0), ("base", 1), ("m-2", 0),
+                                                                         ("m-2", 1)]
+    assert json.loads(out.read_text()) == json.loads(json.dumps(record))
+    for run in record["runs"]:
+        assert run["split"] == "validation" and set(run["metrics"]) == {"N=1", "N=2", "N=4"}
+        for groups in run["metrics"].values():
+            assert set(groups) == {"0", "2+", "all"}
+            assert 0.0 <= groups["all"]["valid"] <= 1.0 and groups["all"]["fd_teacher"] >= 0
+    assert record["runs"][2]["set"] == {"t_hat_m": -2.0}
+    # different training seeds train different students (their runs differ), one teacher's data serves both
+    assert (tmp_path / "runs" / "base" / "seed0").is_dir() and (tmp_path / "runs" / "base" / "seed1").is_dir()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished (variant, seed) was trained again")
+
+    monkeypatch.setattr(ablate, "train_ladd", no_training)
+    again = ablate.run_grid(grid, out, tmp_path / "runs", progress=False)
+    assert len(again["runs"]) == 4
+
+    rows = ablate.summary(record)
+    assert [(r["variant"], r["setting"]) for r in rows][:3] == [("base", "N=1"), ("base", "N=2"), ("base", "N=4")]
+    assert all(r["seeds"] == 2 for r in rows)
+    verdict = ablate.compare(record, "m-2", "base", "N=4", "all", "valid")
+    assert verdict["seeds"] == 2 and verdict["verdict"] in {"better", "worse", "inconclusive"}
+    assert "| m-2 | 4 | 2 |" in ablate.format_summary(record)
+
+
+def test_intervals_use_student_t():
+    mean, low, high = ablate.interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / math.sqrt(3))
+    assert math.isnan(ablate.interval([1.0])[1])
+    assert ablate.t95(40) == 1.96 and ablate.t95(11) == 2.228  # between tabled dofs: the wider one below
+    record = {"runs": [{"variant": v, "seed": s, "metrics": {"N=1": {"2+": {"valid": x}}}}
+                       for v, xs in (("a", (0.5, 0.6, 0.7)), ("b", (0.7, 0.8, 0.9))) for s, x in enumerate(xs)]}
+    better = ablate.compare(record, "b", "a", "N=1", "2+", "valid")  # +0.2 on every seed: an interval of width 0
+    assert better["diff"] == pytest.approx(0.2) and better["verdict"] == "better"
+    assert ablate.compare(record, "a", "b", "N=1", "2+", "valid")["verdict"] == "worse"
+
+
+def test_grid_errors_name_the_problem(teacher, tmp_path):
+    bad_key = VARIANTS + '\n[[variant]]\nname = "x"\nset = { t_hat_mean = 1.0 }\n'
+    with pytest.raises(ValueError, match="t_hat_mean"):
+        ablate.load_grid(_grid_files(tmp_path, teacher, bad_key))
+    with pytest.raises(ValueError, match="split must be one of"):
+        ablate.load_grid(_grid_files(tmp_path, teacher, VARIANTS, split="train"))
+    with pytest.raises(ValueError, match="its own name"):
+        ablate.load_grid(_grid_files(tmp_path, teacher, VARIANTS + '\n[[variant]]\nname = "base"\n'))
+    grid = ablate.load_grid(_grid_files(tmp_path, teacher, VARIANTS))
+    with pytest.raises(ValueError, match="not in the grid"):
+        ablate.run_grid(grid, tmp_path / "a.json", tmp_path / "runs", only=["nope"], progress=False)
