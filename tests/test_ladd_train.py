@@ -162,6 +162,32 @@ def test_heads_options_train_and_add_to_the_heads_loss(teacher_and_data, tmp_pat
     assert log_both["d_loss"][0] > log_plain["d_loss"][0]
 
 
+def test_discriminative_pixel_features_train_heads_on_a_frozen_image_network(teacher_and_data, tmp_path):
+    """ADD-style heads (features = "pixels"): ShapesNet's conv maps of clean decoded images, one head per conv
+    layer with its own width; the student learns through the frozen VAE decoder and network."""
+    from zlab.features import PixelFeatureTap
+    from zlab.ladd.setup import pixel_tap
+    from zlab.shapes_net import ShapesNet
+
+    ShapesNet(width=4, num_features=8).save(tmp_path / "net")
+    config = _config(teacher_and_data, steps=2, features="pixels", features_net=str(tmp_path / "net"), blocks=(0, 2))
+    tap = pixel_tap(config, "cpu")
+    assert isinstance(tap, PixelFeatureTap) and tap.channels == [4, 16] and not tap.noised
+    x0 = torch.randn(2, 16, 8, 8, requires_grad=True)
+    maps = tap(x0, torch.zeros(2), [])
+    assert [m.shape for m in maps] == [(2, 4, 32, 32), (2, 16, 8, 8)]
+    maps[1].sum().backward()
+    assert x0.grad.abs().sum() > 0  # the fake path reaches the student through decoder and network
+    student, disc, log = train_ladd(config, tmp_path / "run", progress=False)
+    assert [h.conv_in.in_channels for h in disc.heads] == [4, 16] and log["skipped"] == []
+    teacher = ZImagePipeline.from_pretrained(config.teacher).transformer
+    assert any(not torch.equal(a, b) for a, b in zip(student.state_dict().values(), teacher.state_dict().values()))
+    with pytest.raises(ValueError, match="conv layers 0..2"):
+        pixel_tap(_config(teacher_and_data, features="pixels", features_net=str(tmp_path / "net"), blocks=(3,)), "cpu")
+    with pytest.raises(ValueError, match="features must be one of"):
+        _config(teacher_and_data, features="dino")
+
+
 def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_path):
     config = _config(teacher_and_data)
     straight, disc, log = train_ladd(config, tmp_path / "a", progress=False)

@@ -89,6 +89,39 @@ class FeatureTap:
         return [layout.image_grid(outputs[b]).float() for b in self.blocks]
 
 
+class PixelFeatureTap:
+    """A frozen *discriminative* network on decoded pixels, for the ablation of LADD's first claim.
+
+    ADD (Sauer et al. 2023) trains its heads on DINOv2 features of clean images; LADD replaces them with the
+    teacher's own features of noised latents. Here the shipped :class:`~zlab.shapes_net.ShapesNet` (trained to read
+    the world's attributes) stands in for DINOv2: the VAE decodes the latents, and ``blocks`` index ShapesNet's conv
+    layers (0, 1, 2). ``noised = False``: LADD's forward hands it clean ``x0`` and ``x0_hat``, as ADD does; the
+    call signature is :class:`FeatureTap`'s, so the heads and losses are the same.
+    """
+
+    noised = False
+
+    def __init__(self, vae, net, blocks: Sequence[int]):
+        convs = len(net.conv_channels)
+        bad = [b for b in blocks if not 0 <= b < convs]
+        if not blocks or bad:
+            raise ValueError(f"blocks {list(blocks)} must index the feature network's conv layers 0..{convs - 1}")
+        self.vae, self.net, self.blocks = vae.eval().requires_grad_(False), net.eval().requires_grad_(False), tuple(blocks)
+
+    @property
+    def channels(self) -> list[int]:
+        """Channels of each tapped map."""
+        return [self.net.conv_channels[b] for b in self.blocks]
+
+    def __call__(self, x0: Tensor, t: Tensor, prompt_embeds: Sequence[Tensor]) -> list[Tensor]:
+        """Maps of the decoded images of normalised latents ``x0`` (``t`` and the prompt are not read)."""
+        vae = self.vae
+        z_raw = x0.to(vae.dtype) / vae.config.scaling_factor + vae.config.shift_factor
+        images = vae.decode(z_raw, return_dict=False)[0].float() / 2 + 0.5
+        maps = self.net.conv_maps(images)
+        return [maps[b].float() for b in self.blocks]
+
+
 def pca_rgb(maps: Tensor, basis: dict[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Project feature maps (B, C, h, w) on their first 3 principal components, scaled to [0, 1].
 

@@ -47,6 +47,25 @@ class ShapesNet(nn.Module):
             images = F.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
         return self.body(images * 2 - 1)
 
+    @property
+    def conv_channels(self) -> list[int]:
+        """Output channels of each conv layer of the body, in order (the maps :meth:`conv_maps` returns)."""
+        return [m.out_channels for m in self.body if isinstance(m, nn.Conv2d)]
+
+    def conv_maps(self, images: Tensor) -> list[Tensor]:
+        """The body's activations after each conv layer (64x64 input: 32, 16 and 8 px maps), with gradients
+        to ``images`` when grad is on: a frozen discriminative feature network for ADD-style heads."""
+        if images.shape[-2:] != (64, 64):
+            images = F.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+        h, maps, convs = images * 2 - 1, [], len(self.conv_channels)
+        for layer in self.body:
+            h = layer(h)
+            if isinstance(layer, nn.SiLU) and len(maps) < convs:
+                maps.append(h)
+            if len(maps) == convs:
+                return maps
+        return maps
+
     def logits(self, images: Tensor) -> dict[str, Tensor]:
         features = self(images)
         return {name: head(features) for name, head in self.heads.items()}

@@ -72,10 +72,14 @@ class DiscriminatorHead(nn.Module):
 class Discriminator(nn.Module):
     """The heads, one per tapped block; :meth:`forward` maps a list of feature maps to a list of logit maps."""
 
-    def __init__(self, blocks: Sequence[int], channels: int, text_dim: int, hidden: int = 64, t_features: int = 8):
+    def __init__(self, blocks: Sequence[int], channels: int | Sequence[int], text_dim: int, hidden: int = 64,
+                 t_features: int = 8):
         super().__init__()
         self.blocks = tuple(blocks)
-        self.heads = nn.ModuleList(DiscriminatorHead(channels, text_dim, hidden, t_features) for _ in self.blocks)
+        widths = [channels] * len(self.blocks) if isinstance(channels, int) else list(channels)
+        if len(widths) != len(self.blocks):
+            raise ValueError(f"{len(widths)} channel counts for {len(self.blocks)} tapped blocks")
+        self.heads = nn.ModuleList(DiscriminatorHead(c, text_dim, hidden, t_features) for c in widths)
 
     def forward(self, maps: Sequence[Tensor], t_hat: Tensor, text: Tensor) -> list[Tensor]:
         if len(maps) != len(self.heads):

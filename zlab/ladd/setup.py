@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import ZImageTransformer2DModel
 
-from zlab.features import FeatureTap
+from zlab.features import FeatureTap, PixelFeatureTap
 from zlab.ladd.heads import Discriminator
 
 OPTIMIZERS = ("adam", "adam_fused", "adam8bit")
@@ -36,7 +36,7 @@ class LADDModels:
     teacher: ZImageTransformer2DModel  # frozen; for a LoRA student the same module, adapter off
     student: ZImageTransformer2DModel
     disc: Discriminator
-    tap: FeatureTap
+    tap: FeatureTap | PixelFeatureTap
     lora: bool
 
     def trainable(self) -> list[torch.nn.Parameter]:
@@ -139,8 +139,20 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
         for model in {id(m): m for m in (student, teacher)}.values():
             model.enable_gradient_checkpointing(_checkpoint_keeping_adapter_state(model) if config.lora_rank else None)
     student.train()
-    disc = Discriminator(config.blocks, teacher.config.dim, text_dim, hidden=config.head_hidden)
+    if config.features == "pixels":  # the discriminative ablation: a frozen image network instead of the teacher
+        tap = pixel_tap(config, teacher.device)
+    disc = Discriminator(config.blocks, tap.channels, text_dim, hidden=config.head_hidden)
     return LADDModels(teacher, student, disc, tap, lora=config.lora_rank > 0)
+
+
+def pixel_tap(config, device) -> PixelFeatureTap:
+    """ShapesNet (``config.features_net``) on the teacher folder's VAE decodings, on ``device``, in fp32."""
+    from diffusers import AutoencoderKL
+
+    from zlab.shapes_net import ShapesNet
+
+    vae = AutoencoderKL.from_pretrained(config.teacher, subfolder="vae").to(device)
+    return PixelFeatureTap(vae, ShapesNet.load(config.features_net).to(device), config.blocks)
 
 
 def fit_config(config, n_layers: int, device: str = "cuda"):

@@ -47,7 +47,8 @@ def save_discriminator(disc: Discriminator, folder: str | Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     head = disc.heads[0]
-    config = {"blocks": list(disc.blocks), "channels": head.conv_in.in_channels,
+    widths = [h.conv_in.in_channels for h in disc.heads]
+    config = {"blocks": list(disc.blocks), "channels": widths[0] if len(set(widths)) == 1 else widths,
               "text_dim": head.text_proj.in_features, "hidden": head.conv_in.out_channels,
               "t_features": head.t_features}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")

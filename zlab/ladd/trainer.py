@@ -32,7 +32,7 @@ from diffusers import ZImageTransformer2DModel
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from zlab.features import FeatureTap
+from zlab.features import FeatureTap, PixelFeatureTap
 from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
 from zlab.ladd.data import SynthData, load_buckets
 from zlab.ladd.heads import pool_text
@@ -46,6 +46,7 @@ from zlab.train.config import check_range
 from zlab.train.loop import make_accelerator, resume_run, save_checkpoint, seed_everything
 
 MAX_BAD_STEPS = 10
+FEATURES = ("teacher", "pixels")
 
 
 @dataclass
@@ -95,6 +96,10 @@ class LADDConfig:
     r1_weight: float = 0.0
     r1_sigma: float = 0.1
     mismatch_weight: float = 0.0
+    # The heads' features: the teacher's own blocks on noised latents (LADD), or ("pixels") a frozen discriminative
+    # network on clean decoded images, ADD's recipe with ShapesNet in DINOv2's place; blocks then index its convs.
+    features: str = "teacher"
+    features_net: str = "checkpoints/shapes-net"
 
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
@@ -122,6 +127,8 @@ class LADDConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         check_range("warmup_steps", self.warmup_steps, 0, 10**7)
+        if self.features not in FEATURES:
+            raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.mixed_precision not in ("no", "bf16"):
@@ -220,7 +227,7 @@ def sampler_inputs(student, batch: LADDBatch) -> Tensor:
     return torch.where((batch.sim_dt > 0)[:, None, None, None], x_sim, x)
 
 
-def ladd_forward(student, tap: FeatureTap, batch: LADDBatch, sampler=None, adversarial: bool = True) -> LADDForward:
+def ladd_forward(student, tap: FeatureTap | PixelFeatureTap, batch: LADDBatch, sampler=None, adversarial: bool = True) -> LADDForward:
     """LADD steps 2-5: noise, denoise with the student, re-noise both, tap the teacher.
 
     ``sampler`` is the unwrapped student used for backward simulation (defaults to ``student``).
@@ -228,10 +235,11 @@ def ladd_forward(student, tap: FeatureTap, batch: LADDBatch, sampler=None, adver
     """
     x_t = sampler_inputs(sampler or student, batch)
     x0_hat = x0_from_velocity(x_t, zimage_velocity(student, x_t, batch.t, batch.embeds), batch.t)
+    renoise = (lambda x: add_noise(x, batch.eps_hat, batch.t_hat)) if getattr(tap, "noised", True) else (lambda x: x)
     with torch.no_grad():
-        real_maps = tap(add_noise(batch.x0, batch.eps_hat, batch.t_hat), batch.t_hat, batch.embeds)
+        real_maps = tap(renoise(batch.x0), batch.t_hat, batch.embeds)
     with torch.set_grad_enabled(adversarial and torch.is_grad_enabled()):
-        fake_maps = tap(add_noise(x0_hat, batch.eps_hat, batch.t_hat), batch.t_hat, batch.embeds)
+        fake_maps = tap(renoise(x0_hat), batch.t_hat, batch.embeds)
     return LADDForward(x0_hat, real_maps, fake_maps)
 
 
