@@ -92,6 +92,26 @@ def test_a_rerun_with_other_prompts_or_teacher_regenerates_and_stale_shards_are_
         SynthData.load(out)
 
 
+def test_renders_as_the_real_side_are_the_worlds_images_through_the_vae(tiny_pipe, tmp_path):
+    """source = "renders": each prompt's render (open attributes drawn by its seed), VAE-encoded; its own key, so a
+    teacher folder is never mistaken for it; regression distillation refuses it (a render has no starting noise)."""
+    from zlab.open_metrics import open_renders
+    from zlab.shapes import image_to_tensor
+    from zlab.zimage import encode_images
+
+    out = synthesize(tiny_pipe, tmp_path / "renders", SAMPLING, rounds=1, prompts=PROMPTS[:2], progress=False,
+                     source="renders")
+    data = SynthData.load(out)
+    expected = encode_images(tiny_pipe.vae, image_to_tensor(open_renders(PROMPTS[:2], data.seeds.tolist(), 64)))
+    assert torch.allclose(data.latents, expected, atol=1e-5) and data.sampling["source"] == "renders"
+    with pytest.warns(UserWarning, match="regenerating"):  # the teacher's samples are other data
+        synthesize(tiny_pipe, out, SAMPLING, rounds=1, prompts=PROMPTS[:2], progress=False)
+    with pytest.raises(ValueError, match="source must be one of"):
+        synthesize(tiny_pipe, out, SAMPLING, rounds=1, prompts=PROMPTS[:2], progress=False, source="photos")
+    with pytest.raises(ValueError, match="regression_weight needs the teacher's samples"):
+        load_config(LADDConfig, real="renders", regression_weight=1.0)
+
+
 def test_initial_noise_is_what_the_teacher_sampled_from(teacher_and_data, tiny_pipe):
     data = SynthData.load(teacher_and_data[1])
     index = torch.tensor([1, 4])

@@ -191,7 +191,7 @@ def _synth(args: argparse.Namespace) -> None:
         sizes.append((int(height), int(width)))
     print(synthesize_from(args.teacher, args.out, sampling=json.loads(args.sampling) if args.sampling else None,
                           device=args.device, dtype=DTYPES[args.dtype], rounds=args.rounds, seed=args.seed,
-                          prompts=prompts, batch_size=args.batch_size, sizes=sizes))
+                          prompts=prompts, batch_size=args.batch_size, sizes=sizes, source=args.source))
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -418,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", help="aspect buckets HxW,HxW,... (one synth folder each; default: the sampling size)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--source", default="teacher", choices=["teacher", "renders"],
+                   help="the teacher's samples (LADD) or the world's renders encoded by the teacher's VAE (ablation)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("bench", help="the real-size transformer on a GPU: latency, LADD step time and memory, FLOPs")

@@ -17,6 +17,7 @@ Seeds vary the training (initial heads, batches, noise draws); the teacher's syn
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 import tomllib
@@ -39,7 +40,7 @@ from zlab.zimage import load_pipeline, read_sampling, write_text_atomically
 GROUPS = {"0": [0], "2+": [2, 3, 4, 5], "all": [0, 1, 2, 3, 4, 5]}
 MEASURES = ("valid", "named_accuracy", "coverage_entropy", "fd", "fd_teacher")
 SPLITS = ("validation", "test")
-SYNTH_KEYS = ("teacher", "synth_rounds", "synth_sizes")  # keys that change the synthetic data
+SYNTH_KEYS = ("teacher", "synth_rounds", "synth_sizes", "real")  # keys that change the synthetic data
 # Two-sided 95% quantiles of Student's t by degrees of freedom (seeds - 1); 1.96 (the normal) beyond 30.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
@@ -70,8 +71,9 @@ class Grid:
     def config(self, variant: Variant, seed: int, runs: Path) -> LADDConfig:
         """The run's LADD config: base file, shared overrides, the variant's, the training seed."""
         values = {**self.shared, **variant.set, "seed": seed}
-        if any(k in variant.set for k in SYNTH_KEYS) and "data" not in variant.set:
-            values["data"] = str(runs / f"synth-{variant.name}")  # its own data: never regenerate the shared folder
+        made_by = {k: variant.set[k] for k in SYNTH_KEYS if k in variant.set}
+        if made_by and "data" not in variant.set:  # data of its own, shared by the variants that make it alike
+            values["data"] = str(runs / f"synth-{hashlib.sha256(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:8]}")
         return load_config(LADDConfig, self.base, **values)
 
 
@@ -150,7 +152,7 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
             references[key] = teacher_reference(teacher, sampling, prompts, seeds)
         base_seed = load_config(LADDConfig, grid.base, **grid.shared).seed  # data made once, for every seed
         synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=base_seed, progress=progress,
-                        sizes=[canvas_size(s) for s in config.synth_sizes])
+                        sizes=[canvas_size(s) for s in config.synth_sizes], source=config.real)
         start = time.perf_counter()
         transformer, _, _ = train_ladd(config, runs / variant.name / f"seed{seed}", resume=True, progress=progress)
         train_s = time.perf_counter() - start

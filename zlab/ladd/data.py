@@ -30,11 +30,15 @@ from tqdm.auto import tqdm
 
 from zlab import prompt_sets
 from zlab.sampling import guidance_scale_to_s
-from zlab.zimage import SAMPLING_FILE, encode_prompts, generate, initial_noise, load_pipeline, read_sampling
+from zlab.open_metrics import open_renders
+from zlab.shapes import image_to_tensor
+from zlab.zimage import (SAMPLING_FILE, encode_images, encode_prompts, generate, initial_noise, load_pipeline,
+                         read_sampling)
 
 MANIFEST = "synth.json"
 TEXT = "text.safetensors"
 BUCKETS = "buckets.json"  # a folder of aspect buckets: one synth folder per size, named HxW
+SOURCES = ("teacher", "renders")
 
 
 def synth_seed(base: int, round_: int, index: int, n_prompts: int) -> int:
@@ -73,7 +77,8 @@ def _save_atomically(tensors: dict[str, Tensor], path: Path, metadata: dict[str,
 
 
 def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: int = 4, seed: int = 0,
-               prompts: Sequence[str] | None = None, batch_size: int = 90, progress: bool = True) -> Path:
+               prompts: Sequence[str] | None = None, batch_size: int = 90, progress: bool = True,
+               source: str = "teacher") -> Path:
     """Teacher samples for ``prompts`` (default: the train prompts of :mod:`zlab.prompt_sets`, open captions
     included; never a validation or test prompt) x ``rounds`` seeds, as shards in ``out``.
 
@@ -82,16 +87,22 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
         out: Folder for ``shard-XXXXX.safetensors``, ``text.safetensors`` and ``synth.json``.
         sampling: Stock keyword arguments (the teacher's ``sampling.json``): steps, guidance, size.
         rounds: Seeds per prompt; one shard per round.
+        source: ``"teacher"`` (LADD's synthetic data) or ``"renders"``: the world's own images of each prompt
+            (open attributes drawn from their allowed values by the seed, :func:`zlab.open_metrics.open_renders`),
+            encoded by the teacher's VAE: the real-data side of LADD's "synthetic data is enough" ablation.
     """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     prompts = list(prompts or prompt_sets.prompts("train"))
     height, width = sampling.get("height", 64), sampling.get("width", 64)
     s = guidance_scale_to_s(sampling.get("guidance_scale", 5.0))
     teacher = teacher_fingerprint(pipe.transformer)
-    keys = [shard_key(prompts, sampling, seed, r, teacher) for r in range(rounds)]
+    made_by = sampling if source == "teacher" else {**sampling, "source": source}  # teacher keys stay as they were
+    keys = [shard_key(prompts, made_by, seed, r, teacher) for r in range(rounds)]
     text_key = shard_key(prompts, {}, 0, -1, "")  # the embeddings depend on the prompts alone
-    manifest = {"prompts": prompts, "sampling": sampling, "rounds": rounds, "seed": seed, "teacher": teacher,
+    manifest = {"prompts": prompts, "sampling": made_by, "rounds": rounds, "seed": seed, "teacher": teacher,
                 "shards": [f"shard-{r:05d}.safetensors" for r in range(rounds)], "keys": keys, "text_key": text_key}
     with torch.no_grad():  # in chunks: one text-encoder batch of every prompt would not fit a GPU (Qwen3-4B)
         embeds = [e.cpu() for i in range(0, len(prompts), batch_size)
@@ -115,12 +126,17 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
         for i in range(0, len(prompts), batch_size):
             chunk = prompts[i:i + batch_size]
             chunk_seeds = [synth_seed(seed, r, i + j, len(prompts)) for j in range(len(chunk))]
-            noise = initial_noise(pipe, len(chunk), height, width,
-                                  [torch.Generator().manual_seed(x) for x in chunk_seeds])
-            result = generate(pipe, chunk, num_inference_steps=sampling.get("num_inference_steps", 50), s=s,
-                              cfg_truncation=sampling.get("cfg_truncation", 1.0), height=height, width=width,
-                              latents=noise)
-            latents.append(result.latents.cpu())
+            if source == "renders":
+                images = image_to_tensor(open_renders(chunk, chunk_seeds, (height, width)))
+                with torch.no_grad():
+                    latents.append(encode_images(pipe.vae, images.to(pipe.vae.device)).float().cpu())
+            else:
+                noise = initial_noise(pipe, len(chunk), height, width,
+                                      [torch.Generator().manual_seed(x) for x in chunk_seeds])
+                result = generate(pipe, chunk, num_inference_steps=sampling.get("num_inference_steps", 50), s=s,
+                                  cfg_truncation=sampling.get("cfg_truncation", 1.0), height=height, width=width,
+                                  latents=noise)
+                latents.append(result.latents.cpu())
             seeds += chunk_seeds
             bar.update(len(chunk))
         _save_atomically({"latents": torch.cat(latents), "prompt_index": torch.arange(len(prompts)),

@@ -181,7 +181,7 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
     start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=config.seed, progress=progress,
-                    device=device, sizes=[canvas_size(size) for size in config.synth_sizes])
+                    device=device, sizes=[canvas_size(size) for size in config.synth_sizes], source=config.real)
     synth_s = time.perf_counter() - start
     transformer, disc, log = train_ladd(config, run_dir, resume=resume, progress=progress)
     train_s = time.perf_counter() - start - synth_s

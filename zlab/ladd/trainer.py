@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from zlab.features import FeatureTap, PixelFeatureTap
 from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
-from zlab.ladd.data import SynthData, load_buckets
+from zlab.ladd.data import SOURCES, SynthData, load_buckets
 from zlab.ladd.heads import pool_text
 from zlab.ladd.losses import LOSSES, approximate_r1, discriminator_loss, fake_side, generator_loss, head_accuracy
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
@@ -100,6 +100,8 @@ class LADDConfig:
     # network on clean decoded images, ADD's recipe with ShapesNet in DINOv2's place; blocks then index its convs.
     features: str = "teacher"
     features_net: str = "checkpoints/shapes-net"
+    # The real side: the teacher's own samples (LADD's synthetic data) or "renders" of the world, encoded by its VAE.
+    real: str = "teacher"
 
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
@@ -127,6 +129,11 @@ class LADDConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         check_range("warmup_steps", self.warmup_steps, 0, 10**7)
+        if self.real not in SOURCES:
+            raise ValueError(f"real must be one of {SOURCES}, got {self.real!r}")
+        if self.real == "renders" and self.regression_weight:
+            raise ValueError("regression_weight needs the teacher's samples (real = \"teacher\"): a render has no "
+                             "starting noise to regress from")
         if self.features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
         if self.loss not in LOSSES:
