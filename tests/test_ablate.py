@@ -17,7 +17,7 @@ def _grid_files(tmp_path, teacher, variants: str, split: str = "validation") -> 
         'blocks = [1, 3]\nhead_hidden = 8\nwarmup_steps = 2\ncheckpoint_every = 2\nstudent_lr = 1e-4\n')
     grid = tmp_path / "grid.toml"
     grid.write_text(f'base = "{tmp_path / "base.toml"}"\nseeds = [0, 1]\nsplit = "{split}"\nper_count = 1\n'
-                    f'per_prompt = 2\n\n[shared]\nsteps = 2\n\n{variants}')
+                    f'per_prompt = 2\nsynth_prompts = 6\n\n[shared]\nsteps = 2\n\n{variants}')
     return str(grid)
 
 
@@ -52,6 +52,10 @@ def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teache
     assert record["runs"][2]["set"] == {"t_hat_m": -2.0}
     # different training seeds train different students (their runs differ), one teacher's data serves both
     assert (tmp_path / "runs" / "base" / "seed0").is_dir() and (tmp_path / "runs" / "base" / "seed1").is_dir()
+    from zlab import prompt_sets
+    from zlab.ladd.data import SynthData
+
+    assert SynthData.load(tmp_path / "synth").prompts == prompt_sets.prompts("train")[:6]  # synth_prompts
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished (variant, seed) was trained again")
@@ -78,6 +82,19 @@ def test_intervals_use_student_t():
     better = ablate.compare(record, "b", "a", "N=1", "2+", "valid")  # +0.2 on every seed: an interval of width 0
     assert better["diff"] == pytest.approx(0.2) and better["verdict"] == "better"
     assert ablate.compare(record, "a", "b", "N=1", "2+", "valid")["verdict"] == "worse"
+
+
+def test_a_claim_holds_only_when_every_other_arm_is_worse_beyond_its_interval():
+    def run(variant, seed, valid):
+        return {"variant": variant, "seed": seed,
+                "metrics": {f"N={n}": {"2+": {"valid": valid + 0.01 * n}} for n in (1, 2, 4)}}
+
+    record = {"runs": [run("lad", s, 0.8 + 0.01 * s) for s in range(3)] + [run("alt", s, 0.6 + 0.02 * s) for s in range(3)]
+              + [run("same", s, 0.8 + (0.05 if s == 1 else -0.02 * s)) for s in range(3)]}
+    held = ablate.claim_verdict(record, "lad", ["alt"])
+    assert held["verdict"] == "holds" and held["diffs"]["alt"]["diff"] == pytest.approx(-0.2 + 0.01)
+    assert ablate.claim_verdict(record, "alt", ["lad"])["verdict"] == "refuted"
+    assert ablate.claim_verdict(record, "lad", ["alt", "same"])["verdict"] == "inconclusive"
 
 
 def test_grid_errors_name_the_problem(teacher, tmp_path):

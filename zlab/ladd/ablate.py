@@ -67,6 +67,7 @@ class Grid:
     per_count: int = 4  # prompts per number of open attributes (0 to 5)
     per_prompt: int = 8  # seeds per prompt
     shared: dict = field(default_factory=dict)  # overrides every run shares (e.g. fewer steps in a smoke grid)
+    synth_prompts: int = 0  # the first n train prompts in the synthetic data (a smoke grid); 0 = all of them
 
     def config(self, variant: Variant, seed: int, runs: Path) -> LADDConfig:
         """The run's LADD config: base file, shared overrides, the variant's, the training seed."""
@@ -98,6 +99,8 @@ def load_grid(path: str | Path) -> Grid:
         raise ValueError(f"split must be one of {SPLITS}, got {grid.split!r}")
     if not grid.seeds or len(set(grid.seeds)) != len(grid.seeds):
         raise ValueError(f"seeds must be distinct training seeds, at least one; got {list(grid.seeds)}")
+    if not 0 <= grid.synth_prompts <= 10**6:
+        raise ValueError(f"synth_prompts must be in [0, 1000000] (0 = every train prompt), got {grid.synth_prompts}")
     if not (1 <= grid.per_count <= 100 and 2 <= grid.per_prompt <= 100):
         raise ValueError(f"per_count must be in [1, 100] and per_prompt in [2, 100], got {grid.per_count}, "
                          f"{grid.per_prompt}")
@@ -152,7 +155,8 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
             references[key] = teacher_reference(teacher, sampling, prompts, seeds)
         base_seed = load_config(LADDConfig, grid.base, **grid.shared).seed  # data made once, for every seed
         synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=base_seed, progress=progress,
-                        sizes=[canvas_size(s) for s in config.synth_sizes], source=config.real)
+                        sizes=[canvas_size(s) for s in config.synth_sizes], source=config.real,
+                        prompts=prompt_sets.prompts("train")[:grid.synth_prompts] if grid.synth_prompts else None)
         start = time.perf_counter()
         transformer, _, _ = train_ladd(config, runs / variant.name / f"seed{seed}", resume=True, progress=progress)
         train_s = time.perf_counter() - start
@@ -168,8 +172,18 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
     return record
 
 
-def _values(record: dict, variant: str, setting: str, group: str, measure: str) -> dict[int, float]:
-    return {r["seed"]: r["metrics"][setting][group][measure] for r in record["runs"] if r["variant"] == variant}
+PRIMARY = "mean N"  # the setting name of the primary end point: a measure averaged over N = 1, 2, 4
+
+
+def _value(metrics: dict, setting: str, group: str, measure: str) -> float:
+    if setting == PRIMARY:
+        return float(np.mean([metrics[n][group][measure] for n in metrics]))
+    return metrics[setting][group][measure]
+
+
+def seed_values(record: dict, variant: str, setting: str, group: str, measure: str) -> dict[int, float]:
+    """``{training seed: value}`` of one measure of one variant (``setting`` "N=1", ... or :data:`PRIMARY`)."""
+    return {r["seed"]: _value(r["metrics"], setting, group, measure) for r in record["runs"] if r["variant"] == variant}
 
 
 def t95(dof: int) -> float:
@@ -189,13 +203,29 @@ def interval(values) -> tuple[float, float, float]:
 def compare(record: dict, variant: str, base: str, setting: str, group: str, measure: str) -> dict:
     """Variant minus base, paired by training seed: the mean difference and its 95% interval, and a verdict
     (``better``, ``worse`` or ``inconclusive``: the interval holds 0). Lower is better for FDs."""
-    a, b = _values(record, variant, setting, group, measure), _values(record, base, setting, group, measure)
+    a, b = seed_values(record, variant, setting, group, measure), seed_values(record, base, setting, group, measure)
     paired = [a[s] - b[s] for s in sorted(set(a) & set(b))]
     mean, low, high = interval(paired)
     sign = -1 if measure.startswith("fd") else 1
     verdict = ("inconclusive" if not (np.isfinite(low) and (low > 0 or high < 0)) else
                "better" if sign * mean > 0 else "worse")
     return {"diff": mean, "low": low, "high": high, "seeds": len(paired), "verdict": verdict}
+
+
+def claim_verdict(record: dict, favoured: str, others, setting: str = PRIMARY, group: str = "2+",
+                  measure: str = "valid") -> dict:
+    """Does the arm a claim favours beat the others on the one end point declared in advance (by default validity
+    on prompts with 2+ open attributes, averaged over N = 1, 2, 4)? Each other arm minus the favoured one, paired
+    by training seed with a 95% interval: ``holds`` when every other arm is worse beyond its interval,
+    ``refuted`` when some other arm is better beyond its interval, else ``inconclusive``."""
+    diffs = {o: compare(record, o, favoured, setting, group, measure) for o in others}
+    if any(d["verdict"] == "better" for d in diffs.values()):
+        verdict = "refuted"
+    elif diffs and all(d["verdict"] == "worse" for d in diffs.values()):
+        verdict = "holds"
+    else:
+        verdict = "inconclusive"
+    return {"verdict": verdict, "favoured": favoured, "diffs": diffs, "end_point": f"{measure}, {group} open, {setting}"}
 
 
 def summary(record: dict, settings=("N=1", "N=2", "N=4"), group: str = "2+",
@@ -208,7 +238,7 @@ def summary(record: dict, settings=("N=1", "N=2", "N=4"), group: str = "2+",
             row = {"variant": name, "setting": setting,
                    "seeds": sum(r["variant"] == name for r in record["runs"])}
             for m in measures:
-                row[m], row[f"{m}_low"], row[f"{m}_high"] = interval(_values(record, name, setting, group, m).values())
+                row[m], row[f"{m}_low"], row[f"{m}_high"] = interval(seed_values(record, name, setting, group, m).values())
             rows.append(row)
     return rows
 
@@ -216,7 +246,8 @@ def summary(record: dict, settings=("N=1", "N=2", "N=4"), group: str = "2+",
 def format_summary(record: dict, group: str = "2+") -> str:
     """:func:`summary` as a Markdown table: mean [95% interval] across seeds."""
     rows = summary(record, group=group)
-    lines = [f"Prompts with {group} open attributes; mean [95% interval] across training seeds.", "",
+    which = "All prompts" if group == "all" else f"Prompts with {group} open attributes"
+    lines = [f"{which}; mean [95% interval] across training seeds.", "",
              "| variant | N | seeds | validity | coverage | FD to teacher |", "|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{r[m]:.3f} [{r[m + '_low']:.3f}, {r[m + '_high']:.3f}]" if m != "fd_teacher" else
