@@ -13,7 +13,7 @@ import sys
 from dataclasses import replace
 
 import torch
-from ranks import on_cpu
+from ranks import leave, on_cpu
 
 from zlab.ladd.memory import make_step, measure, predict
 from zlab.ladd.trainer import LADDConfig
@@ -44,3 +44,4 @@ for name, options in cases.items():
 if accelerator.is_main_process:
     with open(sys.argv[1], "w") as f:
         json.dump({"memory": results, "time_dtypes": sorted(time_dtypes)}, f)
+leave()

@@ -322,6 +322,10 @@ gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
 dist.all_gather(gathered, flat)
 if dist.get_rank() == 0:
     torch.save(torch.stack(gathered), {str(tmp_path / 'weights.pt')!r})
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from ranks import leave
+
+leave()
 """)
     two_ranks(script)
     weights = torch.load(tmp_path / "weights.pt")
