@@ -22,6 +22,7 @@ from torch import Tensor
 
 from zlab.anatomy import token_layout
 from zlab.flow import zimage_velocity
+from zlab.zimage import raw_latents
 
 
 class _EarlyExit(Exception):
@@ -115,9 +116,7 @@ class PixelFeatureTap:
 
     def __call__(self, x0: Tensor, t: Tensor, prompt_embeds: Sequence[Tensor]) -> list[Tensor]:
         """Maps of the decoded images of normalised latents ``x0`` (``t`` and the prompt are not read)."""
-        vae = self.vae
-        z_raw = x0.to(vae.dtype) / vae.config.scaling_factor + vae.config.shift_factor
-        images = vae.decode(z_raw, return_dict=False)[0].float() / 2 + 0.5
+        images = self.vae.decode(raw_latents(self.vae, x0), return_dict=False)[0].float() / 2 + 0.5
         maps = self.net.conv_maps(images)
         return [maps[b].float() for b in self.blocks]
 

@@ -21,6 +21,13 @@ HEADS = {"shape": shapes.SHAPES, "colour": shapes.COLOURS, "size": shapes.SIZES,
          "column": shapes.COLUMNS}
 
 
+def _at_64(images: Tensor) -> Tensor:
+    """Images resized to the 64x64 the network was trained at (other sizes: bilinear, antialiased)."""
+    if images.shape[-2:] == (64, 64):
+        return images
+    return F.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+
+
 class ShapesNet(nn.Module):
     """Conv features -> 4x4 pooled grid (keeps position) -> ``num_features``-d embedding -> attribute heads.
 
@@ -43,9 +50,7 @@ class ShapesNet(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """(B, num_features) embedding; this is what torchmetrics' FID calls."""
-        if images.shape[-2:] != (64, 64):
-            images = F.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
-        return self.body(images * 2 - 1)
+        return self.body(_at_64(images) * 2 - 1)
 
     @property
     def conv_channels(self) -> list[int]:
@@ -55,15 +60,13 @@ class ShapesNet(nn.Module):
     def conv_maps(self, images: Tensor) -> list[Tensor]:
         """The body's activations after each conv layer (64x64 input: 32, 16 and 8 px maps), with gradients
         to ``images`` when grad is on: a frozen discriminative feature network for ADD-style heads."""
-        if images.shape[-2:] != (64, 64):
-            images = F.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
-        h, maps, convs = images * 2 - 1, [], len(self.conv_channels)
+        h, maps, convs = _at_64(images) * 2 - 1, [], len(self.conv_channels)
         for layer in self.body:
             h = layer(h)
-            if isinstance(layer, nn.SiLU) and len(maps) < convs:
+            if isinstance(layer, nn.SiLU):
                 maps.append(h)
-            if len(maps) == convs:
-                return maps
+                if len(maps) == convs:
+                    break
         return maps
 
     def logits(self, images: Tensor) -> dict[str, Tensor]:

@@ -227,12 +227,16 @@ def generate(pipe: ZImagePipeline, prompts: Sequence[str], *, num_inference_step
                       cfg_truncation=cfg_truncation, method=method, generator=generator, callback=callback)
 
 
+def raw_latents(vae, latents: Tensor) -> Tensor:
+    """Normalised latents back to what the VAE decodes: ``z_raw = z / scale + shift`` (its config's factors)."""
+    return latents.to(vae.dtype) / vae.config.scaling_factor + vae.config.shift_factor
+
+
 def decode(pipe: ZImagePipeline, latents: Tensor) -> Tensor:
     """Normalised latents to images (B, H, W, 3) in [0, 1]: ``z_raw = z / scale + shift``, then the VAE."""
     vae = pipe.vae
-    z_raw = latents.to(vae.dtype) / vae.config.scaling_factor + vae.config.shift_factor
     with torch.no_grad():
-        image = vae.decode(z_raw, return_dict=False)[0]
+        image = vae.decode(raw_latents(vae, latents), return_dict=False)[0]
     return (image.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()
 
 

@@ -113,9 +113,8 @@ def read_record(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {"runs": []}
 
 
-def measure_run(teacher, transformer, net: ShapesNet, grid: Grid, size: tuple, reference) -> dict:
+def measure_run(teacher, transformer, net: ShapesNet, grid: Grid, size: tuple, prompts, seeds, reference) -> dict:
     """``{"N=n": {group: {measure: mean, measure_se: se}}}`` of one student on the grid's prompts and seeds."""
-    prompts, seeds = prompt_sets.prompts_and_seeds(grid.split, grid.per_prompt, per_count=grid.per_count)
     base = {"guidance_scale": 0.0, **sampling_base(size[0]), "height": size[0], "width": size[1]}
     settings = {f"N={n}": {**base, "num_inference_steps": n} for n in STUDENT_STEPS}
     rows = evaluate_open(student_pipeline(teacher, transformer), settings, net, prompts, seeds, grid.per_prompt,
@@ -139,7 +138,9 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
     record = read_record(out)
     done = {(r["variant"], r["seed"]) for r in record["runs"]}
     todo = [(v, s) for v in variants for s in grid.seeds if (v.name, s) not in done]
-    net, teachers, references = ShapesNet.load(shapes_net), {}, {}
+    net, teachers, references, made = ShapesNet.load(shapes_net), {}, {}, set()
+    prompts, seeds = prompt_sets.prompts_and_seeds(grid.split, grid.per_prompt, per_count=grid.per_count)
+    base_seed = load_config(LADDConfig, grid.base, **grid.shared).seed  # data made once, for every training seed
     bar = tqdm(total=len(variants) * len(grid.seeds), initial=len(variants) * len(grid.seeds) - len(todo),
                desc="ablate", disable=not progress)
     for variant, seed in todo:
@@ -150,17 +151,17 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
         teacher = teachers[config.teacher]
         key = (config.teacher, variant.size)
         if key not in references:  # the teacher's own samples, other seeds: what "FD to the teacher" compares with
-            prompts, seeds = prompt_sets.prompts_and_seeds(grid.split, grid.per_prompt, per_count=grid.per_count)
             sampling = {**read_sampling(config.teacher), "height": variant.size[0], "width": variant.size[1]}
             references[key] = teacher_reference(teacher, sampling, prompts, seeds)
-        base_seed = load_config(LADDConfig, grid.base, **grid.shared).seed  # data made once, for every seed
-        synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=base_seed, progress=progress,
-                        sizes=[canvas_size(s) for s in config.synth_sizes], source=config.real,
-                        prompts=prompt_sets.prompts("train")[:grid.synth_prompts] if grid.synth_prompts else None)
+        if config.data not in made:  # checked (and made if stale) once per folder and invocation
+            synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=base_seed, progress=progress,
+                            sizes=[canvas_size(s) for s in config.synth_sizes], source=config.real,
+                            prompts=prompt_sets.prompts("train")[:grid.synth_prompts] if grid.synth_prompts else None)
+            made.add(config.data)
         start = time.perf_counter()
         transformer, _, _ = train_ladd(config, runs / variant.name / f"seed{seed}", resume=True, progress=progress)
         train_s = time.perf_counter() - start
-        metrics = measure_run(teacher, transformer, net, grid, variant.size, references[key])
+        metrics = measure_run(teacher, transformer, net, grid, variant.size, prompts, seeds, references[key])
         record["runs"].append({"variant": variant.name, "seed": seed, "claim": variant.claim, "set": variant.set,
                                "size": list(variant.size), "split": grid.split, "train_s": train_s,
                                "measure_s": time.perf_counter() - start - train_s, "metrics": metrics})

@@ -33,7 +33,7 @@ from zlab.sampling import guidance_scale_to_s
 from zlab.open_metrics import open_renders
 from zlab.shapes import image_to_tensor
 from zlab.zimage import (SAMPLING_FILE, encode_images, encode_prompts, generate, initial_noise, load_pipeline,
-                         read_sampling)
+                         read_sampling, write_text_atomically)
 
 MANIFEST = "synth.json"
 TEXT = "text.safetensors"
@@ -142,9 +142,7 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
         _save_atomically({"latents": torch.cat(latents), "prompt_index": torch.arange(len(prompts)),
                           "seeds": torch.tensor(seeds)}, path, metadata={"key": keys[r]})
     bar.close()
-    tmp = out / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, out / MANIFEST)
+    write_text_atomically(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return out
 
 
@@ -158,9 +156,7 @@ def synthesize_buckets(pipe: ZImagePipeline, out: str | Path, sampling: dict, si
     for k, (height, width) in enumerate(sizes):
         names.append(f"{height}x{width}")
         synthesize(pipe, out / names[-1], {**sampling, "height": height, "width": width}, seed=seed + 100 * k, **kwargs)
-    tmp = out / f".{BUCKETS}.tmp"
-    tmp.write_text(json.dumps({"buckets": names}, indent=2) + "\n")
-    os.replace(tmp, out / BUCKETS)
+    write_text_atomically(out / BUCKETS, json.dumps({"buckets": names}, indent=2) + "\n")
     return out
 
 
