@@ -108,3 +108,22 @@ def test_grid_errors_name_the_problem(teacher, tmp_path):
     grid = ablate.load_grid(_grid_files(tmp_path, teacher, VARIANTS))
     with pytest.raises(ValueError, match="not in the grid"):
         ablate.run_grid(grid, tmp_path / "a.json", tmp_path / "runs", only=["nope"], progress=False)
+
+
+def test_the_recipe_is_chosen_on_validation_among_ladd_runs_by_the_declared_score():
+    def run(variant, seed, valid, named, coverage, split="validation", **extra):
+        metrics = {f"N={n}": {"2+": {"valid": valid, "coverage_entropy": coverage}, "0": {"named_accuracy": named}}
+                   for n in (1, 2, 4)}
+        return {"variant": variant, "seed": seed, "split": split, "set": extra, "metrics": metrics}
+
+    record = {"runs": [run("valid but collapsed", 0, 0.9, 0.5, 0.2), run("balanced", 0, 0.7, 0.7, 0.7),
+                       run("balanced", 1, 0.6, 0.7, 0.7),  # seeds are averaged: 0.683 beats 0.533
+                       run("regression only", 0, 1.0, 1.0, 1.0, adv_weight=0.0)]}  # a baseline, never chosen
+    choice = ablate.choose_recipe(record)
+    assert choice["chosen"] == "balanced" and set(choice["scores"]) == {"valid but collapsed", "balanced"}
+    assert choice["scores"]["balanced"] == pytest.approx((0.65 + 0.7 + 0.7) / 3)
+    with pytest.raises(ValueError, match="validation set, not on 'test'"):
+        ablate.choose_recipe(record, split="test")
+    record["runs"].append(run("peeked", 0, 1.0, 1.0, 1.0, split="test"))
+    with pytest.raises(ValueError, match="measured on 'test'"):
+        ablate.choose_recipe(record)

@@ -255,3 +255,27 @@ def format_summary(record: dict, group: str = "2+") -> str:
                  f"{r[m]:.0f} [{r[m + '_low']:.0f}, {r[m + '_high']:.0f}]" for m in ("valid", "coverage_entropy", "fd_teacher")]
         lines.append(f"| {r['variant']} | {r['setting'][2:]} | {r['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def recipe_score(metrics: dict) -> float:
+    """The search's choice rule (``configs/ladd-search.toml``): the mean over N = 1, 2, 4 of (validity on 2+ open
+    prompts + named accuracy on fully named prompts + coverage on 2+ open prompts) / 3."""
+    return float(np.mean([(m["2+"]["valid"] + m["0"]["named_accuracy"] + m["2+"]["coverage_entropy"]) / 3
+                          for m in metrics.values()]))
+
+
+def choose_recipe(record: dict, split: str = "validation") -> dict:
+    """The LADD variant (``adv_weight`` > 0) with the best :func:`recipe_score`, its seeds averaged, from runs
+    measured on ``split`` (choosing on the test set is refused); ``{"chosen": name, "scores": {name: score}}``."""
+    if split != "validation":
+        raise ValueError(f"a recipe is chosen on the validation set, not on {split!r}")
+    scores: dict[str, list[float]] = {}
+    for r in record["runs"]:
+        if r["split"] != split:
+            raise ValueError(f"run {r['variant']!r} / seed {r['seed']} was measured on {r['split']!r}, not {split!r}")
+        if r["set"].get("adv_weight", 1.0) > 0:
+            scores.setdefault(r["variant"], []).append(recipe_score(r["metrics"]))
+    if not scores:
+        raise ValueError("no LADD run (adv_weight > 0) in the record to choose from")
+    means = {name: float(np.mean(v)) for name, v in scores.items()}
+    return {"chosen": max(means, key=means.get), "scores": means}
