@@ -127,3 +127,10 @@ def test_the_recipe_is_chosen_on_validation_among_ladd_runs_by_the_declared_scor
     record["runs"].append(run("peeked", 0, 1.0, 1.0, 1.0, split="test"))
     with pytest.raises(ValueError, match="measured on 'test'"):
         ablate.choose_recipe(record)
+
+
+@pytest.mark.parametrize("path", ["configs/ablations.toml", "configs/ladd-search.toml"])
+def test_the_shipped_grids_load(path):
+    grid = ablate.load_grid(path)  # builds every variant's config: a bad key or value fails here, not hours in
+    assert grid.variants[0].name == "base" and len({v.name for v in grid.variants}) == len(grid.variants)
+    assert grid.split == ("test" if "ablations" in path else "validation")

@@ -272,6 +272,12 @@ def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
     assert ZImagePipeline.from_pretrained(tmp_path / "student").scheduler.config.shift == 1.0
     teacher_size = json.loads((Path(config.teacher) / "sampling.json").read_text())["height"]
     assert json.loads((tmp_path / "student" / "sampling.json").read_text())["height"] == teacher_size
+    assert 'from_pretrained("checkpoints/shapes-student")' in card and "trained_earlier_in" not in record
+    # shipping a finished run again (the chosen run of a recipe search) trains nothing and says so on the card
+    make_student(config, tmp_path / "again", tmp_path / "run", resume=True, progress=False, measure=False)
+    again = json.loads((tmp_path / "again" / "eval.json").read_text())
+    assert again["trained_earlier_in"] == str(tmp_path / "run")
+    assert "which this run resumed: its time is not in this figure" in (tmp_path / "again" / "README.md").read_text()
 
 
 def test_the_card_names_the_students_loss():

@@ -276,7 +276,7 @@ def _compare(args: argparse.Namespace) -> None:
     from zlab.evaluate import format_table
     from zlab.ladd.recipe import comparison, speedup
     from zlab.shapes_net import ShapesNet
-    from zlab.zimage import load_pipeline, read_sampling
+    from zlab.zimage import load_pipeline, read_sampling, write_text_atomically
 
     teacher, student = load_pipeline(args.teacher), load_pipeline(args.student)
     rows = comparison(teacher, read_sampling(args.teacher), student, ShapesNet.load(args.shapes_net),
@@ -291,7 +291,7 @@ def _compare(args: argparse.Namespace) -> None:
           f"{batched['median']:.1f}x at batch 64 (quartiles {batched['q25']:.1f}-{batched['q75']:.1f}, "
           f"{batched['pairs']} pairs)")
     if args.out:
-        Path(args.out).write_text(json.dumps({"rows": rows, "speedup_teacher50_student4": ratios}, indent=2) + "\n")
+        write_text_atomically(args.out, json.dumps({"rows": rows, "speedup_teacher50_student4": ratios}, indent=2) + "\n")
 
 
 def _paired_speedup(teacher_path, teacher, student_path, student, rounds: int, batch_size: int = 1, **override) -> dict:

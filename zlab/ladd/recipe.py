@@ -30,6 +30,7 @@ from zlab.ladd.student import STUDENT_STEPS, check_student_schedule, save_studen
 from zlab.ladd.trainer import LADDConfig, train_ladd
 from zlab.shapes import canvas_size, enumerate_captions, sampling_base
 from zlab.shapes_net import ShapesNet
+from zlab.train.loop import load_checkpoint
 from zlab.zimage import read_sampling
 
 
@@ -99,7 +100,14 @@ def student_title(config: dict) -> str:
 def model_card(sampling: dict, record: dict) -> str:
     timings = record.get("timings", {})
     time_text = ", ".join(f"{k.removesuffix('_s')} {v / 60:.1f} min" for k, v in timings.items())
+    if record.get("trained_earlier_in"):
+        time_text += (f" (the training had finished earlier in `{record['trained_earlier_in']}`, which this run "
+                      "resumed: its time is not in this figure)")
     config = record.get("config", {})
+    folder = student_title(config).split(":")[0]
+    buckets = config.get("synth_sizes") or ()
+    bucket_text = (" at the aspect buckets " + ", ".join(f"{h}x{w}" for h, w in buckets) + " (each batch from one)"
+                   if buckets else "")
     return f"""# {student_title(config)}
 
 A stock diffusers `ZImagePipeline` folder. Its scheduler has `shift = 1` and no dynamic shift, so
@@ -107,7 +115,7 @@ the stock call samples at exactly the timesteps the student was trained at:
 
 ```python
 from diffusers import ZImagePipeline
-pipe = ZImagePipeline.from_pretrained("checkpoints/shapes-student")
+pipe = ZImagePipeline.from_pretrained("checkpoints/{folder}")
 image = pipe("a large red circle at the top left", num_inference_steps=4, guidance_scale=0.0).images[0]
 ```
 
@@ -121,9 +129,10 @@ app's discriminator view; diffusers ignores the folder).
 
 `zlab make-student --config configs/shapes-ladd.toml` (LADD, Sauer et al. 2024): teacher samples with its
 own `sampling.json` (50 steps + CFG) for the {len(prompt_sets.prompts("train"))} train prompts of `zlab.prompt_sets` (fully named and open captions) x
-{config.get("synth_rounds", "?")} seed(s); student
+{config.get("synth_rounds", "?")} seed(s){bucket_text}; student
 initialised from the teacher, trained on {objective(config)} for
-{config.get("steps", "?")} steps of batch {config.get("batch_size", "?")}; heads on teacher blocks
+{config.get("steps", "?")} steps of batch {config.get("batch_size", "?")} at learning rate {config.get("student_lr", "?")} (heads
+{config.get("heads_lr", "?")}){heads_extras(config)}; heads on teacher blocks
 {config.get("blocks", "?")}; t_hat ~ LogitNormal({config.get("t_hat_m", "?")}, {config.get("t_hat_s", "?")});
 student timesteps {{1, .75, .5, .25}} with p = {config.get("warmup_probs", "?")} for the first
 {config.get("warmup_steps", "?")} steps, then {config.get("full_probs", "?")}.{
@@ -139,6 +148,14 @@ Fully named captions of the train colour-shape pairs (all 270, some of them vali
 {open_section(record.get("open"))}
 The side-by-side comparison with the teacher is `zlab compare` and lab 06.
 """
+
+
+def heads_extras(config: dict) -> str:
+    """The model card's words for the heads' options that are on: mismatched-caption negatives, approximate R1."""
+    parts = [f"mismatched-caption negatives (weight {config['mismatch_weight']:g})" if config.get("mismatch_weight") else "",
+             f"approximate R1 (weight {config['r1_weight']:g})" if config.get("r1_weight") else ""]
+    parts = [p for p in parts if p]
+    return "; the heads train with " + " and ".join(parts) if parts else ""
 
 
 def sampling_text(record: dict) -> str:
@@ -183,11 +200,15 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
     synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=config.seed, progress=progress,
                     device=device, sizes=[canvas_size(size) for size in config.synth_sizes], source=config.real)
     synth_s = time.perf_counter() - start
+    before = load_checkpoint(run_dir) if resume else None
+    finished_before = before is not None and before["step"] >= config.steps
     transformer, disc, log = train_ladd(config, run_dir, resume=resume, progress=progress)
     train_s = time.perf_counter() - start - synth_s
     teacher = ZImagePipeline.from_pretrained(config.teacher).to(transformer.device)  # one device, the student's
     record = {"config": asdict(config), "timings": {"synth_s": synth_s, "train_s": train_s},
               "log": {k: v[-200:] for k, v in log.items()}}
+    if finished_before:  # e.g. the run of the recipe search that was chosen: its training time is in that record
+        record["trained_earlier_in"] = str(run_dir)
     start = time.perf_counter()
     teacher_sampling = read_sampling(config.teacher)
     image_size = teacher_sampling.get("height", 64)  # the student samples at its teacher's size
