@@ -200,8 +200,9 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
     synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=config.seed, progress=progress,
                     device=device, sizes=[canvas_size(size) for size in config.synth_sizes], source=config.real)
     synth_s = time.perf_counter() - start
-    before = load_checkpoint(run_dir) if resume else None
+    before = load_checkpoint(run_dir) if resume else None  # a finished run (e.g. the search's chosen one) only ships
     finished_before = before is not None and before["step"] >= config.steps
+    del before
     transformer, disc, log = train_ladd(config, run_dir, resume=resume, progress=progress)
     train_s = time.perf_counter() - start - synth_s
     teacher = ZImagePipeline.from_pretrained(config.teacher).to(transformer.device)  # one device, the student's
