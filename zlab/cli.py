@@ -261,12 +261,12 @@ def _make_student(args: argparse.Namespace) -> None:
 
 
 def _ablate(args: argparse.Namespace) -> None:
-    from zlab.ladd.ablate import choose_recipe, format_summary, load_grid, run_grid
+    from zlab.ladd.ablate import choose_recipe, format_summary, is_ladd_run, load_grid, run_grid
 
     grid = load_grid(args.grid)
     record = run_grid(grid, args.out, args.runs, only=args.only)
     print(format_summary(record))
-    if grid.split == "validation" and any(r["set"].get("adv_weight", 1.0) > 0 for r in record["runs"]):
+    if grid.split == "validation" and any(is_ladd_run(record, r) for r in record["runs"]):
         choice = choose_recipe(record)  # the rule of configs/ladd-search.toml
         print("\n".join(f"{s:.3f}  {name}" for name, s in sorted(choice["scores"].items(), key=lambda x: -x[1])))
         print(f"chosen on validation: {choice['chosen']}")

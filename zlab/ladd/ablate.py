@@ -264,6 +264,12 @@ def recipe_score(metrics: dict) -> float:
                           for m in metrics.values()]))
 
 
+def is_ladd_run(record: dict, run: dict) -> bool:
+    """Whether a run trained with the adversarial loss (its ``adv_weight``, from the grid's shared overrides and its
+    variant's, is above 0); regression alone is a baseline."""
+    return {**record.get("shared", {}), **run["set"]}.get("adv_weight", 1.0) > 0
+
+
 def choose_recipe(record: dict, split: str = "validation") -> dict:
     """The LADD variant (``adv_weight`` > 0) with the best :func:`recipe_score`, its seeds averaged, from runs
     measured on ``split`` (choosing on the test set is refused); ``{"chosen": name, "scores": {name: score}}``."""
@@ -273,7 +279,7 @@ def choose_recipe(record: dict, split: str = "validation") -> dict:
     for r in record["runs"]:
         if r["split"] != split:
             raise ValueError(f"run {r['variant']!r} / seed {r['seed']} was measured on {r['split']!r}, not {split!r}")
-        if r["set"].get("adv_weight", 1.0) > 0:
+        if is_ladd_run(record, r):
             scores.setdefault(r["variant"], []).append(recipe_score(r["metrics"]))
     if not scores:
         raise ValueError("no LADD run (adv_weight > 0) in the record to choose from")

@@ -94,7 +94,12 @@ def student_title(config: dict) -> str:
     """The model card's title: a LADD student, a regression-distilled one, or LADD plus regression."""
     adv, reg = config.get("adv_weight", 1.0), config.get("regression_weight", 0.0)
     kind = "regression-distilled" if not adv else "LADD + regression" if reg else "LADD"
-    return f"{'shapes-regression' if not adv else 'shapes-student'}: a 1/2/4-step {kind} student of shapes-teacher"
+    return f"{student_folder(config)}: a 1/2/4-step {kind} student of shapes-teacher"
+
+
+def student_folder(config: dict) -> str:
+    """The shipped folder's name under ``checkpoints/``: the regression baseline or the (LADD) student."""
+    return "shapes-student" if config.get("adv_weight", 1.0) else "shapes-regression"
 
 
 def model_card(sampling: dict, record: dict) -> str:
@@ -104,7 +109,6 @@ def model_card(sampling: dict, record: dict) -> str:
         time_text += (f" (the training had finished earlier in `{record['trained_earlier_in']}`, which this run "
                       "resumed: its time is not in this figure)")
     config = record.get("config", {})
-    folder = student_title(config).split(":")[0]
     buckets = config.get("synth_sizes") or ()
     bucket_text = (" at the aspect buckets " + ", ".join(f"{h}x{w}" for h, w in buckets) + " (each batch from one)"
                    if buckets else "")
@@ -115,7 +119,7 @@ the stock call samples at exactly the timesteps the student was trained at:
 
 ```python
 from diffusers import ZImagePipeline
-pipe = ZImagePipeline.from_pretrained("checkpoints/{folder}")
+pipe = ZImagePipeline.from_pretrained("checkpoints/{student_folder(config)}")
 image = pipe("a large red circle at the top left", num_inference_steps=4, guidance_scale=0.0).images[0]
 ```
 
