@@ -38,11 +38,12 @@ for g in [float(x) for x in sys.argv[1:] or ["0.25"]]:
             if getattr(result.spec, key) != value:
                 wrong[f"{key} {value} -> {getattr(result.spec, key)}"] += 1
         if named.get("shape") == "circle":
-            small_circles[(result.spec.size, result.spec.shape == "circle")] += 1
+            small_circles[("size named" if "size" in named else "size open", result.spec.size,
+                           result.spec.shape == "circle")] += 1
     table = summarise(prompt_records(images, prompts, SEEDS))
     print(f"g = {g:g}, {len(set(prompts))} validation prompts x {SEEDS} seeds")
     print(json.dumps({group: {m: round(table[group][m][0], 3) for m in ("valid", "named_accuracy", "coverage_entropy")}
                       for group in table if group in ("2", "3", "4", "5", "2+")}))
     print("  invalid:", invalid.most_common(8))
     print("  named attribute read wrong:", wrong.most_common(12))
-    print("  valid samples of captions naming a circle, (size, read as a circle):", sorted(small_circles.items()))
+    print("  valid samples of captions naming a circle, (size named?, size drawn, read as a circle):", sorted(small_circles.items()))
