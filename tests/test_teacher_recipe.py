@@ -11,8 +11,8 @@ from zlab.train.teacher_card import calibration_table
 
 def test_ship_teacher_chooses_on_validation_and_reports_test(tmp_path):
     pipe = build_tiny_pipeline("micro", seed=0)
-    plan = TeacherEval(choose_per_count=1, choose_seeds=2, steps_per_count=1, steps_seeds=2, named_seeds=1,
-                       named_prompts=2)
+    plan = TeacherEval(choose_per_count=1, choose_open2_per_count=1, choose_seeds=2, steps_per_count=1, steps_seeds=2,
+                       named_seeds=1, named_prompts=2)
     record = ship_teacher(pipe, tmp_path / "teacher", guidance_candidates=(0.0, 1.0), plan=plan)
     sampling = json.loads((tmp_path / "teacher" / "sampling.json").read_text())
     sweep = {float(g): v for g, v in record["guidance_sweep_validation"].items()}
@@ -33,7 +33,7 @@ def test_ship_teacher_chooses_on_validation_and_reports_test(tmp_path):
 
 
 def test_calibrate_open_prob_picks_the_best_validation_score():
-    plan = TeacherEval(choose_per_count=1, choose_seeds=2)
+    plan = TeacherEval(choose_per_count=1, choose_open2_per_count=1, choose_seeds=2)
     candidates = {0.1: build_tiny_pipeline("micro", seed=0), 0.3: build_tiny_pipeline("micro", seed=1)}
     record = calibrate_open_prob(candidates, guidance_candidates=(0.0, 1.0), plan=plan)
     assert set(record["candidates"]) == {"0.1", "0.3"}
@@ -79,8 +79,8 @@ def test_make_teacher_runs_the_whole_recipe_and_records_its_time(tmp_path):
     (tmp_path / "teacher.toml").write_text('size = "micro"\nsteps = 2\nbatch_size = 8\nnum_latents = 48\n'
                                            'checkpoint_every = 2\nwarmup = 1\nopen_prob = 0.3\n'
                                            'image_sizes = [[64, 64], [64, 96], [96, 64]]\n')
-    plan = TeacherEval(choose_per_count=1, choose_seeds=2, steps_per_count=1, steps_seeds=2, named_seeds=1,
-                       named_prompts=1)
+    plan = TeacherEval(choose_per_count=1, choose_open2_per_count=1, choose_seeds=2, steps_per_count=1, steps_seeds=2,
+                       named_seeds=1, named_prompts=1)
     calibration = {"candidates": {"0.3": {"best_guidance": 1.0, "valid": 0.9, "named_accuracy": 0.9,
                                           "coverage_entropy": 0.8, "score": 0.87}}, "chosen": 0.3}
     record = make_teacher(tmp_path / "teacher", tmp_path / "vae.toml", tmp_path / "teacher.toml", tmp_path / "runs",

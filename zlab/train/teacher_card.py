@@ -69,12 +69,22 @@ def summary_tables(record: dict) -> str:
     return f"{named_table(record['named'])}\n\n{steps_tables(record['steps'])}"
 
 
+def _open2_plan(plan: dict) -> str:
+    """Which validation prompts with 2+ open attributes the guidance choice read, in words."""
+    if "choose_open2_per_count" not in plan:  # a record from before they were chosen apart from the others
+        return f"{plan['choose_per_count']} per number of open attributes"
+    if plan["choose_open2_per_count"] is None:
+        return "every prompt"
+    return f"{plan['choose_open2_per_count']} per number of open attributes"
+
+
 def model_card(sampling: dict, record: dict) -> str:
     """README.md of the shipped teacher: what it is, how it was made, what was measured."""
     training = record.get("training", {})
     timings = training.get("timings", {})
     config = training.get("teacher_config", {})
     plan = record["plan"]
+    open2_text = _open2_plan(plan)
     sweep = record["guidance_sweep_validation"]
     sweep_text = "\n".join(sweep_row(float(g), v) for g, v in sweep.items())
     vae = training.get("vae_reconstruction", {})
@@ -140,7 +150,7 @@ VAE round trips of 500 fresh renders per bucket: {vae_text or "not recorded"}.
 {training.get("notes", "")}
 
 The guidance scale was chosen on the **validation** set ({plan["choose_per_count"]} prompts per number of open
-attributes, {plan["choose_seeds"]} seeds each, and every fully named validation prompt at {plan["named_seeds"]} seeds; 50 steps)
+attributes up to 1, {open2_text} with 2+ open, {plan["choose_seeds"]} seeds each, and every fully named validation prompt at {plan["named_seeds"]} seeds; 50 steps)
 against the targets the test set is held to: fully
 named joint accuracy >= 0.95, and on prompts with 2+ open attributes validity, named accuracy >= 0.90 and
 coverage >= 0.85. The chosen g falls least short of them (shortfall: the sum of the misses; 0 meets all),
