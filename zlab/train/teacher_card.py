@@ -93,9 +93,11 @@ def model_card(sampling: dict, record: dict) -> str:
     time_text = "".join(f"{name} {timings[key] / 60:.1f} min, " for name, key in
                         (("VAE", "vae_s"), ("teacher", "teacher_s"), ("VAE round trips", "reconstruction_s"))
                         if key in timings)
-    if {"vae_s", "teacher_s"} <= set(timings):
+    if {"vae_s", "teacher_s"} <= set(timings) and not training.get("measured_apart"):
         total = sum(timings.values()) + record["measure_s"]
         time_text = f"{total / 60:.1f} min in all: " + time_text
+    measure_text = "measurement (re-run apart from the training, `zlab ship-teacher`)" if training.get(
+        "measured_apart") else "measurement"
     fifty, one, gap = validity_gap(record["steps"])
     calibration = training.get("open_prob_calibration")
     calibration_text = (f"""
@@ -145,7 +147,7 @@ aspect buckets, (height, width) = {config.get("image_sizes", "?")}, one per batc
 `configs/shapes-teacher.toml`): the VAE on train-split renders (L1 + small KL), its latent shift and scale
 measured on data; then flow matching with velocity target, logit-normal t with each bucket's resolution
 shift, caption dropout for CFG, EMA with warm-up (the EMA weights ship), gradient clipping{precision}{length}.
-Measured wall time on the 2-core CPU: {time_text}measurement {record["measure_s"] / 60:.1f} min.
+Measured wall time on the 2-core CPU: {time_text}{measure_text} {record["measure_s"] / 60:.1f} min.
 VAE round trips of 500 fresh renders per bucket: {vae_text or "not recorded"}.
 {training.get("notes", "")}
 
