@@ -46,4 +46,5 @@ for g in [float(x) for x in sys.argv[1:] or ["0.25"]]:
                       for group in table if group in ("2", "3", "4", "5", "2+")}))
     print("  invalid:", invalid.most_common(8))
     print("  named attribute read wrong:", wrong.most_common(12))
-    print("  valid samples of captions naming a circle, (size named?, size drawn, read as a circle):", sorted(small_circles.items()))
+    print("  valid samples of captions naming a circle, (size named?, size drawn, read as a circle):",
+          sorted(small_circles.items()))

@@ -103,9 +103,9 @@ def _ship_teacher(args: argparse.Namespace) -> None:
     from zlab.train.teacher_card import summary_tables
     from zlab.zimage import load_pipeline
 
-    # a training record from elsewhere: its times and this measurement's do not add up to one run
-    training = {**json.loads(Path(args.training_json).read_text()), "measured_apart": True} if args.training_json \
-        else None
+    training = None
+    if args.training_json:  # a training record from elsewhere: its times and this measurement's are not one run
+        training = {**json.loads(Path(args.training_json).read_text()), "measured_apart": True}
     pipe, sweep = load_pipeline(args.pipeline), None
     if args.calibration:
         calibration = json.loads(Path(args.calibration).read_text())

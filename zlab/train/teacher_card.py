@@ -71,11 +71,9 @@ def summary_tables(record: dict) -> str:
 
 def _open2_plan(plan: dict) -> str:
     """Which validation prompts with 2+ open attributes the guidance choice read, in words."""
-    if "choose_open2_per_count" not in plan:  # a record from before they were chosen apart from the others
-        return f"{plan['choose_per_count']} per number of open attributes"
-    if plan["choose_open2_per_count"] is None:
-        return "every prompt"
-    return f"{plan['choose_open2_per_count']} per number of open attributes"
+    # a record from before they were chosen apart from the others used choose_per_count for them too
+    n = plan["choose_open2_per_count"] if "choose_open2_per_count" in plan else plan["choose_per_count"]
+    return "every prompt" if n is None else f"{n} per number of open attributes"
 
 
 def model_card(sampling: dict, record: dict) -> str:
@@ -93,11 +91,11 @@ def model_card(sampling: dict, record: dict) -> str:
     time_text = "".join(f"{name} {timings[key] / 60:.1f} min, " for name, key in
                         (("VAE", "vae_s"), ("teacher", "teacher_s"), ("VAE round trips", "reconstruction_s"))
                         if key in timings)
-    if {"vae_s", "teacher_s"} <= set(timings) and not training.get("measured_apart"):
+    apart = training.get("measured_apart", False)  # training times from another run do not add up with this one's
+    if {"vae_s", "teacher_s"} <= set(timings) and not apart:
         total = sum(timings.values()) + record["measure_s"]
         time_text = f"{total / 60:.1f} min in all: " + time_text
-    measure_text = "measurement (re-run apart from the training, `zlab ship-teacher`)" if training.get(
-        "measured_apart") else "measurement"
+    measure_text = "measurement (re-run apart from the training, `zlab ship-teacher`)" if apart else "measurement"
     fifty, one, gap = validity_gap(record["steps"])
     calibration = training.get("open_prob_calibration")
     calibration_text = (f"""
