@@ -108,7 +108,7 @@ def model_card(sampling: dict, record: dict) -> str:
     if record.get("trained_earlier_in"):
         time_text += (f" (the training had finished earlier in `{record['trained_earlier_in']}`, which this run "
                       "resumed: its time is not in this figure)")
-    config = record.get("config", {})
+    config = json.loads(json.dumps(record.get("config", {})))  # as eval.json stores it: tuples read as lists
     buckets = config.get("synth_sizes") or ()
     bucket_text = (" at the aspect buckets " + ", ".join(f"{h}x{w}" for h, w in buckets) + " (each batch from one)"
                    if buckets else "")
