@@ -5,8 +5,13 @@ each head's accuracy over the last 20 steps. Used to choose t_hat's m for the 64
 
     python scripts/heads_only.py '{"t_hat_m": 1.0}'     # LADD's default (Sauer et al. 2024)
     python scripts/heads_only.py '{"t_hat_m": -1.0}'    # configs/shapes-ladd.toml
+    python scripts/heads_only.py '{"student": "checkpoints/shapes-student"}'   # fakes from a trained student
 
-The JSON overrides configs/shapes-ladd.toml; "steps" sets the number of head updates (default 100).
+The JSON overrides configs/shapes-ladd.toml; "steps" sets the number of head updates (default 100) and
+"student" a pipeline folder whose transformer makes the fakes (default: the teacher's copy, as at LADD's
+start). With the config's mismatch_weight > 0 the heads also see each real sample under its neighbour's caption
+as fake, as the trainer does. Prints the heads' loss and, per head, the share of real and of fake samples
+called right (a head that calls everything fake reads 0 / 1: it tells nothing apart).
 Needs the synthetic data of `zlab synth` (config key `data`).
 """
 
@@ -15,18 +20,21 @@ import sys
 
 import torch
 
-from zlab.ladd.data import SynthData
-from zlab.ladd.losses import discriminator_loss, head_accuracy
+from zlab.ladd.data import load_buckets
+from zlab.ladd.losses import discriminator_loss, fake_side, head_calls
 from zlab.ladd.setup import build_models
 from zlab.ladd.trainer import LADDConfig, draw_batch, ladd_forward, load_teacher
 from zlab.train.config import load_config
 
 overrides = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
 steps = overrides.pop("steps", 100)
+student = overrides.pop("student", None)
 config = load_config(LADDConfig, "configs/shapes-ladd.toml", **overrides)
 torch.manual_seed(0)
-data = SynthData.load(config.data)
-models = build_models(config, load_teacher(config.teacher), data.embeds[0].shape[-1])
+data = load_buckets(config.data)  # one synth folder, or one per aspect bucket
+models = build_models(config, load_teacher(config.teacher), data[0].embeds[0].shape[-1])
+if student:
+    models.student.load_state_dict(load_teacher(student).state_dict())
 opt = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
 generator = torch.Generator().manual_seed(0)
 accs = []
@@ -35,15 +43,22 @@ for step in range(steps):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         fwd = ladd_forward(models.student, models.tap, batch)
     n = len(batch.t_hat)
-    logits = models.disc([torch.cat([r, f]) for r, f in zip(fwd.real_maps, fwd.fake_maps, strict=True)],
-                         batch.t_hat.repeat(2), batch.text.repeat(2, 1))
-    real, fake = [l[:n] for l in logits], [l[n:] for l in logits]
+    parts = [(fwd.real_maps, batch.text), (fwd.fake_maps, batch.text)]
+    if batch.wrong_text is not None:
+        parts.append((fwd.real_maps, batch.wrong_text))
+    logits = models.disc([torch.cat([maps[k] for maps, _ in parts]) for k in range(len(fwd.real_maps))],
+                         batch.t_hat.repeat(len(parts)), torch.cat([text for _, text in parts]))
+    real, fake = [l[:n] for l in logits], [l[n:2 * n] for l in logits]
     loss = discriminator_loss(real, fake, config.loss)
+    if batch.wrong is not None:
+        loss = loss + config.mismatch_weight * fake_side([l[2 * n:] for l in logits], config.loss, batch.wrong)
     opt.zero_grad()
     loss.backward()
     opt.step()
-    accs.append(head_accuracy(real, fake))
+    accs.append(head_calls(real, fake))
     if (step + 1) % 20 == 0:
         recent = accs[-20:]
-        print(f"step {step + 1}: D {loss.item():.3f}, head accuracy (last 20 steps) "
-              f"{[round(sum(a[k] for a in recent) / len(recent), 3) for k in range(len(recent[0]))]}", flush=True)
+        per_head = [tuple(round(sum(a[k][side] for a in recent) / len(recent), 2) for side in (0, 1))
+                    for k in range(len(recent[0]))]
+        print(f"step {step + 1}: D {loss.item():.3f}, real / fake called right per head (last 20 steps) "
+              f"{per_head}", flush=True)

@@ -7,13 +7,39 @@ import torch
 
 from zlab.features import FeatureTap
 from zlab.ladd.heads import Discriminator, pool_text
-from zlab.ladd.losses import approximate_r1, discriminator_loss, fake_side, generator_loss, head_accuracy
+from zlab.ladd.losses import (approximate_r1, dead_heads, discriminator_loss, fake_side, generator_loss, head_accuracy,
+                              head_calls, mean_calls)
 from zlab.ladd.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.ladd.student import student_pipeline
 from zlab.ladd.setup import build_models, make_optimizer
 from zlab.ladd.trainer import LADDBatch, LADDConfig, LADDForward, ladd_forward, sampler_inputs
 from zlab.flow import zimage_velocity
 from zlab.zimage import encode_prompts
+
+
+def test_head_calls_tell_a_dead_head_from_a_guessing_one():
+    """A head that calls everything fake reads 0.5 in head_accuracy, like a coin; head_calls and dead_heads tell them apart."""
+    real, fake = [torch.full((4, 1, 2, 2), -1.0)], [torch.full((4, 1, 2, 2), -1.0)]
+    assert head_accuracy(real, fake) == [0.5]
+    assert head_calls(real, fake) == [(0.0, 1.0)]
+    coin = [torch.tensor([1.0, -1.0, 1.0, -1.0]).view(4, 1, 1, 1)]
+    assert head_calls(coin, coin) == [(0.5, 0.5)]
+    dead, guessing = [head_calls(real, fake)] * 5, [head_calls(coin, coin)] * 5
+    assert dead_heads(dead) and not dead_heads(guessing) and not dead_heads([])
+    assert not dead_heads(dead + [[(0.5, 0.5)]] * 100)  # only the last 100 steps count
+    assert mean_calls(dead + guessing, last=10) == [(0.25, 0.75)]
+
+
+def test_the_student_card_warns_when_every_head_called_everything_fake():
+    from zlab.ladd.recipe import heads_text
+
+    dead = {"config": {"adv_weight": 1.0}, "log": {"head_calls": [[(0.0, 1.0), (0.02, 0.99)]] * 150}}
+    text = heads_text(dead)
+    assert "last 100 training steps" in text and "0.00 / 1.00, 0.02 / 0.99" in text and "no signal" in text
+    alive = {"config": {"adv_weight": 1.0}, "log": {"head_calls": [[(0.7, 0.6)]] * 50}}
+    assert "last 50 training steps" in heads_text(alive) and "no signal" not in heads_text(alive)
+    assert heads_text({"config": {"adv_weight": 0.0}, "log": dead["log"]}) == ""  # regression alone: no heads to speak of
+    assert heads_text({"config": {"adv_weight": 1.0}, "log": {}}) == ""  # a log from before the calls were logged
 
 
 def test_warmup_then_full_timestep_probabilities():
@@ -66,6 +92,7 @@ def test_losses_match_their_formulas():
     assert discriminator_loss(real, fake, "non-saturating").item() == pytest.approx(ns.item())
     assert generator_loss(fake, "non-saturating").item() == pytest.approx((sp(-fake[0]).mean() + sp(-fake[1]).mean()).item())
     assert head_accuracy(real, fake) == [1.0, 0.0]
+    assert head_calls(real, fake) == [(1.0, 1.0), (0.0, 0.0)]
     with pytest.raises(ValueError, match="hinge"):
         generator_loss(fake, "wasserstein")
     # mismatched negatives: a weight of 0 leaves a sample out of the mean

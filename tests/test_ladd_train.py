@@ -212,6 +212,7 @@ def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_p
     config = _config(teacher_and_data)
     straight, disc, log = train_ladd(config, tmp_path / "a", progress=False)
     assert len(log["d_loss"]) == 4 and all(len(a) == 2 for a in log["head_acc"])
+    assert len(log["head_calls"]) == 4 and all(0 <= share <= 1 for step in log["head_calls"] for head in step for share in head)
     half = _config(teacher_and_data, steps=2)
     train_ladd(half, tmp_path / "b", progress=False)
     # continue the 2-step run to 4 steps: same config as `straight` except steps, so rewrite the stored config

@@ -25,6 +25,7 @@ from zlab import prompt_sets
 from zlab.evaluate import evaluate_open, evaluate_settings, format_open_table, format_table, latency_ms, teacher_reference
 from zlab.ladd.data import synthesize_from
 from zlab.ladd.heads import Discriminator
+from zlab.ladd.losses import dead_heads, mean_calls
 from zlab.ladd.sampling_choice import choose_sampling_mode
 from zlab.ladd.student import STUDENT_STEPS, check_student_schedule, save_student, student_pipeline
 from zlab.ladd.trainer import LADDConfig, train_ladd
@@ -139,7 +140,7 @@ initialised from the teacher, trained on {objective(config)} for
 {config.get("heads_lr", "?")}){heads_extras(config)}; heads on teacher blocks
 {config.get("blocks", "?")}; t_hat ~ LogitNormal({config.get("t_hat_m", "?")}, {config.get("t_hat_s", "?")});
 student timesteps {{1, .75, .5, .25}} with p = {config.get("warmup_probs", "?")} for the first
-{config.get("warmup_steps", "?")} steps, then {config.get("full_probs", "?")}.{
+{config.get("warmup_steps", "?")} steps, then {config.get("full_probs", "?")}.{heads_text(record)}{
     f" The shipped weights are the EMA (decay {config['ema_decay']}, with warm-up) of the student's weights."
     if config.get("ema_decay") else ""} Measured wall time on the 2-core CPU: {time_text}.
 
@@ -160,6 +161,21 @@ def heads_extras(config: dict) -> str:
              f"approximate R1 (weight {config['r1_weight']:g})" if config.get("r1_weight") else ""]
     parts = [p for p in parts if p]
     return "; the heads train with " + " and ".join(parts) if parts else ""
+
+
+def heads_text(record: dict, last: int = 100) -> str:
+    """The model card's sentence on what the heads told apart over the last ``last`` training steps (when the
+    log has :func:`~zlab.ladd.losses.head_calls`), and a warning when every head called every input fake."""
+    calls = record.get("log", {}).get("head_calls") or []
+    if not calls or not record.get("config", {}).get("adv_weight"):
+        return ""
+    shares = mean_calls(calls, last)
+    text = (f" Over the last {min(last, len(calls))} training steps the heads called real samples real / the "
+            "student's samples fake in " + ", ".join(f"{r:.2f} / {f:.2f}" for r, f in shares) + " of cases (one pair per head).")
+    if dead_heads(calls, last):
+        text += (" **Every head called every input fake**: the adversarial term passed the student no signal, so this "
+                 "student learnt from its other terms alone.")
+    return text
 
 
 def sampling_text(record: dict) -> str:

@@ -36,7 +36,8 @@ from zlab.features import FeatureTap, PixelFeatureTap
 from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
 from zlab.ladd.data import SOURCES, SynthData, load_buckets
 from zlab.ladd.heads import pool_text
-from zlab.ladd.losses import LOSSES, approximate_r1, discriminator_loss, fake_side, generator_loss, head_accuracy
+from zlab.ladd.losses import (LOSSES, approximate_r1, discriminator_loss, fake_side, generator_loss, head_accuracy,
+                              head_calls, mean_calls)
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_ema, make_optimizers
 from zlab.ladd.sharding import (all_finite, any_rank, ema_state, gathered_student, load_ema_state, load_optimizer_state,
@@ -390,6 +391,7 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
     names = [name for name, p in accelerator.unwrap_model(student_ddp).named_parameters() if p.requires_grad]
     log = state["log"] if state else {"d_loss": [], "g_loss": [], "head_acc": [], "skipped": [], "heads_skipped": []}
     log.setdefault("heads_skipped", [])  # checkpoints from before the two were told apart
+    log.setdefault("head_calls", [])  # checkpoints from before real and fake calls were logged apart
     if state is not None:
         generator.set_state(state["generators"][accelerator.process_index])
         load_optimizer_state(sharded, student_ddp, opt_student, names, state["opt_student"])
@@ -442,11 +444,11 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
         log["d_loss"].append(result.d_loss.item())
         log["g_loss"].append(result.g_loss.item())
         log["head_acc"].append(head_accuracy(result.real, result.fake))
+        log["head_calls"].append(head_calls(result.real, result.fake))
         bar.update(1)
-        recent = log["head_acc"][-20:]
         bar.set_postfix(D=f"{sum(log['d_loss'][-20:]) / len(log['d_loss'][-20:]):.3f}",
                         G=f"{sum(log['g_loss'][-20:]) / len(log['g_loss'][-20:]):.3f}",
-                        acc="/".join(f"{sum(a[k] for a in recent) / len(recent):.2f}" for k in range(len(recent[0]))))
+                        real_fake=" ".join(f"{r:.2f}:{f:.2f}" for r, f in mean_calls(log["head_calls"], last=20)))
         if step % config.checkpoint_every == 0 or step == config.steps:
             checkpoint()
         notify()
