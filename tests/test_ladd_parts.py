@@ -1,6 +1,7 @@
 """LADD pieces: student timesteps and warm-up, t_hat, heads (any aspect ratio), losses, gradient routing."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -70,6 +71,27 @@ def test_heads_give_spatial_logits_at_any_aspect(grid):
     assert Discriminator.scores(logits).shape == (3, 2)
     with pytest.raises(ValueError, match="2 heads"):
         disc(maps[:1], torch.rand(3), torch.randn(3, 16))
+
+
+def test_text_norm_heads_read_the_caption_at_any_scale(tmp_path):
+    """A text_norm head reads the pooled text whatever its scale (the tiny encoder pools to norm ~0.14); the
+    option survives saving, and a folder saved before it existed loads without it."""
+    from zlab.ladd.student import load_discriminator, save_discriminator
+
+    torch.manual_seed(0)
+    plain, normed = (Discriminator((0,), channels=8, text_dim=4, hidden=8, text_norm=flag) for flag in (False, True))
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    normed.load_state_dict(plain.state_dict())
+    maps, t_hat, text = [torch.randn(2, 8, 4, 4)], torch.tensor([0.2, 0.2]), torch.randn(2, 4)
+    assert torch.allclose(normed(maps, t_hat, 10 * text)[0], normed(maps, t_hat, text)[0], atol=1e-3)
+    assert not torch.allclose(plain(maps, t_hat, 10 * text)[0], plain(maps, t_hat, text)[0], atol=1e-2)
+    save_discriminator(normed, tmp_path / "d")
+    assert load_discriminator(tmp_path / "d").heads[0].text_norm
+    config = json.loads((tmp_path / "d" / "config.json").read_text())
+    del config["text_norm"]
+    (tmp_path / "d" / "config.json").write_text(json.dumps(config))
+    assert not load_discriminator(tmp_path / "d").heads[0].text_norm
 
 
 def test_heads_depend_on_t_hat_and_text_once_trained():

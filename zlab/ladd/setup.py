@@ -118,7 +118,7 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
     """Freeze ``teacher`` and build the student, heads and feature tap that ``config`` asks for.
 
     ``config`` is a :class:`zlab.ladd.trainer.LADDConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
-    lora_targets, gradient_checkpointing, blocks, head_hidden).
+    lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm).
     """
     teacher = _in_dtype(teacher, DTYPES[config.weights_dtype]).eval().requires_grad_(False)
     if config.lora_rank > 0:
@@ -141,7 +141,7 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
     student.train()
     if config.features == "pixels":  # the discriminative ablation: a frozen image network instead of the teacher
         tap = pixel_tap(config, teacher.device)
-    disc = Discriminator(config.blocks, tap.channels, text_dim, hidden=config.head_hidden)
+    disc = Discriminator(config.blocks, tap.channels, text_dim, hidden=config.head_hidden, text_norm=config.head_text_norm)
     return LADDModels(teacher, student, disc, tap, lora=config.lora_rank > 0)
 
 

@@ -66,6 +66,7 @@ class LADDConfig:
     grad_clip: float = 1.0
     blocks: tuple = (0, 1, 2, 3)
     head_hidden: int = 64
+    head_text_norm: bool = False  # layer-normalise the heads' pooled text (zlab.ladd.heads)
     loss: str = "hinge"
     t_hat_m: float = 1.0
     t_hat_s: float = 1.0
