@@ -21,9 +21,9 @@ import sys
 import torch
 
 from zlab.ladd.data import load_buckets
-from zlab.ladd.losses import discriminator_loss, fake_side, head_calls
+from zlab.ladd.losses import head_calls, mean_calls
 from zlab.ladd.setup import build_models
-from zlab.ladd.trainer import LADDConfig, draw_batch, ladd_forward, load_teacher
+from zlab.ladd.trainer import LADDConfig, draw_batch, heads_loss, ladd_forward, load_teacher
 from zlab.train.config import load_config
 
 overrides = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
@@ -42,23 +42,12 @@ for step in range(steps):
     batch = draw_batch(data, config, step=config.warmup_steps, generator=generator)  # full schedule: mostly t = 1
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         fwd = ladd_forward(models.student, models.tap, batch)
-    n = len(batch.t_hat)
-    parts = [(fwd.real_maps, batch.text), (fwd.fake_maps, batch.text)]
-    if batch.wrong_text is not None:
-        parts.append((fwd.real_maps, batch.wrong_text))
-    logits = models.disc([torch.cat([maps[k] for maps, _ in parts]) for k in range(len(fwd.real_maps))],
-                         batch.t_hat.repeat(len(parts)), torch.cat([text for _, text in parts]))
-    real, fake = [l[:n] for l in logits], [l[n:2 * n] for l in logits]
-    loss = discriminator_loss(real, fake, config.loss)
-    if batch.wrong is not None:
-        loss = loss + config.mismatch_weight * fake_side([l[2 * n:] for l in logits], config.loss, batch.wrong)
+    loss, real, fake = heads_loss(models.disc, fwd, batch, config)  # the trainer's heads loss
     opt.zero_grad()
     loss.backward()
     opt.step()
     accs.append(head_calls(real, fake))
     if (step + 1) % 20 == 0:
-        recent = accs[-20:]
-        per_head = [tuple(round(sum(a[k][side] for a in recent) / len(recent), 2) for side in (0, 1))
-                    for k in range(len(recent[0]))]
+        per_head = [(round(r, 2), round(f, 2)) for r, f in mean_calls(accs, last=20)]
         print(f"step {step + 1}: D {loss.item():.3f}, real / fake called right per head (last 20 steps) "
               f"{per_head}", flush=True)

@@ -65,11 +65,8 @@ def generator_loss(fake: Sequence[Tensor], kind: str = "hinge") -> Tensor:
 
 def head_accuracy(real: Sequence[Tensor], fake: Sequence[Tensor]) -> list[float]:
     """Per head: the fraction of samples it calls right (mean logit > 0 on real, < 0 on fake)."""
-    out = []
-    for r, f in zip(real, fake, strict=True):
-        right = (r.flatten(1).mean(1) > 0).float().sum() + (f.flatten(1).mean(1) < 0).float().sum()
-        out.append((right / (len(r) + len(f))).item())
-    return out
+    return [(r_share * len(r) + f_share * len(f)) / (len(r) + len(f))
+            for (r_share, f_share), r, f in zip(head_calls(real, fake), real, fake, strict=True)]
 
 
 def head_calls(real: Sequence[Tensor], fake: Sequence[Tensor]) -> list[tuple[float, float]]:

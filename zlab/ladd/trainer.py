@@ -302,6 +302,22 @@ def heads_inputs(fwd: LADDForward, batch: LADDBatch, r1_sigma: float = 0.1) -> t
     return maps, batch.t_hat.repeat(len(parts)), torch.cat([text for _, text in parts])
 
 
+def heads_loss(disc, fwd: LADDForward, batch: LADDBatch, config: LADDConfig) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    """The heads' loss ``(d_loss, real logits, fake logits)``: real vs fake, plus the mismatched-caption negatives
+    and approximate R1 when the batch carries them, from one forward of the heads over every part (DDP-safe)."""
+    n = len(batch.t_hat)
+    logits = [l.float() for l in disc(*heads_inputs(fwd, batch, config.r1_sigma))]
+    real, fake = [l[:n] for l in logits], [l[n:2 * n] for l in logits]
+    d_loss = discriminator_loss(real, fake, config.loss)
+    rest = [l[2 * n:] for l in logits]
+    if batch.wrong is not None:  # a neighbour with the same prompt is no negative: weight 0
+        d_loss = d_loss + config.mismatch_weight * fake_side([l[:n] for l in rest], config.loss, batch.wrong)
+        rest = [l[n:] for l in rest]
+    if batch.r1_seed is not None:
+        d_loss = d_loss + config.r1_weight * approximate_r1(real, rest)
+    return d_loss, real, fake
+
+
 def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBatch, opt_student, opt_heads,
               config: LADDConfig, sampler=None, ema=None) -> StepResult:
     """One LADD update (steps 2-8 of the module docstring) of the (DDP- or FSDP-prepared, or plain) ``student`` and heads.
@@ -326,17 +342,7 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
             ema.step([p for p in accelerator.unwrap_model(student).parameters() if p.requires_grad])
     opt_student.zero_grad(set_to_none=True)
     with accelerator.autocast():
-        n = len(batch.t_hat)
-        maps, t_hat, text = heads_inputs(fwd, batch, config.r1_sigma)  # one forward of the heads over every part (DDP-safe)
-        logits = [l.float() for l in disc(maps, t_hat, text)]
-        real, fake = [l[:n] for l in logits], [l[n:2 * n] for l in logits]
-        d_loss = discriminator_loss(real, fake, config.loss)
-        rest = [l[2 * n:] for l in logits]
-        if batch.wrong is not None:  # a neighbour with the same prompt is no negative: weight 0
-            d_loss = d_loss + config.mismatch_weight * fake_side([l[:n] for l in rest], config.loss, batch.wrong)
-            rest = [l[n:] for l in rest]
-        if batch.r1_seed is not None:
-            d_loss = d_loss + config.r1_weight * approximate_r1(real, rest)
+        d_loss, real, fake = heads_loss(disc, fwd, batch, config)
     heads_ok = ok and all_finite(accelerator, d_loss)
     if heads_ok:
         accelerator.backward(d_loss)
