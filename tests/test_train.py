@@ -48,6 +48,17 @@ def test_teacher_resume_is_exact(vae_run, tmp_path):
     assert out.shape == (1, 64, 64, 3)
 
 
+def test_compiled_blocks_train_the_same_function_and_return_an_eager_pipeline(vae_run, tmp_path):
+    eager = train_teacher(TeacherConfig(**{**TEACHER, "steps": 2}), vae_run[0] / "vae", tmp_path / "a", progress=False)
+    compiled = train_teacher(TeacherConfig(**{**TEACHER, "steps": 2, "compile_blocks": True}), vae_run[0] / "vae",
+                             tmp_path / "b", progress=False)
+    losses = [load_checkpoint(tmp_path / run)["losses"] for run in ("a", "b")]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)  # same batches, same loss: compilation changes no maths
+    assert all(block._compiled_call_impl is None for block in compiled.transformer.layers)  # sampling runs eager
+    for (name, p), (_, q) in zip(eager.transformer.named_parameters(), compiled.transformer.named_parameters()):
+        assert torch.allclose(p, q, atol=1e-3), name
+
+
 def test_resume_refuses_a_different_config(vae_run, tmp_path):
     train_teacher(TeacherConfig(**{**TEACHER, "steps": 2}), vae_run[0] / "vae", tmp_path, progress=False)
     with pytest.raises(ValueError, match="different config"):
