@@ -69,7 +69,7 @@ class Lab:
         disc_dir = Path(student) / DISCRIMINATOR
         self.disc = load_discriminator(disc_dir).to(device) if disc_dir.is_dir() else None
         blocks = self.disc.blocks if self.disc else tuple(range(len(self.teacher.transformer.layers)))
-        self.tap = FeatureTap(self.teacher.transformer, blocks)
+        self.tap = FeatureTap(self.teacher.transformer, blocks, caption=bool(self.disc and self.disc.caption))
         self.blocks = blocks
 
     @functools.lru_cache(maxsize=16)

@@ -11,7 +11,9 @@ The JSON overrides configs/shapes-ladd.toml; "steps" sets the number of head upd
 "student" a pipeline folder whose transformer makes the fakes (default: the teacher's copy, as at LADD's
 start). With the config's mismatch_weight > 0 the heads also see each real sample under its neighbour's caption
 as fake, as the trainer does. Prints the heads' loss and, per head, the share of real and of fake samples
-called right (a head that calls everything fake reads 0 / 1: it tells nothing apart).
+called right (a head that calls everything fake reads 0 / 1: it tells nothing apart), and how often a real
+sample scores higher under its own caption than under a neighbour's different one ("caption": 0.5 is a head that
+ignores the caption; the teacher reads the neighbour's caption itself when the config's head_caption is on).
 Needs the synthetic data of `zlab synth` (config key `data`).
 """
 
@@ -20,11 +22,27 @@ import sys
 
 import torch
 
+from zlab.flow import add_noise
 from zlab.ladd.data import load_buckets
+from zlab.ladd.heads import Discriminator
 from zlab.ladd.losses import head_calls, mean_calls
 from zlab.ladd.setup import build_models
 from zlab.ladd.trainer import LADDConfig, draw_batch, heads_loss, ladd_forward, load_teacher
 from zlab.train.config import load_config
+
+
+@torch.no_grad()
+def caption_rank(fwd, batch) -> list[float]:
+    """Per head: the share of real samples (whose neighbour has another prompt) scored higher under their own
+    caption than under the neighbour's."""
+    rolled = batch.embeds[-1:] + batch.embeds[:-1]  # the trainer's roll for mismatched negatives
+    differ = torch.tensor([a.shape != b.shape or not torch.equal(a, b) for a, b in zip(batch.embeds, rolled)])
+    noisy = add_noise(batch.x0, batch.eps_hat, batch.t_hat)
+    wrong_maps = models.tap(noisy, batch.t_hat, rolled) if models.tap.caption else fwd.real_maps
+    own = Discriminator.scores(models.disc(fwd.real_maps, batch.t_hat, batch.text))
+    other = Discriminator.scores(models.disc(wrong_maps, batch.t_hat, batch.text.roll(1, 0)))
+    return (own[differ] > other[differ]).float().mean(0).tolist()
+
 
 overrides = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
 steps = overrides.pop("steps", 100)
@@ -37,7 +55,7 @@ if student:
     models.student.load_state_dict(load_teacher(student).state_dict())
 opt = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
 generator = torch.Generator().manual_seed(0)
-accs = []
+accs, ranks = [], []
 for step in range(steps):
     batch = draw_batch(data, config, step=config.warmup_steps, generator=generator)  # full schedule: mostly t = 1
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -47,7 +65,9 @@ for step in range(steps):
     loss.backward()
     opt.step()
     accs.append(head_calls(real, fake))
+    ranks.append(caption_rank(fwd, batch))
     if (step + 1) % 20 == 0:
         per_head = [(round(r, 2), round(f, 2)) for r, f in mean_calls(accs, last=20)]
+        rank = [round(sum(r[k] for r in ranks[-20:]) / 20, 2) for k in range(len(per_head))]
         print(f"step {step + 1}: D {loss.item():.3f}, real / fake called right per head (last 20 steps) "
-              f"{per_head}", flush=True)
+              f"{per_head}, caption {rank}", flush=True)

@@ -14,7 +14,7 @@ from zlab.ladd.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat
 from zlab.ladd.student import student_pipeline
 from zlab.ladd.setup import build_models, make_optimizer
 from zlab.ladd.trainer import LADDBatch, LADDConfig, LADDForward, ladd_forward, sampler_inputs
-from zlab.flow import zimage_velocity
+from zlab.flow import add_noise, zimage_velocity
 from zlab.zimage import encode_prompts
 
 
@@ -152,6 +152,43 @@ def test_heads_see_wrong_captions_and_perturbed_reals_in_one_forward(tiny_pipe):
     assert 0.05 < change.item() < 0.2  # the perturbation is sigma = 0.1 of the maps' spread
     plain = draw_batch(data, LADDConfig(batch_size=6), 0, torch.Generator().manual_seed(0))
     assert plain.wrong is None and plain.r1_seed is None and len(heads_inputs(fwd, plain)[1]) == 12
+
+
+def test_caption_tap_puts_each_blocks_caption_state_beside_its_map_and_mismatches_run_the_teacher(tiny_pipe, tmp_path):
+    """FeatureTap(caption=True): 2 * dim channels, the second half constant over the grid and set by the caption;
+    with mismatched negatives the heads see the teacher's maps of the real sample under the wrong caption."""
+    from zlab.ladd.heads import Discriminator
+    from zlab.ladd.student import load_discriminator, save_discriminator
+    from zlab.ladd.trainer import heads_inputs
+
+    dim = tiny_pipe.transformer.config.dim
+    embeds = encode_prompts(tiny_pipe, ["a large red circle at the top left", "a small blue square"])
+    x, t = torch.randn(2, 16, 8, 12, generator=torch.Generator().manual_seed(0)), torch.tensor([0.5, 0.5])
+    plain, caption = FeatureTap(tiny_pipe.transformer, (1,)), FeatureTap(tiny_pipe.transformer, (1,), caption=True)
+    assert caption.channels == 2 * dim
+    (both,) = caption(x, t, embeds)
+    assert both.shape == (2, 2 * dim, 4, 6)
+    state = both[:, dim:]
+    assert torch.allclose(state, state[..., :1, :1].expand_as(state))  # one vector per sample, broadcast
+    torch.testing.assert_close(both[:, :dim], torch.nn.functional.group_norm(plain(x, t, embeds)[0], 1))
+    (swapped,) = caption(x, t, embeds[::-1])
+    assert not torch.allclose(swapped[0, dim:], both[0, dim:], atol=1e-3)  # another caption, another state
+    with pytest.raises(ValueError, match="head_caption.*features"):
+        LADDConfig(head_caption=True, features="pixels").validate()
+
+    models = build_models(LADDConfig(blocks=(1,), head_hidden=8, head_caption=True, mismatch_weight=1.0),
+                          copy.deepcopy(tiny_pipe.transformer), embeds[0].shape[-1])
+    assert models.disc.caption and models.disc.heads[0].conv_in.in_channels == 2 * dim
+    batch = _batch(embeds, torch.Generator().manual_seed(0))
+    batch.wrong_text, batch.wrong = batch.text.roll(1, 0), torch.ones(2)
+    fwd = ladd_forward(models.student, models.tap, batch)
+    noisy = add_noise(batch.x0, batch.eps_hat, batch.t_hat)  # the real sample, re-noised, under its neighbour's caption
+    torch.testing.assert_close(fwd.wrong_maps[0], models.tap(noisy, batch.t_hat, embeds[::-1])[0])
+    assert not torch.allclose(fwd.wrong_maps[0], fwd.real_maps[0], atol=1e-3)
+    maps, _, text = heads_inputs(fwd, batch)
+    torch.testing.assert_close(maps[0][4:6], fwd.wrong_maps[0])
+    save_discriminator(models.disc, tmp_path / "d")
+    assert load_discriminator(tmp_path / "d").caption
 
 
 def _batch(embeds, g):

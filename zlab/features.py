@@ -5,6 +5,10 @@ main block outputs ``[image tokens, image padding, caption tokens, caption paddi
 (see :func:`zlab.anatomy.token_layout`); the image tokens, put back on their ``h x w`` patch grid,
 are a ``(B, C, h, w)`` map that a 2D-convolutional head can read at any aspect ratio.
 
+The caption tokens of the same block have attended to those image tokens, so their state says how image
+and caption agree. ``caption=True`` puts each sample's pooled caption state beside its map, broadcast over
+the grid, so that a head can judge "right for this caption" and not only "looks like a teacher sample".
+
 Example:
     >>> tap = FeatureTap(pipe.transformer, blocks=(0, 3))
     >>> maps = tap(x_t, t_hat, prompt_embeds)        # [(B, dim, H/2, W/2), (B, dim, H/2, W/2)]
@@ -18,6 +22,7 @@ import contextlib
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from zlab.anatomy import token_layout
@@ -42,11 +47,15 @@ class FeatureTap:
             and the final layer, which the discriminator never reads).
         context: A context-manager factory entered around each pass, e.g. one that switches a
             LoRA adapter off so that a LoRA student's own modules act as the teacher.
+        caption: Return :func:`beside_caption` maps, ``2 * dim`` channels: the image map and the block's
+            pooled caption state, each normalised per sample.
     """
 
     def __init__(self, transformer, blocks: Sequence[int], early_exit: bool = True,
-                 context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext):
+                 context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                 caption: bool = False):
         self.transformer = transformer
+        self.caption = caption
         self.context = context
         layers = getattr(transformer, "module", transformer).layers
         if not blocks:
@@ -60,8 +69,8 @@ class FeatureTap:
 
     @property
     def channels(self) -> int:
-        """Channels of every map (the transformer's width)."""
-        return getattr(self.transformer, "module", self.transformer).config.dim
+        """Channels of every map (the transformer's width; twice that with ``caption``)."""
+        return getattr(self.transformer, "module", self.transformer).config.dim * (2 if self.caption else 1)
 
     def __call__(self, x_t: Tensor, t: Tensor, prompt_embeds: Sequence[Tensor]) -> list[Tensor]:
         """Maps ``(B, dim, H/2, W/2)`` of ``x_t`` (lab time ``t``, shape (B,)) after each tapped block."""
@@ -87,7 +96,25 @@ class FeatureTap:
             for handle in handles:
                 handle.remove()
         # Batches share one image size, so every sample's image tokens sit at layout.image.
-        return [layout.image_grid(outputs[b]).float() for b in self.blocks]
+        maps = [layout.image_grid(outputs[b]).float() for b in self.blocks]
+        if self.caption:
+            size = x_t.shape[-2:]
+            maps = [beside_caption(m, caption_state(outputs[b], size, prompt_embeds)) for m, b in zip(maps, self.blocks)]
+        return maps
+
+
+def caption_state(hidden: Tensor, latent_size: Sequence[int], prompt_embeds: Sequence[Tensor]) -> Tensor:
+    """(B, dim): each sample's caption tokens in a block's output ``hidden`` (B, seq, dim), averaged over its
+    real tokens (each caption has its own length, so its own place in the stream)."""
+    return torch.stack([hidden[i, token_layout(*latent_size, cap_len=len(e)).caption].float().mean(0)
+                        for i, e in enumerate(prompt_embeds)])
+
+
+def beside_caption(image_map: Tensor, caption: Tensor) -> Tensor:
+    """``[image map, caption state]`` along channels, the state broadcast over the grid: (B, 2C, h, w). Each half
+    is normalised per sample (hidden states grow with depth and with the noise level), so neither drowns the other."""
+    state = F.layer_norm(caption, caption.shape[-1:])[..., None, None].expand(-1, -1, *image_map.shape[-2:])
+    return torch.cat([F.group_norm(image_map, 1), state], 1)
 
 
 class PixelFeatureTap:

@@ -16,6 +16,11 @@ Conditioning, per head:
 * ``text_norm=True`` layer-normalises the pooled text first. The tiny Shapes text encoder pools to vectors of
   norm about 0.14 that differ between prompts by about 0.05 (mean cosine 0.85), too faint for the heads to
   read the caption: on validation, normalised text kept more of the student's colour (docs/ladd-adv-weight.json).
+
+With ``caption=True`` the maps come from a ``FeatureTap(caption=True)``: each block's pooled caption state sits
+beside its image map (:func:`zlab.features.beside_caption`), so the first convolution already sees image and
+caption together, as the teacher's own attention related them. The flag is kept so that a saved discriminator
+rebuilds the tap it was trained on.
 """
 
 from __future__ import annotations
@@ -80,9 +85,10 @@ class Discriminator(nn.Module):
     """The heads, one per tapped block; :meth:`forward` maps a list of feature maps to a list of logit maps."""
 
     def __init__(self, blocks: Sequence[int], channels: int | Sequence[int], text_dim: int, hidden: int = 64,
-                 t_features: int = 8, text_norm: bool = False):
+                 t_features: int = 8, text_norm: bool = False, caption: bool = False):
         super().__init__()
         self.blocks = tuple(blocks)
+        self.caption = caption
         widths = [channels] * len(self.blocks) if isinstance(channels, int) else list(channels)
         if len(widths) != len(self.blocks):
             raise ValueError(f"{len(widths)} channel counts for {len(self.blocks)} tapped blocks")

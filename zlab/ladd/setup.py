@@ -118,7 +118,7 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
     """Freeze ``teacher`` and build the student, heads and feature tap that ``config`` asks for.
 
     ``config`` is a :class:`zlab.ladd.trainer.LADDConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
-    lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm).
+    lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm, head_caption).
     """
     teacher = _in_dtype(teacher, DTYPES[config.weights_dtype]).eval().requires_grad_(False)
     if config.lora_rank > 0:
@@ -131,17 +131,18 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
                 p.data = p.data.to(DTYPES[config.student_dtype])
                 p.requires_grad_(True)
         student = teacher
-        tap = FeatureTap(teacher, config.blocks, context=adapters_off(teacher))
+        tap = FeatureTap(teacher, config.blocks, context=adapters_off(teacher), caption=config.head_caption)
     else:
         student = _in_dtype(copy.deepcopy(teacher), DTYPES[config.student_dtype]).train().requires_grad_(True)
-        tap = FeatureTap(teacher, config.blocks)
+        tap = FeatureTap(teacher, config.blocks, caption=config.head_caption)
     if config.gradient_checkpointing:  # the fake path backpropagates through the teacher too: recompute both
         for model in {id(m): m for m in (student, teacher)}.values():
             model.enable_gradient_checkpointing(_checkpoint_keeping_adapter_state(model) if config.lora_rank else None)
     student.train()
     if config.features == "pixels":  # the discriminative ablation: a frozen image network instead of the teacher
         tap = pixel_tap(config, teacher.device)
-    disc = Discriminator(config.blocks, tap.channels, text_dim, hidden=config.head_hidden, text_norm=config.head_text_norm)
+    disc = Discriminator(config.blocks, tap.channels, text_dim, hidden=config.head_hidden, text_norm=config.head_text_norm,
+                         caption=config.head_caption)
     return LADDModels(teacher, student, disc, tap, lora=config.lora_rank > 0)
 
 

@@ -67,6 +67,9 @@ class LADDConfig:
     blocks: tuple = (0, 1, 2, 3)
     head_hidden: int = 64
     head_text_norm: bool = False  # layer-normalise the heads' pooled text (zlab.ladd.heads)
+    # the heads read each tapped block's pooled caption tokens beside its image map (zlab.features.beside_caption);
+    # mismatched negatives then run the teacher on the real sample under the wrong caption (one more no-grad pass)
+    head_caption: bool = False
     loss: str = "hinge"
     t_hat_m: float = 1.0
     t_hat_s: float = 1.0
@@ -138,6 +141,8 @@ class LADDConfig:
                              "starting noise to regress from")
         if self.features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
+        if self.head_caption and self.features != "teacher":
+            raise ValueError("head_caption reads the teacher's caption tokens: it needs features = \"teacher\"")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.mixed_precision not in ("no", "bf16"):
@@ -174,6 +179,7 @@ class LADDForward:
     x0_hat: Tensor
     real_maps: list[Tensor]
     fake_maps: list[Tensor]
+    wrong_maps: list[Tensor] | None = None  # caption taps: the real sample's maps under the mismatched caption
 
 
 def draw_batch(data: SynthData | list[SynthData], config: LADDConfig, step: int, generator: torch.Generator,
@@ -245,11 +251,15 @@ def ladd_forward(student, tap: FeatureTap | PixelFeatureTap, batch: LADDBatch, s
     x_t = sampler_inputs(sampler or student, batch)
     x0_hat = x0_from_velocity(x_t, zimage_velocity(student, x_t, batch.t, batch.embeds), batch.t)
     renoise = (lambda x: add_noise(x, batch.eps_hat, batch.t_hat)) if getattr(tap, "noised", True) else (lambda x: x)
+    wrong_maps = None
     with torch.no_grad():
         real_maps = tap(renoise(batch.x0), batch.t_hat, batch.embeds)
+        if batch.wrong is not None and getattr(tap, "caption", False):  # the teacher reads the wrong caption itself
+            wrong_embeds = batch.embeds[-1:] + batch.embeds[:-1]  # draw_batch's roll of the pooled text
+            wrong_maps = tap(renoise(batch.x0), batch.t_hat, wrong_embeds)
     with torch.set_grad_enabled(adversarial and torch.is_grad_enabled()):
         fake_maps = tap(renoise(x0_hat), batch.t_hat, batch.embeds)
-    return LADDForward(x0_hat, real_maps, fake_maps)
+    return LADDForward(x0_hat, real_maps, fake_maps, wrong_maps)
 
 
 def student_loss(fwd: LADDForward, heads, batch: LADDBatch, config: LADDConfig) -> Tensor:
@@ -289,11 +299,11 @@ class StepResult:
 
 def heads_inputs(fwd: LADDForward, batch: LADDBatch, r1_sigma: float = 0.1) -> tuple[list[Tensor], Tensor, Tensor]:
     """The heads' batch: real maps, detached fake maps, then (if asked) the real maps under the wrong
-    captions and the real maps perturbed for approximate R1 (noise of ``r1_sigma`` times each map's std),
+    captions (with a caption tap, the teacher's maps of the real sample under them) and the real maps perturbed for approximate R1 (noise of ``r1_sigma`` times each map's std),
     each part with its t_hat and pooled text."""
     parts = [(fwd.real_maps, batch.text), ([f.detach() for f in fwd.fake_maps], batch.text)]
     if batch.wrong_text is not None:
-        parts.append((fwd.real_maps, batch.wrong_text))
+        parts.append((fwd.wrong_maps or fwd.real_maps, batch.wrong_text))
     if batch.r1_seed is not None:
         generator = torch.Generator(batch.t_hat.device).manual_seed(batch.r1_seed)
         parts.append(([r + r1_sigma * r.std() * torch.randn(r.shape, generator=generator, device=r.device, dtype=r.dtype)
