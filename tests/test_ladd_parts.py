@@ -154,6 +154,27 @@ def test_heads_see_wrong_captions_and_perturbed_reals_in_one_forward(tiny_pipe):
     assert plain.wrong is None and plain.r1_seed is None and len(heads_inputs(fwd, plain)[1]) == 12
 
 
+@pytest.mark.parametrize("logit", [-1.0, 0.0, 0.5])
+def test_negatives_share_the_fake_side_so_a_head_that_tells_nothing_apart_is_not_pushed_to_call_all_fake(tiny_pipe, logit):
+    """A head that gives every input the same logit a in [-1, 1] pays hinge 2 whatever a is, with or without
+    mismatched negatives: they share the fake side (real + (fake + w wrong) / (1 + w)). Added on top, they made
+    a = -1 (every input fake, no signal for the student) the cheapest answer."""
+    from zlab.ladd.data import SynthData
+    from zlab.ladd.trainer import draw_batch, heads_loss
+
+    prompts = ["a red shape", "a blue shape"]
+    data = SynthData(latents=torch.randn(2, 16, 8, 8), prompt_index=torch.tensor([0, 1]), seeds=torch.arange(2),
+                     prompts=prompts, embeds=encode_prompts(tiny_pipe, prompts), sampling={})
+    maps = [torch.randn(6, 4, 2, 2)]
+    fwd = LADDForward(x0_hat=torch.zeros(6, 16, 8, 8), real_maps=maps, fake_maps=maps)
+    constant = lambda maps, t_hat, text: [torch.full((len(t_hat), 1, 2, 2), logit)]
+    for weight in (0.0, 0.5, 1.0):
+        config = LADDConfig(batch_size=6, mismatch_weight=weight)
+        batch = draw_batch(data, config, 0, torch.Generator().manual_seed(0))
+        assert weight == 0 or batch.wrong.sum() > 0
+        assert heads_loss(constant, fwd, batch, config)[0].item() == pytest.approx(2.0)
+
+
 def test_caption_tap_puts_each_blocks_caption_state_beside_its_map_and_mismatches_run_the_teacher(tiny_pipe, tmp_path):
     """FeatureTap(caption=True): 2 * dim channels, the second half constant over the grid and set by the caption;
     with mismatched negatives the heads see the teacher's maps of the real sample under the wrong caption."""

@@ -156,10 +156,13 @@ The side-by-side comparison with the teacher is `zlab compare` and lab 06.
 
 
 def heads_extras(config: dict) -> str:
-    """The model card's words for the heads' options that are on: mismatched negatives, approximate R1, normalised text."""
-    parts = [f"mismatched-caption negatives (weight {config['mismatch_weight']:g})" if config.get("mismatch_weight") else "",
+    """The model card's words for the heads' options that are on: mismatched negatives, approximate R1, normalised
+    text, caption tokens."""
+    parts = [f"mismatched-caption negatives sharing the fake side (weight {config['mismatch_weight']:g})"
+             if config.get("mismatch_weight") else "",
              f"approximate R1 (weight {config['r1_weight']:g})" if config.get("r1_weight") else "",
-             "layer-normalised pooled text" if config.get("head_text_norm") else ""]
+             "layer-normalised pooled text" if config.get("head_text_norm") else "",
+             "each block's caption tokens beside its image map" if config.get("head_caption") else ""]
     parts = [p for p in parts if p]
     return "; the heads train with " + " and ".join(parts) if parts else ""
 

@@ -37,7 +37,7 @@ from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
 from zlab.ladd.data import SOURCES, SynthData, load_buckets
 from zlab.ladd.heads import pool_text
 from zlab.ladd.losses import (LOSSES, approximate_r1, discriminator_loss, fake_side, generator_loss, head_accuracy,
-                              head_calls, mean_calls)
+                              head_calls, mean_calls, real_side)
 from zlab.ladd.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.ladd.setup import DTYPES, OPTIMIZERS, build_models, make_ema, make_optimizers
 from zlab.ladd.sharding import (all_finite, any_rank, ema_state, gathered_student, load_ema_state, load_optimizer_state,
@@ -314,14 +314,22 @@ def heads_inputs(fwd: LADDForward, batch: LADDBatch, r1_sigma: float = 0.1) -> t
 
 def heads_loss(disc, fwd: LADDForward, batch: LADDBatch, config: LADDConfig) -> tuple[Tensor, list[Tensor], list[Tensor]]:
     """The heads' loss ``(d_loss, real logits, fake logits)``: real vs fake, plus the mismatched-caption negatives
-    and approximate R1 when the batch carries them, from one forward of the heads over every part (DDP-safe)."""
+    and approximate R1 when the batch carries them, from one forward of the heads over every part (DDP-safe).
+
+    Mismatched negatives (weight ``w``) share the fake side: ``real + (fake + w wrong) / (1 + w)``, as matching-aware
+    discriminators weigh them (Reed et al. 2016). Added on top instead, a head that cannot yet tell a sample under
+    its own caption from under another's (or real from fake, once the student is good) pays least by calling every
+    input fake, where the hinge is flat and passes the student nothing: the dead heads of the first recipe."""
     n = len(batch.t_hat)
     logits = [l.float() for l in disc(*heads_inputs(fwd, batch, config.r1_sigma))]
     real, fake = [l[:n] for l in logits], [l[n:2 * n] for l in logits]
-    d_loss = discriminator_loss(real, fake, config.loss)
     rest = [l[2 * n:] for l in logits]
-    if batch.wrong is not None:  # a neighbour with the same prompt is no negative: weight 0
-        d_loss = d_loss + config.mismatch_weight * fake_side([l[:n] for l in rest], config.loss, batch.wrong)
+    if batch.wrong is None:
+        d_loss = discriminator_loss(real, fake, config.loss)
+    else:  # the negatives share the fake side's weight; a neighbour with the same prompt is no negative (weight 0)
+        wrong = fake_side([l[:n] for l in rest], config.loss, batch.wrong)
+        w = config.mismatch_weight
+        d_loss = real_side(real, config.loss) + (fake_side(fake, config.loss) + w * wrong) / (1 + w)
         rest = [l[n:] for l in rest]
     if batch.r1_seed is not None:
         d_loss = d_loss + config.r1_weight * approximate_r1(real, rest)
