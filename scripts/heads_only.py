@@ -27,7 +27,7 @@ from zlab.ladd.data import load_buckets
 from zlab.ladd.heads import Discriminator
 from zlab.ladd.losses import head_calls, mean_calls
 from zlab.ladd.setup import build_models
-from zlab.ladd.trainer import LADDConfig, draw_batch, heads_loss, ladd_forward, load_teacher
+from zlab.ladd.trainer import LADDConfig, draw_batch, heads_loss, ladd_forward, load_teacher, neighbour_captions
 from zlab.train.config import load_config
 
 
@@ -35,10 +35,12 @@ from zlab.train.config import load_config
 def caption_rank(fwd, batch) -> list[float]:
     """Per head: the share of real samples (whose neighbour has another prompt) scored higher under their own
     caption than under the neighbour's."""
-    rolled = batch.embeds[-1:] + batch.embeds[:-1]  # the trainer's roll for mismatched negatives
+    rolled = neighbour_captions(batch.embeds)
     differ = torch.tensor([a.shape != b.shape or not torch.equal(a, b) for a, b in zip(batch.embeds, rolled)])
-    noisy = add_noise(batch.x0, batch.eps_hat, batch.t_hat)
-    wrong_maps = models.tap(noisy, batch.t_hat, rolled) if models.tap.caption else fwd.real_maps
+    wrong_maps = fwd.wrong_maps  # the trainer's pass, when the config has negatives and a caption tap
+    if wrong_maps is None:
+        wrong_maps = (models.tap(add_noise(batch.x0, batch.eps_hat, batch.t_hat), batch.t_hat, rolled)
+                      if models.tap.caption else fwd.real_maps)
     own = Discriminator.scores(models.disc(fwd.real_maps, batch.t_hat, batch.text))
     other = Discriminator.scores(models.disc(wrong_maps, batch.t_hat, batch.text.roll(1, 0)))
     return (own[differ] > other[differ]).float().mean(0).tolist()

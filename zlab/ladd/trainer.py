@@ -214,6 +214,12 @@ def draw_batch(data: SynthData | list[SynthData], config: LADDConfig, step: int,
                      r1_seed=r1_seed)
 
 
+def neighbour_captions(embeds: list[Tensor]) -> list[Tensor]:
+    """Each sample's neighbour's caption embeddings: the roll by one that :func:`draw_batch` applies to the pooled
+    text (``wrong_text``) for mismatched negatives."""
+    return embeds[-1:] + embeds[:-1]
+
+
 @torch.no_grad()
 def sampler_inputs(student, batch: LADDBatch) -> Tensor:
     """``x_t`` for the student, where samples with ``sim_dt > 0`` get what its own sampler feeds it at ``t``.
@@ -255,8 +261,7 @@ def ladd_forward(student, tap: FeatureTap | PixelFeatureTap, batch: LADDBatch, s
     with torch.no_grad():
         real_maps = tap(renoise(batch.x0), batch.t_hat, batch.embeds)
         if batch.wrong is not None and getattr(tap, "caption", False):  # the teacher reads the wrong caption itself
-            wrong_embeds = batch.embeds[-1:] + batch.embeds[:-1]  # draw_batch's roll of the pooled text
-            wrong_maps = tap(renoise(batch.x0), batch.t_hat, wrong_embeds)
+            wrong_maps = tap(renoise(batch.x0), batch.t_hat, neighbour_captions(batch.embeds))
     with torch.set_grad_enabled(adversarial and torch.is_grad_enabled()):
         fake_maps = tap(renoise(x0_hat), batch.t_hat, batch.embeds)
     return LADDForward(x0_hat, real_maps, fake_maps, wrong_maps)
@@ -299,8 +304,9 @@ class StepResult:
 
 def heads_inputs(fwd: LADDForward, batch: LADDBatch, r1_sigma: float = 0.1) -> tuple[list[Tensor], Tensor, Tensor]:
     """The heads' batch: real maps, detached fake maps, then (if asked) the real maps under the wrong
-    captions (with a caption tap, the teacher's maps of the real sample under them) and the real maps perturbed for approximate R1 (noise of ``r1_sigma`` times each map's std),
-    each part with its t_hat and pooled text."""
+    captions (with a caption tap, the teacher's maps of the real sample under them) and the real maps
+    perturbed for approximate R1 (noise of ``r1_sigma`` times each map's std), each part with its t_hat and
+    pooled text."""
     parts = [(fwd.real_maps, batch.text), ([f.detach() for f in fwd.fake_maps], batch.text)]
     if batch.wrong_text is not None:
         parts.append((fwd.wrong_maps or fwd.real_maps, batch.wrong_text))
