@@ -306,3 +306,22 @@ def test_backward_simulation_feeds_what_the_stock_sampler_feeds(tiny_pipe):
         k = round((1 - t[i].item()) * n) - 1  # steps taken before reaching t
         torch.testing.assert_close(got[i], seen[k][0].float(), atol=1e-5, rtol=1e-5)
     assert not torch.equal(got[0], 0.75 * x0[0] + 0.25 * eps[0])
+
+
+def test_a_student_can_start_from_another_pipeline_s_transformer(tiny_pipe, tmp_path):
+    """student_init loads another folder's transformer into the student (not the teacher); a bad folder is refused."""
+    other = copy.deepcopy(tiny_pipe.transformer)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.01)
+    other.save_pretrained(tmp_path / "pipe" / "transformer")
+    teacher = copy.deepcopy(tiny_pipe.transformer)
+    models = build_models(LADDConfig(blocks=(1,), head_hidden=8, student_init=str(tmp_path / "pipe")), teacher, 8)
+    name, p = next(iter(other.named_parameters()))
+    torch.testing.assert_close(dict(models.student.named_parameters())[name], p)
+    torch.testing.assert_close(dict(models.teacher.named_parameters())[name],
+                               dict(tiny_pipe.transformer.named_parameters())[name])
+    with pytest.raises(FileNotFoundError, match="transformer/config.json"):
+        build_models(LADDConfig(blocks=(1,), student_init=str(tmp_path)), copy.deepcopy(tiny_pipe.transformer), 8)
+    with pytest.raises(ValueError, match="LoRA"):
+        LADDConfig(student_init="x", lora_rank=4).validate()

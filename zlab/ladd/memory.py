@@ -174,7 +174,7 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
     text_dim = text_dim or transformer_config["cap_feat_dim"]
     with torch.device("meta"):
         teacher = ZImageTransformer2DModel(**transformer_config)
-        models = build_models(replace(config, gradient_checkpointing=False), teacher, text_dim)
+        models = build_models(replace(config, gradient_checkpointing=False, student_init=""), teacher, text_dim)
     batch = _zero_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim)
     plain, checkpointed = trace_activations(models, batch)
 

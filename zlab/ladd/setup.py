@@ -118,7 +118,7 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
     """Freeze ``teacher`` and build the student, heads and feature tap that ``config`` asks for.
 
     ``config`` is a :class:`zlab.ladd.trainer.LADDConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
-    lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm, head_caption).
+    lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm, head_caption, student_init).
     """
     teacher = _in_dtype(teacher, DTYPES[config.weights_dtype]).eval().requires_grad_(False)
     if config.lora_rank > 0:
@@ -134,6 +134,8 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
         tap = FeatureTap(teacher, config.blocks, context=adapters_off(teacher), caption=config.head_caption)
     else:
         student = _in_dtype(copy.deepcopy(teacher), DTYPES[config.student_dtype]).train().requires_grad_(True)
+        if config.student_init:
+            start_from(student, config.student_init)
         tap = FeatureTap(teacher, config.blocks, caption=config.head_caption)
     if config.gradient_checkpointing:  # the fake path backpropagates through the teacher too: recompute both
         for model in {id(m): m for m in (student, teacher)}.values():
@@ -144,6 +146,22 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
     disc = Discriminator(config.blocks, tap.channels, text_dim, hidden=config.head_hidden, text_norm=config.head_text_norm,
                          caption=config.head_caption)
     return LADDModels(teacher, student, disc, tap, lora=config.lora_rank > 0)
+
+
+def start_from(student: ZImageTransformer2DModel, folder: str) -> None:
+    """Load the transformer weights of pipeline ``folder`` into ``student`` (same architecture as the teacher)."""
+    from pathlib import Path
+
+    sub = Path(folder) / "transformer"
+    if not (sub / "config.json").is_file():
+        raise FileNotFoundError(f"student_init: {folder!r} has no transformer/config.json (a diffusers pipeline "
+                                "folder such as checkpoints/shapes-regression is expected)")
+    other = ZImageTransformer2DModel.from_pretrained(sub)
+    mine, theirs = student.state_dict(), other.state_dict()
+    wrong = [k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape]
+    if wrong or len(theirs) != len(mine):
+        raise ValueError(f"student_init: {folder!r} is not the teacher's architecture (e.g. {wrong[:3]})")
+    student.load_state_dict({k: v.to(mine[k].dtype) for k, v in theirs.items()})
 
 
 def pixel_tap(config, device) -> PixelFeatureTap:

@@ -107,6 +107,9 @@ class LADDConfig:
     features_net: str = "checkpoints/shapes-net"
     # The real side: the teacher's own samples (LADD's synthetic data) or "renders" of the world, encoded by its VAE.
     real: str = "teacher"
+    # Where the student starts: "" = a copy of the teacher (LADD), or a pipeline folder whose transformer has the
+    # teacher's architecture (e.g. the regression student, so LADD fine-tunes a student that already keeps the modes)
+    student_init: str = ""
 
     def validate(self) -> None:
         check_range("steps", self.steps, 1, 10**7)
@@ -141,6 +144,9 @@ class LADDConfig:
                              "starting noise to regress from")
         if self.features not in FEATURES:
             raise ValueError(f"features must be one of {FEATURES}, got {self.features!r}")
+        if self.student_init and self.lora_rank:
+            raise ValueError("student_init starts a full student from other weights; a LoRA student (lora_rank > 0) "
+                             "shares the teacher's")
         if self.head_caption and self.features != "teacher":
             raise ValueError("head_caption reads the teacher's caption tokens: it needs features = \"teacher\"")
         if self.loss not in LOSSES:
