@@ -157,11 +157,10 @@ def start_from(student: ZImageTransformer2DModel, folder: str) -> None:
         raise FileNotFoundError(f"student_init: {folder!r} has no transformer/config.json (a diffusers pipeline "
                                 "folder such as checkpoints/shapes-regression is expected)")
     other = ZImageTransformer2DModel.from_pretrained(sub)
-    mine, theirs = student.state_dict(), other.state_dict()
-    wrong = [k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape]
-    if wrong or len(theirs) != len(mine):
-        raise ValueError(f"student_init: {folder!r} is not the teacher's architecture (e.g. {wrong[:3]})")
-    student.load_state_dict({k: v.to(mine[k].dtype) for k, v in theirs.items()})
+    try:  # strict: every key and shape must match; values are copied into the student's own dtype
+        student.load_state_dict(other.state_dict())
+    except RuntimeError as err:
+        raise ValueError(f"student_init: {folder!r} is not the teacher's architecture: {err}") from None
 
 
 def pixel_tap(config, device) -> PixelFeatureTap:

@@ -265,9 +265,10 @@ def ladd_forward(student, tap: FeatureTap | PixelFeatureTap, batch: LADDBatch, s
     renoise = (lambda x: add_noise(x, batch.eps_hat, batch.t_hat)) if getattr(tap, "noised", True) else (lambda x: x)
     wrong_maps = None
     with torch.no_grad():
-        real_maps = tap(renoise(batch.x0), batch.t_hat, batch.embeds)
+        real = renoise(batch.x0)
+        real_maps = tap(real, batch.t_hat, batch.embeds)
         if batch.wrong is not None and getattr(tap, "caption", False):  # the teacher reads the wrong caption itself
-            wrong_maps = tap(renoise(batch.x0), batch.t_hat, neighbour_captions(batch.embeds))
+            wrong_maps = tap(real, batch.t_hat, neighbour_captions(batch.embeds))
     with torch.set_grad_enabled(adversarial and torch.is_grad_enabled()):
         fake_maps = tap(renoise(x0_hat), batch.t_hat, batch.embeds)
     return LADDForward(x0_hat, real_maps, fake_maps, wrong_maps)
