@@ -134,3 +134,40 @@ def test_the_shipped_grids_load(path):
     grid = ablate.load_grid(path)  # builds every variant's config: a bad key or value fails here, not hours in
     assert grid.variants[0].name == "base" and len({v.name for v in grid.variants}) == len(grid.variants)
     assert grid.split == ("test" if "ablations" in path else "validation")
+
+
+def _record(arms: dict[str, tuple[float, ...]]) -> dict:
+    """A record whose arm ``name`` has end-point validity ``values[s]`` for training seed s (flat over N)."""
+    return {"runs": [{"variant": name, "seed": s, "metrics": {f"N={n}": {"2+": {"valid": x}} for n in (1, 2, 4)}}
+                     for name, values in arms.items() for s, x in enumerate(values)]}
+
+
+def test_the_t_hat_sweet_spot_holds_inside_the_sweep_and_is_refuted_at_an_end():
+    from zlab.ladd import claims
+
+    arms = ("m=-2", "m=-1", "m=0", "m=1")
+    inside = _record({"m=-2": (0.5, 0.52, 0.51), "m=-1": (0.6, 0.63, 0.61), "m=0": (0.7, 0.72, 0.73),
+                      "m=1": (0.55, 0.56, 0.58)})
+    v = claims.sweet_spot_verdict(inside, arms)
+    assert v["best"] == "m=0" and v["verdict"] == "holds" and set(v["diffs"]) == {"m=-2", "m=1"}
+    at_end = _record({"m=-2": (0.5, 0.52, 0.51), "m=-1": (0.6, 0.63, 0.61), "m=0": (0.7, 0.72, 0.73),
+                      "m=1": (0.8, 0.83, 0.82)})
+    assert claims.sweet_spot_verdict(at_end, arms)["verdict"] == "refuted"
+    noisy_end = _record({"m=-2": (0.5, 0.52, 0.51), "m=-1": (0.6, 0.63, 0.61), "m=0": (0.79, 0.72, 0.9),
+                         "m=1": (0.8, 0.83, 0.82)})  # m=1 best, but m=0 not worse beyond its interval
+    assert claims.sweet_spot_verdict(noisy_end, arms)["verdict"] == "inconclusive"
+
+
+def test_every_claim_with_all_its_arms_in_the_record_gets_a_row():
+    from zlab.ladd import claims
+
+    record = _record({"base": (0.7, 0.72, 0.71), "features: discriminative": (0.5, 0.55, 0.5),
+                      "no regression term": (0.7, 0.75, 0.7)})  # "real: renders" is missing: no synthetic-data row
+    rows = {v["claim"]: v for v in claims.verdicts(record)}
+    assert set(rows) == {"Generative vs discriminative features", "A regression term beside the adversarial loss"}
+    assert rows["Generative vs discriminative features"]["verdict"] == "holds"
+    table = claims.format_verdicts(record)
+    assert table.count("\n| ") == 2 and "**holds**" in table
+    grid = {v.name for v in ablate.load_grid("configs/ablations.toml").variants}  # every arm named is in the grid
+    assert {a for c in claims.CLAIMS for a in (c.favoured, *c.others)} <= grid
+    assert {a for arms in claims.T_HAT_ARMS.values() for a in arms} <= grid

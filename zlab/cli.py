@@ -263,11 +263,17 @@ def _make_student(args: argparse.Namespace) -> None:
 
 
 def _ablate(args: argparse.Namespace) -> None:
-    from zlab.ladd.ablate import choose_recipe, format_summary, is_ladd_run, load_grid, run_grid
+    from zlab.ladd.ablate import choose_recipe, format_summary, is_ladd_run, load_grid, read_record, run_grid
+    from zlab.ladd.claims import format_verdicts
 
     grid = load_grid(args.grid)
-    record = run_grid(grid, args.out, args.runs, only=args.only)
+    record = read_record(Path(args.out)) if args.report else run_grid(grid, args.out, args.runs, only=args.only)
+    if not record["runs"]:
+        raise SystemExit(f"{args.out} holds no runs yet: run the grid first (without --report)")
     print(format_summary(record))
+    if grid.split == "test":
+        print("\nVerdicts (validity, 2+ open, mean over N = 1, 2, 4; paired by training seed):\n")
+        print(format_verdicts(record))
     if grid.split == "validation" and any(is_ladd_run(record, r) for r in record["runs"]):
         choice = choose_recipe(record)  # the rule of configs/ladd-search.toml
         print("\n".join(f"{s:.3f}  {name}" for name, s in sorted(choice["scores"].items(), key=lambda x: -x[1])))
@@ -475,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="docs/ablations.json", help="the record; finished runs in it are skipped")
     p.add_argument("--runs", default=output_path("runs/ablate"), help="run folders (each resumes when cut)")
     p.add_argument("--only", nargs="+", metavar="VARIANT", help="run only these variants")
+    p.add_argument("--report", action="store_true", help="print the record's table and verdicts; train nothing")
     p.set_defaults(func=_ablate)
 
     p = sub.add_parser("compare", help="teacher vs student side by side through stock ZImagePipeline (lab 06)")
