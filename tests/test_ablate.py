@@ -50,6 +50,10 @@ def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teache
             assert set(groups) == {"0", "2+", "all"}
             assert 0.0 <= groups["all"]["valid"] <= 1.0 and groups["all"]["fd_teacher"] >= 0
     assert record["runs"][2]["set"] == {"t_hat_m": -2.0}
+    ref = record["references"]["64x64"]  # what the runs are read against: the teacher (2 steps here), the renders
+    assert set(ref["teacher"]) == {"N=2"} and set(ref["teacher"]["N=2"]) == {"0", "2+", "all"}
+    assert 0.0 <= ref["teacher"]["N=2"]["all"]["valid"] <= 1.0 and ref["teacher"]["N=2"]["all"]["fd_teacher"] >= 0
+    assert ref["renders"]["all"]["valid"] > 0.9 and 0.0 <= ref["renders"]["all"]["coverage_entropy"] <= 1.0
     # different training seeds train different students (their runs differ), one teacher's data serves both
     assert (tmp_path / "runs" / "base" / "seed0").is_dir() and (tmp_path / "runs" / "base" / "seed1").is_dir()
     from zlab import prompt_sets

@@ -32,6 +32,7 @@ from zlab.evaluate import evaluate_open, teacher_reference
 from zlab.ladd.data import synthesize_from
 from zlab.ladd.student import STUDENT_STEPS, student_pipeline
 from zlab.ladd.trainer import LADDConfig, train_ladd
+from zlab.open_metrics import open_renders, prompt_records, summarise
 from zlab.shapes import canvas_size, sampling_base
 from zlab.shapes_net import ShapesNet
 from zlab.train.config import load_config
@@ -113,18 +114,36 @@ def read_record(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {"runs": []}
 
 
-def measure_run(teacher, transformer, net: ShapesNet, grid: Grid, size: tuple, prompts, seeds, reference) -> dict:
-    """``{"N=n": {group: {measure: mean, measure_se: se}}}`` of one student on the grid's prompts and seeds."""
-    base = {"guidance_scale": 0.0, **sampling_base(size[0]), "height": size[0], "width": size[1]}
-    settings = {f"N={n}": {**base, "num_inference_steps": n} for n in STUDENT_STEPS}
-    rows = evaluate_open(student_pipeline(teacher, transformer), settings, net, prompts, seeds, grid.per_prompt,
-                         reference, groups=GROUPS)
+def _metrics(rows) -> dict:
+    """:func:`evaluate_open` rows as ``{setting: {group: {measure: mean, measure_se: se, "prompts": n}}}``."""
     out: dict = {}
     for r in rows:
         out.setdefault(r["setting"], {})[r["group"]] = {
             **{m: float(r.get(m, float("nan"))) for m in MEASURES},
             **{f"{m}_se": float(r[f"{m}_se"]) for m in MEASURES[:3]}, "prompts": r["prompts"]}
     return out
+
+
+def measure_run(teacher, transformer, net: ShapesNet, grid: Grid, size: tuple, prompts, seeds, reference) -> dict:
+    """``{"N=n": {group: {measure: mean, measure_se: se}}}`` of one student on the grid's prompts and seeds."""
+    base = {"guidance_scale": 0.0, **sampling_base(size[0]), "height": size[0], "width": size[1]}
+    settings = {f"N={n}": {**base, "num_inference_steps": n} for n in STUDENT_STEPS}
+    return _metrics(evaluate_open(student_pipeline(teacher, transformer), settings, net, prompts, seeds,
+                                  grid.per_prompt, reference, groups=GROUPS))
+
+
+def measure_references(teacher, teacher_path, net: ShapesNet, grid: Grid, size: tuple, prompts, seeds,
+                       reference) -> dict:
+    """What the runs are read against, on the grid's own prompts and seeds at one size: the teacher at its shipped
+    sampling (50 steps + CFG; its FD to the teacher is the floor that seed-to-seed spread leaves) and the world's
+    renders (validity about 1; their coverage is about the most ``per_prompt`` seeds can show)."""
+    sampling = {**read_sampling(teacher_path), "height": size[0], "width": size[1]}
+    steps = f"N={sampling.get('num_inference_steps', 50)}"
+    teacher_metrics = _metrics(evaluate_open(teacher, {steps: sampling}, net, prompts, seeds, grid.per_prompt,
+                                             reference, groups=GROUPS))
+    summary = summarise(prompt_records(open_renders(prompts, seeds, size), prompts, grid.per_prompt), GROUPS)
+    renders = {group: {m: float(stats[m][0]) for m in MEASURES[:3]} for group, stats in summary.items()}
+    return {"teacher": teacher_metrics, "renders": renders, "teacher_path": str(teacher_path)}
 
 
 def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only: list[str] | None = None,
@@ -140,33 +159,44 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
     todo = [(v, s) for v in variants for s in grid.seeds if (v.name, s) not in done]
     net, teachers, references, made = ShapesNet.load(shapes_net), {}, {}, set()
     prompts, seeds = prompt_sets.prompts_and_seeds(grid.split, grid.per_prompt, per_count=grid.per_count)
-    base_seed = load_config(LADDConfig, grid.base, **grid.shared).seed  # data made once, for every training seed
+    base = load_config(LADDConfig, grid.base, **grid.shared)  # its seed makes the data once, for every training seed
+
+    def teacher_and_reference(path: str, size: tuple):
+        """The teacher pipeline and its own samples of the grid's prompts (other seeds) at ``size``: what "FD to
+        the teacher" compares with; each loaded or sampled once per invocation."""
+        if path not in teachers:
+            teachers[path] = load_pipeline(path)
+        if (path, size) not in references:
+            sampling = {**read_sampling(path), "height": size[0], "width": size[1]}
+            references[(path, size)] = teacher_reference(teachers[path], sampling, prompts, seeds)
+        return teachers[path], references[(path, size)]
+
+    record.update(base=grid.base, shared=grid.shared, plan={"per_count": grid.per_count,
+                                                            "per_prompt": grid.per_prompt})
+    for size in dict.fromkeys(v.size for v in variants):  # the base teacher and the renders, measured once per size
+        if f"{size[0]}x{size[1]}" not in record.setdefault("references", {}):
+            teacher, reference = teacher_and_reference(base.teacher, size)
+            record["references"][f"{size[0]}x{size[1]}"] = measure_references(
+                teacher, base.teacher, net, grid, size, prompts, seeds, reference)
+            write_text_atomically(out, json.dumps(record, indent=1) + "\n")
     bar = tqdm(total=len(variants) * len(grid.seeds), initial=len(variants) * len(grid.seeds) - len(todo),
                desc="ablate", disable=not progress)
     for variant, seed in todo:
         config = grid.config(variant, seed, runs)
         bar.set_postfix(run=f"{variant.name} / seed {seed}")
-        if config.teacher not in teachers:
-            teachers[config.teacher] = load_pipeline(config.teacher)
-        teacher = teachers[config.teacher]
-        key = (config.teacher, variant.size)
-        if key not in references:  # the teacher's own samples, other seeds: what "FD to the teacher" compares with
-            sampling = {**read_sampling(config.teacher), "height": variant.size[0], "width": variant.size[1]}
-            references[key] = teacher_reference(teacher, sampling, prompts, seeds)
+        teacher, reference = teacher_and_reference(config.teacher, variant.size)
         if config.data not in made:  # checked (and made if stale) once per folder and invocation
-            synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=base_seed, progress=progress,
+            synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=base.seed, progress=progress,
                             sizes=[canvas_size(s) for s in config.synth_sizes], source=config.real,
                             prompts=prompt_sets.prompts("train")[:grid.synth_prompts] if grid.synth_prompts else None)
             made.add(config.data)
         start = time.perf_counter()
         transformer, _, _ = train_ladd(config, runs / variant.name / f"seed{seed}", resume=True, progress=progress)
         train_s = time.perf_counter() - start
-        metrics = measure_run(teacher, transformer, net, grid, variant.size, prompts, seeds, references[key])
+        metrics = measure_run(teacher, transformer, net, grid, variant.size, prompts, seeds, reference)
         record["runs"].append({"variant": variant.name, "seed": seed, "claim": variant.claim, "set": variant.set,
                                "size": list(variant.size), "split": grid.split, "train_s": train_s,
                                "measure_s": time.perf_counter() - start - train_s, "metrics": metrics})
-        record.update(base=grid.base, shared=grid.shared, plan={"per_count": grid.per_count,
-                                                                "per_prompt": grid.per_prompt})
         write_text_atomically(out, json.dumps(record, indent=1) + "\n")
         bar.update(1)
     bar.close()
