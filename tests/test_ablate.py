@@ -73,7 +73,8 @@ def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teache
     assert all(r["seeds"] == 2 for r in rows)
     verdict = ablate.compare(record, "m-2", "base", "N=4", "all", "valid")
     assert verdict["seeds"] == 2 and verdict["verdict"] in {"better", "worse", "inconclusive"}
-    assert "| m-2 | 4 | 2 |" in ablate.format_summary(record)
+    table = ablate.format_summary(record)
+    assert "| m-2 | 4 | 2 |" in table and "| *teacher, 64x64* | 2 | – |" in table and "| *renders, 64x64* |" in table
 
 
 def test_intervals_use_student_t():

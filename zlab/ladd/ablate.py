@@ -284,6 +284,13 @@ def format_summary(record: dict, group: str = "2+") -> str:
         cells = [f"{r[m]:.3f} [{r[m + '_low']:.3f}, {r[m + '_high']:.3f}]" if m != "fd_teacher" else
                  f"{r[m]:.0f} [{r[m + '_low']:.0f}, {r[m + '_high']:.0f}]" for m in ("valid", "coverage_entropy", "fd_teacher")]
         lines.append(f"| {r['variant']} | {r['setting'][2:]} | {r['seeds']} | " + " | ".join(cells) + " |")
+    for size, ref in record.get("references", {}).items():  # one measurement each: mean only
+        for setting, groups in ref["teacher"].items():
+            g = groups[group]
+            lines.append(f"| *teacher, {size}* | {setting[2:]} | – | {g['valid']:.3f} | {g['coverage_entropy']:.3f} | "
+                         f"{g['fd_teacher']:.0f} |")
+        g = ref["renders"][group]
+        lines.append(f"| *renders, {size}* | – | – | {g['valid']:.3f} | {g['coverage_entropy']:.3f} | – |")
     return "\n".join(lines)
 
 
