@@ -132,12 +132,17 @@ def measure_run(teacher, transformer, net: ShapesNet, grid: Grid, size: tuple, p
                                   grid.per_prompt, reference, groups=GROUPS))
 
 
+def teacher_sampling(path: str, size: tuple) -> dict:
+    """The teacher's shipped sampling (``sampling.json``) at canvas ``size`` (height, width)."""
+    return {**read_sampling(path), "height": size[0], "width": size[1]}
+
+
 def measure_references(teacher, teacher_path, net: ShapesNet, grid: Grid, size: tuple, prompts, seeds,
                        reference) -> dict:
     """What the runs are read against, on the grid's own prompts and seeds at one size: the teacher at its shipped
     sampling (50 steps + CFG; its FD to the teacher is the floor that seed-to-seed spread leaves) and the world's
     renders (validity about 1; their coverage is about the most ``per_prompt`` seeds can show)."""
-    sampling = {**read_sampling(teacher_path), "height": size[0], "width": size[1]}
+    sampling = teacher_sampling(teacher_path, size)
     steps = f"N={sampling.get('num_inference_steps', 50)}"
     teacher_metrics = _metrics(evaluate_open(teacher, {steps: sampling}, net, prompts, seeds, grid.per_prompt,
                                              reference, groups=GROUPS))
@@ -167,16 +172,17 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
         if path not in teachers:
             teachers[path] = load_pipeline(path)
         if (path, size) not in references:
-            sampling = {**read_sampling(path), "height": size[0], "width": size[1]}
+            sampling = teacher_sampling(path, size)
             references[(path, size)] = teacher_reference(teachers[path], sampling, prompts, seeds)
         return teachers[path], references[(path, size)]
 
     record.update(base=grid.base, shared=grid.shared, plan={"per_count": grid.per_count,
                                                             "per_prompt": grid.per_prompt})
     for size in dict.fromkeys(v.size for v in variants):  # the base teacher and the renders, measured once per size
-        if f"{size[0]}x{size[1]}" not in record.setdefault("references", {}):
+        key = f"{size[0]}x{size[1]}"
+        if key not in record.setdefault("references", {}):
             teacher, reference = teacher_and_reference(base.teacher, size)
-            record["references"][f"{size[0]}x{size[1]}"] = measure_references(
+            record["references"][key] = measure_references(
                 teacher, base.teacher, net, grid, size, prompts, seeds, reference)
             write_text_atomically(out, json.dumps(record, indent=1) + "\n")
     bar = tqdm(total=len(variants) * len(grid.seeds), initial=len(variants) * len(grid.seeds) - len(todo),
