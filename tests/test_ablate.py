@@ -173,6 +173,10 @@ def test_every_claim_with_all_its_arms_in_the_record_gets_a_row():
     assert rows["Generative vs discriminative features"]["verdict"] == "holds"
     table = claims.format_verdicts(record)
     assert table.count("\n| ") == 2 and "**holds**" in table
+    assert claims.why(rows["Generative vs discriminative features"]) == (
+        "features: discriminative is worse than base beyond the interval.")
+    regression = claims.why(rows["A regression term beside the adversarial loss"])  # +0.013, seeds disagree
+    assert regression.startswith("no regression term's interval holds 0: with 3 seeds, a difference under ±0.")
     grid = {v.name for v in ablate.load_grid("configs/ablations.toml").variants}  # every arm named is in the grid
     assert {a for c in claims.CLAIMS for a in (c.favoured, *c.others)} <= grid
     assert {a for arms in claims.T_HAT_ARMS.values() for a in arms} <= grid

@@ -80,12 +80,31 @@ def verdicts(record: dict) -> list[dict]:
     return rows
 
 
+def why(verdict: dict) -> str:
+    """The arithmetic behind a verdict, in a sentence: which arms are beyond their intervals and which are not,
+    and how small a difference the seeds could have told apart (the interval's half-width)."""
+    favoured, diffs = verdict["favoured"], verdict["diffs"]
+    worse = [o for o, d in diffs.items() if d["high"] < 0]
+    better = [o for o, d in diffs.items() if d["low"] > 0]
+    unresolved = {o: d for o, d in diffs.items() if o not in worse + better}
+    parts = []
+    if better:
+        parts.append(f"{', '.join(better)} beat{'s' if len(better) == 1 else ''} {favoured} beyond the interval")
+    if worse:
+        parts.append(f"{', '.join(worse)} {'is' if len(worse) == 1 else 'are'} worse than {favoured} beyond the interval")
+    for o, d in unresolved.items():
+        parts.append(f"{o}'s interval holds 0: with {d['seeds']} seeds, a difference under "
+                     f"±{(d['high'] - d['low']) / 2:.3f} cannot be told from the seed-to-seed spread")
+    return "; ".join(parts) + "."
+
+
 def format_verdicts(record: dict) -> str:
-    """:func:`verdicts` as a Markdown table: each other arm minus the favoured one, mean [95% interval]."""
-    lines = ["| claim | favoured arm | other arm − favoured: mean [95% interval] (seeds) | verdict |",
-             "|---|---|---|---|"]
+    """:func:`verdicts` as a Markdown table: each other arm minus the favoured one, mean [95% interval], the
+    verdict and :func:`why`."""
+    lines = ["| claim | favoured arm | other arm − favoured: mean [95% interval] (seeds) | verdict | why |",
+             "|---|---|---|---|---|"]
     for v in verdicts(record):
         diffs = "; ".join(f"{o}: {d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] ({d['seeds']})"
                           for o, d in v["diffs"].items())
-        lines.append(f"| {v['claim']} | {v['favoured']} | {diffs} | **{v['verdict']}** |")
+        lines.append(f"| {v['claim']} | {v['favoured']} | {diffs} | **{v['verdict']}** | {why(v)} |")
     return "\n".join(lines)
