@@ -44,6 +44,7 @@ def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teache
     assert sorted((r["variant"], r["seed"]) for r in record["runs"]) == [("base", 0), ("base", 1), ("m-2", 0),
                                                                          ("m-2", 1)]
     assert json.loads(out.read_text()) == json.loads(json.dumps(record))
+    assert record["wall_s"] > sum(r["train_s"] + r["measure_s"] for r in record["runs"])  # + data and references
     for run in record["runs"]:
         assert run["split"] == "validation" and set(run["metrics"]) == {"N=1", "N=2", "N=4"}
         for groups in run["metrics"].values():
@@ -66,7 +67,7 @@ def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teache
 
     monkeypatch.setattr(ablate, "train_ladd", no_training)
     again = ablate.run_grid(grid, out, tmp_path / "runs", progress=False)
-    assert len(again["runs"]) == 4
+    assert len(again["runs"]) == 4 and again["wall_s"] == record["wall_s"]  # nothing left to do: nothing written
 
     rows = ablate.summary(record)
     assert [(r["variant"], r["setting"]) for r in rows][:3] == [("base", "N=1"), ("base", "N=2"), ("base", "N=4")]

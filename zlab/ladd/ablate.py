@@ -160,6 +160,14 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
     if only and len(variants) != len(set(only)):
         raise ValueError(f"--only names {sorted(set(only) - {v.name for v in grid.variants})}, not in the grid")
     record = read_record(out)
+    started, wall_before = time.perf_counter(), record.get("wall_s", 0.0)
+
+    def save() -> None:
+        """Write the record with ``wall_s``: the grid command's wall-clock seconds, summed over invocations up to
+        each one's last write (the data, the references and the restarts, which the runs' own times leave out)."""
+        record["wall_s"] = wall_before + time.perf_counter() - started
+        write_text_atomically(out, json.dumps(record, indent=1) + "\n")
+
     done = {(r["variant"], r["seed"]) for r in record["runs"]}
     todo = [(v, s) for v in variants for s in grid.seeds if (v.name, s) not in done]
     net, teachers, references, made = ShapesNet.load(shapes_net), {}, {}, set()
@@ -184,7 +192,7 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
             teacher, reference = teacher_and_reference(base.teacher, size)
             record["references"][key] = measure_references(
                 teacher, base.teacher, net, grid, size, prompts, seeds, reference)
-            write_text_atomically(out, json.dumps(record, indent=1) + "\n")
+            save()
     bar = tqdm(total=len(variants) * len(grid.seeds), initial=len(variants) * len(grid.seeds) - len(todo),
                desc="ablate", disable=not progress)
     for variant, seed in todo:
@@ -203,7 +211,7 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
         record["runs"].append({"variant": variant.name, "seed": seed, "claim": variant.claim, "set": variant.set,
                                "size": list(variant.size), "split": grid.split, "train_s": train_s,
                                "measure_s": time.perf_counter() - start - train_s, "metrics": metrics})
-        write_text_atomically(out, json.dumps(record, indent=1) + "\n")
+        save()
         bar.update(1)
     bar.close()
     return record
