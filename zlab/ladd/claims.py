@@ -84,9 +84,9 @@ def why(verdict: dict) -> str:
     """The arithmetic behind a verdict, in a sentence: which arms are beyond their intervals and which are not,
     and how small a difference the seeds could have told apart (the interval's half-width)."""
     favoured, diffs = verdict["favoured"], verdict["diffs"]
-    worse = [o for o, d in diffs.items() if d["high"] < 0]
-    better = [o for o, d in diffs.items() if d["low"] > 0]
-    unresolved = {o: d for o, d in diffs.items() if o not in worse + better}
+    worse = [o for o, d in diffs.items() if d["verdict"] == "worse"]
+    better = [o for o, d in diffs.items() if d["verdict"] == "better"]
+    unresolved = {o: d for o, d in diffs.items() if d["verdict"] == "inconclusive"}
     parts = []
     if better:
         parts.append(f"{', '.join(better)} beat{'s' if len(better) == 1 else ''} {favoured} beyond the interval")
