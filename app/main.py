@@ -5,8 +5,8 @@
     python app/main.py --baseline PATH   # a regression-distilled student for the seeds grid (default: a
                                          # shapes-regression folder beside the student, when there is one)
 
-Everything it shows is computed by ``zlab`` (``zlab.compare``, ``zlab.features``, ``zlab.ladd.view``,
-``zlab.ladd.student``); this file only lays it out.
+Everything it shows is computed by ``zlab`` (``zlab.measure.compare``, ``zlab.features``, ``zlab.measure.discriminator_view``,
+``zlab.distill.student``); this file only lays it out.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from zlab import shapes  # noqa: E402
-from zlab.compare import check_request, side_by_side  # noqa: E402
-from zlab.diversity import MAX_SEEDS, MIN_SEEDS, check_seeds, column_plan, grid_image, seeds_columns  # noqa: E402
+from zlab.measure.compare import check_request, side_by_side  # noqa: E402
+from zlab.measure.diversity import (MAX_SEEDS, MIN_SEEDS, check_seeds, column_plan, grid_image, seeds_columns)  # noqa: E402
 from zlab.features import FeatureTap, pca_rgb  # noqa: E402
 from zlab.flow import logit_normal_pdf  # noqa: E402
-from zlab.open_captions import ANY, build_caption  # noqa: E402
-from zlab.ladd.heads import Discriminator  # noqa: E402
-from zlab.ladd.student import DISCRIMINATOR, load_discriminator  # noqa: E402
-from zlab.ladd.view import sweep_t_hat, view_pair  # noqa: E402
+from zlab.shapes import world  # noqa: E402
+from zlab.shapes.open_captions import ANY, build_caption  # noqa: E402
+from zlab.distill.heads import Discriminator  # noqa: E402
+from zlab.distill.student import DISCRIMINATOR, load_discriminator  # noqa: E402
+from zlab.measure.discriminator_view import sweep_t_hat, view_pair  # noqa: E402
 from zlab.paths import check_pair, shapes_set  # noqa: E402
 from zlab.viz import enlarge  # noqa: E402
 from zlab.zimage import decode, encode_prompts, load_pipeline, read_sampling  # noqa: E402
@@ -211,11 +211,11 @@ def build_app(lab: Lab) -> gr.Blocks:
                     "(100 network evaluations); the student distilled from it by LADD samples in 1, 2 or 4.")
         with gr.Row():
             # "any" leaves an attribute open: "a red shape in the top row" has many right pictures
-            size = gr.Dropdown([ANY, *shapes.SIZES], value="large", label="size")
-            colour = gr.Dropdown([ANY, *shapes.COLOURS], value="red", label="colour")
-            shape = gr.Dropdown([ANY, *shapes.SHAPES], value="circle", label="shape")
-            row = gr.Dropdown([ANY, *shapes.ROWS], value="top", label="row")
-            column = gr.Dropdown([ANY, *shapes.COLUMNS], value="left", label="column")
+            size = gr.Dropdown([ANY, *world.SIZES], value="large", label="size")
+            colour = gr.Dropdown([ANY, *world.COLOURS], value="red", label="colour")
+            shape = gr.Dropdown([ANY, *world.SHAPES], value="circle", label="shape")
+            row = gr.Dropdown([ANY, *world.ROWS], value="top", label="row")
+            column = gr.Dropdown([ANY, *world.COLUMNS], value="left", label="column")
         prompt = gr.Textbox("a large red circle at the top left",
                             label="prompt (the builder writes it, 'any' leaves an attribute open; free text allowed)")
         for dd in (size, colour, shape, row, column):

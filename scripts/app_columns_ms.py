@@ -5,7 +5,7 @@ median over 5 prompts, each drawn as a single image.
 """
 import statistics
 
-from zlab.compare import side_by_side
+from zlab.measure.compare import side_by_side
 from zlab.zimage import load_pipeline, read_sampling
 
 teacher, student = load_pipeline("checkpoints/shapes-teacher"), load_pipeline("checkpoints/shapes-student")

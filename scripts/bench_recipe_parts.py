@@ -19,7 +19,7 @@ import time
 import torch
 from diffusers import AutoencoderKL, ZImagePipeline
 
-from zlab.shapes import ShapesDataset
+from zlab.shapes.dataset import ShapesDataset
 from zlab.tiny import TINY_SIZES, build_vae
 
 TEACHER = "checkpoints/shapes-teacher"

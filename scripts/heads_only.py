@@ -23,11 +23,12 @@ import sys
 import torch
 
 from zlab.flow import add_noise
-from zlab.ladd.data import load_buckets
-from zlab.ladd.heads import Discriminator
-from zlab.ladd.losses import head_calls, mean_calls
-from zlab.ladd.setup import build_models
-from zlab.ladd.trainer import LADDConfig, draw_batch, heads_loss, ladd_forward, load_teacher, neighbour_captions
+from zlab.train.synth import load_buckets
+from zlab.distill.heads import Discriminator
+from zlab.distill.losses import head_calls, mean_calls
+from zlab.train.models import build_models
+from zlab.train.ladd import LADDConfig, draw_batch, load_teacher
+from zlab.distill.ladd import heads_loss, ladd_forward, neighbour_captions
 from zlab.train.config import load_config
 
 

@@ -7,18 +7,19 @@ open attributes: fully named, 2+ open, all).
 The JSON overrides configs/shapes-ladd.toml (``per_count`` and ``seeds`` set the validation plan: prompts per
 number of open attributes, seeds per prompt; 8 x 16 by default); the run directory is runs/calib/<name>, the
 results runs/calib/<name>.json. Lines starting with EVAL give {setting: {group: [valid, named, coverage, FD]}}.
-Only validation prompts and seeds are used (zlab.prompt_sets): a setting chosen here leaves the test set clean.
+Only validation prompts and seeds are used (zlab.shapes.prompt_sets): a setting chosen here leaves the test set clean.
 """
 
 import json
 import sys
 import time
 
-from zlab import prompt_sets, shapes
-from zlab.evaluate import evaluate_open
-from zlab.ladd.student import student_pipeline
-from zlab.ladd.trainer import LADDConfig, train_ladd
-from zlab.shapes_net import ShapesNet
+from zlab.shapes import prompt_sets
+from zlab.shapes import world
+from zlab.measure.evaluate import evaluate_open
+from zlab.distill.student import student_pipeline
+from zlab.train.ladd import LADDConfig, train_ladd
+from zlab.shapes.net import ShapesNet
 from zlab.train.config import load_config
 from zlab.zimage import load_pipeline
 
@@ -34,7 +35,7 @@ config = load_config(LADDConfig, "configs/shapes-ladd.toml", **overrides)
 net = ShapesNet.load("checkpoints/shapes-net")
 teacher = load_pipeline(config.teacher)
 prompts, seeds = prompt_sets.prompts_and_seeds("validation", n_seeds, per_count=per_count)
-settings = {f"N={n}": {"num_inference_steps": n, "guidance_scale": 0.0, **shapes.SAMPLING_BASE} for n in (1, 2, 4)}
+settings = {f"N={n}": {"num_inference_steps": n, "guidance_scale": 0.0, **world.SAMPLING_BASE} for n in (1, 2, 4)}
 results = []
 
 

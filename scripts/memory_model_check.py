@@ -11,8 +11,8 @@ allocations), the method the sharded-step check on FSDP ranks uses, next to the 
 import copy
 from dataclasses import replace
 
-from zlab.ladd.memory import make_step, measure, predict
-from zlab.ladd.trainer import LADDConfig
+from zlab.train.memory import make_step, measure, predict
+from zlab.train.ladd import LADDConfig
 from zlab.tiny import build_tiny_pipeline
 
 MiB = 2**20

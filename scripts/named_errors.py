@@ -14,10 +14,10 @@ import json
 import sys
 from collections import Counter
 
-from zlab import prompt_sets
-from zlab.evaluate import stock_samples
-from zlab.open_captions import parse_open_caption
-from zlab.open_metrics import invalid_reason, prompt_records, region_sizes, summarise, validity
+from zlab.shapes import prompt_sets
+from zlab.measure.evaluate import stock_samples
+from zlab.shapes.open_captions import parse_open_caption
+from zlab.shapes.metrics import invalid_reason, prompt_records, region_sizes, summarise, validity
 from zlab.zimage import load_pipeline, read_sampling
 
 TEACHER = "checkpoints/shapes-teacher"

@@ -25,10 +25,10 @@ import torch
 from diffusers import ZImageTransformer2DModel
 from torch.utils.flop_counter import FlopCounterMode
 
-from zlab.bench import PEAK_BF16_TFLOPS
+from zlab.measure.bench import PEAK_BF16_TFLOPS
 from zlab.features import FeatureTap
 from zlab.flow import zimage_velocity
-from zlab.ladd.trainer import LADDConfig
+from zlab.train.ladd import LADDConfig
 from zlab.train.config import load_config
 from zlab.zimage import REAL_TRANSFORMER_CONFIG
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from diffusers.training_utils import EMAModel
 
-from zlab import prompt_sets
-from zlab.evaluate import stock_samples
-from zlab.open_metrics import prompt_records, summarise
+from zlab.shapes import prompt_sets
+from zlab.measure.evaluate import stock_samples
+from zlab.shapes.metrics import prompt_records, summarise
 from zlab.tiny import build_transformer
 from zlab.train.config import load_config
 from zlab.train.loop import save_checkpoint, warmup_cosine

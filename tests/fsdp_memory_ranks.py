@@ -15,8 +15,8 @@ from dataclasses import replace
 import torch
 from ranks import leave, on_cpu
 
-from zlab.ladd.memory import make_step, measure, predict
-from zlab.ladd.trainer import LADDConfig
+from zlab.train.memory import make_step, measure, predict
+from zlab.train.ladd import LADDConfig
 from zlab.tiny import build_tiny_pipeline
 from zlab.train.loop import make_accelerator
 

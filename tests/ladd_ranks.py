@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from ranks import leave, on_cpu
 
-import zlab.ladd.trainer as trainer
+import zlab.train.ladd as trainer
 from zlab.train.config import load_config
 
 config_path, out = sys.argv[1], Path(sys.argv[2])
@@ -48,7 +48,7 @@ resumed = resume_from(out / "half" / "checkpoint.pt", out / "resumed")
 # A half-way checkpoint of another launch (argv[3], e.g. DDP's for this FSDP run) resumes here too.
 crossed = resume_from(Path(sys.argv[3]), out / "crossed") if len(sys.argv) > 3 else None
 if is_main:
-    from zlab.ladd.student import save_trained_student
+    from zlab.distill.student import save_trained_student
 
     save_trained_student(config.teacher, straight, heads, out / "student")
     torch.save({"straight": straight.state_dict(), "resumed": resumed.state_dict(), "heads": heads.state_dict(),

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from zlab.ladd import ablate
+from zlab.recipes import ablate
 from zlab.zimage import save_pipeline
 
 SAMPLING = {"num_inference_steps": 2, "guidance_scale": 1.0, "cfg_truncation": 1.0, "height": 64, "width": 64}
@@ -57,8 +57,8 @@ def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teache
     assert ref["renders"]["all"]["valid"] > 0.9 and 0.0 <= ref["renders"]["all"]["coverage_entropy"] <= 1.0
     # different training seeds train different students (their runs differ), one teacher's data serves both
     assert (tmp_path / "runs" / "base" / "seed0").is_dir() and (tmp_path / "runs" / "base" / "seed1").is_dir()
-    from zlab import prompt_sets
-    from zlab.ladd.data import SynthData
+    from zlab.shapes import prompt_sets
+    from zlab.train.synth import SynthData
 
     assert SynthData.load(tmp_path / "synth").prompts == prompt_sets.prompts("train")[:6]  # synth_prompts
 
@@ -149,7 +149,7 @@ def _record(arms: dict[str, tuple[float, ...]]) -> dict:
 
 
 def test_the_t_hat_sweet_spot_holds_inside_the_sweep_and_is_refuted_at_an_end():
-    from zlab.ladd import claims
+    from zlab.recipes import claims
 
     arms = ("m=-2", "m=-1", "m=0", "m=1")
     inside = _record({"m=-2": (0.5, 0.52, 0.51), "m=-1": (0.6, 0.63, 0.61), "m=0": (0.7, 0.72, 0.73),
@@ -165,7 +165,7 @@ def test_the_t_hat_sweet_spot_holds_inside_the_sweep_and_is_refuted_at_an_end():
 
 
 def test_every_claim_with_all_its_arms_in_the_record_gets_a_row():
-    from zlab.ladd import claims
+    from zlab.recipes import claims
 
     record = _record({"base": (0.7, 0.72, 0.71), "features: discriminative": (0.5, 0.55, 0.5),
                       "no regression term": (0.7, 0.75, 0.7)})  # "real: renders" is missing: no synthetic-data row

@@ -29,8 +29,8 @@ def student_dir(tmp_path_factory):
     shipped = ROOT / "checkpoints" / "shapes-student"
     if (shipped / "model_index.json").is_file():
         return shipped
-    from zlab.ladd.heads import Discriminator
-    from zlab.ladd.student import save_student, student_pipeline
+    from zlab.distill.heads import Discriminator
+    from zlab.distill.student import save_student, student_pipeline
     from zlab.zimage import load_pipeline
 
     teacher = load_pipeline(ROOT / "checkpoints" / "shapes-teacher")

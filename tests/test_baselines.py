@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from zlab.baselines import format_checks, group_table, shipped_rows, student_checks
+from zlab.measure.baselines import format_checks, group_table, shipped_rows, student_checks
 
 
 def _row(setting, group, valid, prompts=10, nfe=1):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from zlab.diversity import BORDER, SeedsColumn, check_seeds, column_plan, grid_image, seeds_columns
-from zlab.open_metrics import open_renders, prompt_records
+from zlab.measure.diversity import BORDER, SeedsColumn, check_seeds, column_plan, grid_image, seeds_columns
+from zlab.shapes.metrics import open_renders, prompt_records
 from zlab.tiny import build_tiny_pipeline
 
 PROMPT = "a red shape in the top row"

@@ -1,13 +1,12 @@
-"""zlab.evaluate: NFE counting, accuracy on ground truth, FD and diversity behave as metrics should."""
+"""zlab.measure.evaluate: NFE counting, accuracy on ground truth, FD and diversity behave as metrics should."""
 
 import numpy as np
 import pytest
 import torch
 
-from zlab import shapes
-from zlab.evaluate import (count_nfe, evaluate_settings, format_table, frechet_distance, mean_pairwise_distance,
-                           paired_speedup, prompt_accuracy, real_renders, setting_kwargs, stock_samples)
-from zlab.shapes_net import ShapesNet
+from zlab.shapes import world
+from zlab.measure.evaluate import (count_nfe, evaluate_settings, format_table, frechet_distance, mean_pairwise_distance, paired_speedup, prompt_accuracy, real_renders, setting_kwargs, stock_samples)
+from zlab.shapes.net import ShapesNet
 from zlab.tiny import build_tiny_pipeline
 from zlab.zimage import encode_prompts, generate
 
@@ -60,7 +59,7 @@ def _abs_diff(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def test_accuracy_is_one_on_renders_and_fd_separates(net):
-    prompts = shapes.enumerate_captions("train")[:64]
+    prompts = world.enumerate_captions("train")[:64]
     real = real_renders(prompts, range(64))
     assert prompt_accuracy(real, prompts)["joint"] == 1.0
     other = real_renders(prompts, range(64, 128))
@@ -82,15 +81,15 @@ def test_evaluate_settings_rows_and_table(micro, net):
 
 def test_shapes_prompt_padding_changes_nothing_but_time(micro):
     """sampling.json's max_sequence_length: every caption fits, and embeddings equal the stock 512 padding's."""
-    captions = shapes.enumerate_captions("all")
+    captions = world.enumerate_captions("all")
     ids = micro.tokenizer.apply_chat_template([[{"role": "user", "content": c}] for c in captions], tokenize=True,
                                               add_generation_prompt=True, enable_thinking=True)
     ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-    assert max(len(i) for i in ids) <= shapes.PROMPT_TOKENS
-    short = encode_prompts(micro, captions[::40], max_sequence_length=shapes.PROMPT_TOKENS)
+    assert max(len(i) for i in ids) <= world.PROMPT_TOKENS
+    short = encode_prompts(micro, captions[::40], max_sequence_length=world.PROMPT_TOKENS)
     stock = encode_prompts(micro, captions[::40], max_sequence_length=512)
     assert all(torch.equal(a, b) for a, b in zip(short, stock, strict=True))
-    setting = {**shapes.SAMPLING_BASE, "num_inference_steps": 2, "guidance_scale": 0.0}
+    setting = {**world.SAMPLING_BASE, "num_inference_steps": 2, "guidance_scale": 0.0}
     a, _ = stock_samples(micro, captions[:2], [0, 1], setting)
     b, _ = stock_samples(micro, captions[:2], [0, 1], {**setting, "max_sequence_length": 512})
     assert np.array_equal(a, b)

@@ -10,8 +10,8 @@ from accelerate.utils import DistributedType
 from ranks import fsdp_env, two_ranks, write_config
 from test_ladd_train import teacher_and_data  # noqa: F401  (the same tiny teacher and its synthetic data)
 
-from zlab.ladd.sharding import uses_fsdp
-from zlab.ladd.trainer import LADDConfig
+from zlab.train.sharding import uses_fsdp
+from zlab.train.ladd import LADDConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

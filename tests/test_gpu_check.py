@@ -9,9 +9,9 @@ import time
 import pytest
 import torch
 
-from zlab import bench
+from zlab.measure import bench
 from zlab.cli import main
-from zlab.gpu_check import PHASES, Phase, run_phases
+from zlab.recipes.gpu_check import PHASES, Phase, run_phases
 
 
 def test_smoke_writes_every_phase_and_its_numbers(tmp_path):

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from zlab.features import FeatureTap
-from zlab.ladd.heads import Discriminator, pool_text
-from zlab.ladd.losses import (approximate_r1, dead_heads, discriminator_loss, fake_side, generator_loss, head_accuracy,
-                              head_calls, mean_calls)
-from zlab.ladd.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, student_timestep_probs
-from zlab.ladd.student import student_pipeline
-from zlab.ladd.setup import build_models, make_optimizer
-from zlab.ladd.trainer import LADDBatch, LADDConfig, LADDForward, ladd_forward, sampler_inputs
+from zlab.distill.heads import Discriminator, pool_text
+from zlab.distill.losses import (approximate_r1, dead_heads, discriminator_loss, fake_side, generator_loss, head_accuracy, head_calls, mean_calls)
+from zlab.distill.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, student_timestep_probs
+from zlab.distill.student import student_pipeline
+from zlab.train.models import build_models, make_optimizer
+from zlab.distill.ladd import LADDBatch, LADDForward, ladd_forward, sampler_inputs
+from zlab.train.ladd import LADDConfig
 from zlab.flow import add_noise, zimage_velocity
 from zlab.zimage import encode_prompts
 
@@ -32,7 +32,7 @@ def test_head_calls_tell_a_dead_head_from_a_guessing_one():
 
 
 def test_the_student_card_warns_when_every_head_called_everything_fake():
-    from zlab.ladd.recipe import heads_text
+    from zlab.recipes.student import heads_text
 
     dead = {"config": {"adv_weight": 1.0}, "log": {"head_calls": [[(0.0, 1.0), (0.02, 0.99)]] * 150}}
     text = heads_text(dead)
@@ -76,7 +76,7 @@ def test_heads_give_spatial_logits_at_any_aspect(grid):
 def test_text_norm_heads_read_the_caption_at_any_scale(tmp_path):
     """A text_norm head reads the pooled text whatever its scale (the tiny encoder pools to norm ~0.14); the
     option survives saving, and a folder saved before it existed loads without it."""
-    from zlab.ladd.student import load_discriminator, save_discriminator
+    from zlab.distill.student import load_discriminator, save_discriminator
 
     torch.manual_seed(0)
     plain, normed = (Discriminator((0,), channels=8, text_dim=4, hidden=8, text_norm=flag) for flag in (False, True))
@@ -130,8 +130,9 @@ def test_losses_match_their_formulas():
 def test_heads_see_wrong_captions_and_perturbed_reals_in_one_forward(tiny_pipe):
     """With mismatched negatives and approximate R1 on, the heads' batch is real, fake, real under the
     neighbour's caption, perturbed real; a neighbour with the same prompt is no negative."""
-    from zlab.ladd.data import SynthData
-    from zlab.ladd.trainer import draw_batch, heads_inputs
+    from zlab.train.synth import SynthData
+    from zlab.train.ladd import draw_batch
+    from zlab.distill.ladd import heads_inputs
 
     prompts = ["a red shape", "a blue shape", "a red shape"]
     embeds = encode_prompts(tiny_pipe, prompts)
@@ -144,14 +145,15 @@ def test_heads_see_wrong_captions_and_perturbed_reals_in_one_forward(tiny_pipe):
     assert torch.equal(batch.wrong_text, batch.text.roll(1, 0)) and batch.r1_seed is not None
     real = [torch.randn(6, 4, 4, 4)]
     fwd = LADDForward(x0_hat=batch.x0, real_maps=real, fake_maps=[torch.randn(6, 4, 4, 4, requires_grad=True)])
-    maps, t_hat, text = heads_inputs(fwd, batch, r1_sigma=0.1)
-    assert maps[0].shape[0] == 24 and len(t_hat) == 24 and not maps[0][6:12].requires_grad
-    torch.testing.assert_close(maps[0][12:18], real[0])
-    torch.testing.assert_close(text[12:18], batch.text.roll(1, 0))
-    change = (maps[0][18:] - real[0]).std() / real[0].std()
+    parts = heads_inputs(fwd, batch, r1_sigma=0.1)
+    assert list(parts) == ["real", "fake", "wrong", "r1"] and all(len(p.t_hat) == 6 for p in parts.values())
+    assert not parts["fake"].maps[0].requires_grad
+    torch.testing.assert_close(parts["wrong"].maps[0], real[0])
+    torch.testing.assert_close(parts["wrong"].text, batch.text.roll(1, 0))
+    change = (parts["r1"].maps[0] - real[0]).std() / real[0].std()
     assert 0.05 < change.item() < 0.2  # the perturbation is sigma = 0.1 of the maps' spread
     plain = draw_batch(data, LADDConfig(batch_size=6), 0, torch.Generator().manual_seed(0))
-    assert plain.wrong is None and plain.r1_seed is None and len(heads_inputs(fwd, plain)[1]) == 12
+    assert plain.wrong is None and plain.r1_seed is None and list(heads_inputs(fwd, plain)) == ["real", "fake"]
 
 
 @pytest.mark.parametrize("logit", [-1.0, 0.0, 0.5])
@@ -159,8 +161,9 @@ def test_negatives_share_the_fake_side_so_a_head_that_tells_nothing_apart_is_not
     """A head that gives every input the same logit a in [-1, 1] pays hinge 2 whatever a is, with or without
     mismatched negatives: they share the fake side (real + (fake + w wrong) / (1 + w)). Added on top, they made
     a = -1 (every input fake, no signal for the student) the cheapest answer."""
-    from zlab.ladd.data import SynthData
-    from zlab.ladd.trainer import draw_batch, heads_loss
+    from zlab.train.synth import SynthData
+    from zlab.train.ladd import draw_batch
+    from zlab.distill.ladd import heads_loss
 
     prompts = ["a red shape", "a blue shape"]
     data = SynthData(latents=torch.randn(2, 16, 8, 8), prompt_index=torch.tensor([0, 1]), seeds=torch.arange(2),
@@ -178,9 +181,8 @@ def test_negatives_share_the_fake_side_so_a_head_that_tells_nothing_apart_is_not
 def test_caption_tap_puts_each_blocks_caption_state_beside_its_map_and_mismatches_run_the_teacher(tiny_pipe, tmp_path):
     """FeatureTap(caption=True): 2 * dim channels, the second half constant over the grid and set by the caption;
     with mismatched negatives the heads see the teacher's maps of the real sample under the wrong caption."""
-    from zlab.ladd.heads import Discriminator
-    from zlab.ladd.student import load_discriminator, save_discriminator
-    from zlab.ladd.trainer import heads_inputs
+    from zlab.distill.student import load_discriminator, save_discriminator
+    from zlab.distill.ladd import heads_inputs
 
     dim = tiny_pipe.transformer.config.dim
     embeds = encode_prompts(tiny_pipe, ["a large red circle at the top left", "a small blue square"])
@@ -206,8 +208,7 @@ def test_caption_tap_puts_each_blocks_caption_state_beside_its_map_and_mismatche
     noisy = add_noise(batch.x0, batch.eps_hat, batch.t_hat)  # the real sample, re-noised, under its neighbour's caption
     torch.testing.assert_close(fwd.wrong_maps[0], models.tap(noisy, batch.t_hat, embeds[::-1])[0])
     assert not torch.allclose(fwd.wrong_maps[0], fwd.real_maps[0], atol=1e-3)
-    maps, _, text = heads_inputs(fwd, batch)
-    torch.testing.assert_close(maps[0][4:6], fwd.wrong_maps[0])
+    torch.testing.assert_close(heads_inputs(fwd, batch)["wrong"].maps[0], fwd.wrong_maps[0])
     save_discriminator(models.disc, tmp_path / "d")
     assert load_discriminator(tmp_path / "d").caption
 

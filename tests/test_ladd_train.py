@@ -10,12 +10,12 @@ import torch
 from diffusers import ZImagePipeline
 from ranks import two_ranks, write_config
 
-from zlab import prompt_sets
-from zlab.evaluate import count_nfe
-from zlab.ladd.data import SynthData, synthesize
-from zlab.ladd.recipe import ship_student
-from zlab.ladd.student import load_discriminator, student_pipeline
-from zlab.ladd.trainer import LADDConfig, train_ladd
+from zlab.shapes import prompt_sets
+from zlab.measure.evaluate import count_nfe
+from zlab.train.synth import SynthData, synthesize
+from zlab.recipes.student import ship_student
+from zlab.distill.student import load_discriminator, student_pipeline
+from zlab.train.ladd import LADDConfig, train_ladd
 from zlab.train.config import load_config
 from zlab.zimage import save_pipeline
 
@@ -62,7 +62,7 @@ def test_a_rerun_with_other_prompts_or_teacher_regenerates_and_stale_shards_are_
     import copy
     import warnings
 
-    from zlab.ladd.data import teacher_fingerprint
+    from zlab.train.synth import teacher_fingerprint
 
     out = synthesize(tiny_pipe, tmp_path / "synth", SAMPLING, rounds=1, prompts=PROMPTS[:2], progress=False)
     # other prompts: the shard is regenerated, so latents, prompts and embeddings agree again
@@ -95,8 +95,8 @@ def test_a_rerun_with_other_prompts_or_teacher_regenerates_and_stale_shards_are_
 def test_renders_as_the_real_side_are_the_worlds_images_through_the_vae(tiny_pipe, tmp_path):
     """source = "renders": each prompt's render (open attributes drawn by its seed), VAE-encoded; its own key, so a
     teacher folder is never mistaken for it; regression distillation refuses it (a render has no starting noise)."""
-    from zlab.open_metrics import open_renders
-    from zlab.shapes import image_to_tensor
+    from zlab.shapes.metrics import open_renders
+    from zlab.shapes.draw import image_to_tensor
     from zlab.zimage import encode_images
 
     out = synthesize(tiny_pipe, tmp_path / "renders", SAMPLING, rounds=1, prompts=PROMPTS[:2], progress=False,
@@ -126,7 +126,7 @@ def test_regression_student_learns_the_noise_to_sample_map(teacher_and_data):
     """adv_weight = 0, regression_weight = 1 (the baseline): the 1-step student moves toward the teacher's
     sample of each stored noise; the default config draws the same batches as before the option existed."""
     from zlab.flow import x0_from_velocity, zimage_velocity
-    from zlab.ladd.trainer import draw_batch
+    from zlab.train.ladd import draw_batch
 
     config = _config(teacher_and_data, steps=40, adv_weight=0.0, regression_weight=1.0, student_lr=1e-3,
                      warmup_steps=0, full_probs=(1.0, 0.0, 0.0, 0.0))
@@ -151,8 +151,8 @@ def test_regression_student_learns_the_noise_to_sample_map(teacher_and_data):
 
 
 def test_aspect_buckets_synthesise_and_train_one_bucket_per_batch(teacher_and_data, tiny_pipe, tmp_path):
-    from zlab.ladd.data import load_buckets, synthesize_buckets
-    from zlab.ladd.trainer import draw_batch
+    from zlab.train.synth import load_buckets, synthesize_buckets
+    from zlab.train.ladd import draw_batch
 
     out = synthesize_buckets(tiny_pipe, tmp_path / "synth", SAMPLING, [(64, 64), (64, 96)], rounds=1, prompts=PROMPTS,
                              progress=False)
@@ -188,8 +188,8 @@ def test_discriminative_pixel_features_train_heads_on_a_frozen_image_network(tea
     """ADD-style heads (features = "pixels"): ShapesNet's conv maps of clean decoded images, one head per conv
     layer with its own width; the student learns through the frozen VAE decoder and network."""
     from zlab.features import PixelFeatureTap
-    from zlab.ladd.setup import pixel_tap
-    from zlab.shapes_net import ShapesNet
+    from zlab.train.models import pixel_tap
+    from zlab.shapes.net import ShapesNet
 
     ShapesNet(width=4, num_features=8).save(tmp_path / "net")
     config = _config(teacher_and_data, steps=2, features="pixels", features_net=str(tmp_path / "net"), blocks=(0, 2))
@@ -262,7 +262,7 @@ def test_lora_ema_checkpointed_run_resumes_exactly_and_ships_merged(teacher_and_
 
 
 def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
-    from zlab.ladd.recipe import make_student
+    from zlab.recipes.student import make_student
 
     config = _config(teacher_and_data, steps=2, data=str(tmp_path / "synth"), synth_rounds=1)
     make_student(config, tmp_path / "student", tmp_path / "run", progress=False, measure=False)
@@ -284,7 +284,7 @@ def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
 
 
 def test_the_card_names_the_students_loss():
-    from zlab.ladd.recipe import objective, student_title
+    from zlab.recipes.student import objective, student_title
 
     regression = {"adv_weight": 0.0, "regression_weight": 1.0, "loss": "hinge"}
     assert student_title(regression).startswith("shapes-regression: a 1/2/4-step regression-distilled student")
@@ -302,7 +302,7 @@ def test_a_student_ships_at_its_teachers_image_size(teacher_and_data, tmp_path):
 
 
 def test_make_student_refuses_several_processes(teacher_and_data, tmp_path, monkeypatch):
-    from zlab.ladd.recipe import make_student
+    from zlab.recipes.student import make_student
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="zlab.cli ladd"):
@@ -311,7 +311,7 @@ def test_make_student_refuses_several_processes(teacher_and_data, tmp_path, monk
 
 
 def test_student_pipeline_schedule_is_the_trained_one(tiny_pipe):
-    from zlab.ladd.student import check_student_schedule
+    from zlab.distill.student import check_student_schedule
 
     pipe = student_pipeline(tiny_pipe, tiny_pipe.transformer)
     assert check_student_schedule(pipe, height=64, width=96) == {1: [1.0], 2: [1.0, 0.5], 4: [1.0, 0.75, 0.5, 0.25]}
@@ -323,7 +323,7 @@ def test_two_processes_keep_identical_students(teacher_and_data, tmp_path):
     script = tmp_path / "rank_check.py"
     script.write_text(f"""
 import sys, torch, torch.distributed as dist
-from zlab.ladd.trainer import LADDConfig, train_ladd
+from zlab.train.ladd import LADDConfig, train_ladd
 from zlab.train.config import load_config
 student, _, _ = train_ladd(load_config(LADDConfig, {str(path)!r}), {str(tmp_path / 'run')!r}, progress=False)
 flat = torch.cat([p.detach().flatten() for p in student.parameters()])
@@ -367,18 +367,19 @@ def test_same_seed_same_student(teacher_and_data, tmp_path):
 
 
 def test_non_finite_losses_stop_the_run_and_keep_the_checkpoint(teacher_and_data, tmp_path, monkeypatch):
-    import zlab.ladd.trainer as trainer
+    import zlab.distill.ladd as method
+    import zlab.train.ladd as trainer
 
     config = _config(teacher_and_data, steps=30, checkpoint_every=1)
     calls = {"n": 0}
-    real_loss = trainer.generator_loss
+    real_loss = method.generator_loss
 
     def flaky(fake, kind="hinge"):
         calls["n"] += 1
         loss = real_loss(fake, kind)
         return loss if calls["n"] <= 2 else loss * float("nan")
 
-    monkeypatch.setattr(trainer, "generator_loss", flaky)
+    monkeypatch.setattr(method, "generator_loss", flaky)
     with pytest.raises(FloatingPointError, match="non-finite"):
         train_ladd(config, tmp_path / "run", progress=False)
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
@@ -390,18 +391,19 @@ def test_non_finite_losses_stop_the_run_and_keep_the_checkpoint(teacher_and_data
 def test_a_non_finite_heads_loss_after_a_good_student_step_is_logged_as_what_happened(teacher_and_data, tmp_path,
                                                                                      monkeypatch):
     """The student (and its EMA) stepped, the heads did not: logged as heads_skipped, not as a skipped step."""
-    import zlab.ladd.trainer as trainer
+    import zlab.distill.ladd as method
+    import zlab.train.ladd as trainer
 
     config = _config(teacher_and_data, steps=3, checkpoint_every=1)
     calls = {"n": 0}
-    real_loss = trainer.discriminator_loss
+    real_loss = method.discriminator_loss
 
     def flaky(real, fake, kind="hinge"):
         calls["n"] += 1
         loss = real_loss(real, fake, kind)
         return loss * float("nan") if calls["n"] == 2 else loss
 
-    monkeypatch.setattr(trainer, "discriminator_loss", flaky)
+    monkeypatch.setattr(method, "discriminator_loss", flaky)
     train_ladd(config, tmp_path / "run", progress=False)
     log = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["log"]
     assert log["skipped"] == [] and log["heads_skipped"] == [1]
@@ -454,8 +456,8 @@ def test_set_overrides_are_toml_values():
 
 def test_discriminator_view_sweeps_t_hat(teacher_and_data, tiny_pipe):
     from zlab.features import FeatureTap
-    from zlab.ladd.heads import Discriminator
-    from zlab.ladd.view import feature_gap, sweep_t_hat, view_pair
+    from zlab.distill.heads import Discriminator
+    from zlab.measure.discriminator_view import feature_gap, sweep_t_hat, view_pair
     from zlab.zimage import encode_prompts
 
     embeds = encode_prompts(tiny_pipe, PROMPTS[:2])
@@ -471,8 +473,8 @@ def test_discriminator_view_sweeps_t_hat(teacher_and_data, tiny_pipe):
 
 
 def test_comparison_rows_and_speedups(tiny_pipe):
-    from zlab.evaluate import count_nfe
-    from zlab.ladd.recipe import comparison, speedup
+    from zlab.measure.evaluate import count_nfe
+    from zlab.recipes.student import comparison, speedup
 
     sampling = {**SAMPLING, "num_inference_steps": 3}
     student = student_pipeline(tiny_pipe, tiny_pipe.transformer)
@@ -491,8 +493,8 @@ def test_comparison_rows_and_speedups(tiny_pipe):
 
 
 def test_the_student_card_reports_open_test_prompts(teacher_and_data, tmp_path):
-    from zlab.ladd.recipe import open_section, open_test_rows
-    from zlab.shapes_net import ShapesNet
+    from zlab.recipes.student import open_section, open_test_rows
+    from zlab.shapes.net import ShapesNet
 
     teacher = ZImagePipeline.from_pretrained(teacher_and_data[0])
     student = student_pipeline(teacher, teacher.transformer)

@@ -5,12 +5,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from zlab import shapes
-from zlab.open_captions import ATTRIBUTES, OpenSpec, enumerate_open_specs, parse_open_caption
+from zlab.shapes import world
+from zlab.shapes.open_captions import ATTRIBUTES, OpenSpec, enumerate_open_specs, parse_open_caption
 
 
 def test_fully_named_captions_are_exactly_todays():
-    for spec in shapes.enumerate_specs("all"):
+    for spec in world.enumerate_specs("all"):
         assert OpenSpec.from_spec(spec).caption == spec.caption
         assert parse_open_caption(spec.caption) == OpenSpec.from_spec(spec)
 
@@ -69,7 +69,7 @@ def test_the_allowed_distribution_is_the_marginal_of_the_uniform_draw():
 
 
 def test_the_builder_writes_open_captions():
-    from zlab.open_captions import ANY, build_caption
+    from zlab.shapes.open_captions import ANY, build_caption
 
     assert build_caption("large", "red", "circle", "top", "left") == "a large red circle at the top left"
     assert build_caption("large", "red", ANY, "top", ANY) == "a large red shape in the top row"

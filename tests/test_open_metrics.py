@@ -5,15 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from zlab import prompt_sets, shapes
-from zlab.open_captions import parse_open_caption
-from zlab.open_metrics import coverage, mean_se, open_renders, prompt_records, region_sizes, summarise, validity
+from zlab.shapes import prompt_sets
+from zlab.shapes import checker, draw, world
+from zlab.shapes.open_captions import parse_open_caption
+from zlab.shapes.metrics import coverage, mean_se, open_renders, prompt_records, region_sizes, summarise, validity
 
 
 def _renders(size, seed=0):
-    specs = shapes.enumerate_specs("all")
+    specs = world.enumerate_specs("all")
     rng = np.random.default_rng(seed)
-    return specs, shapes.render_batch(specs, size, [tuple(int(v) for v in rng.integers(-2, 3, 2)) for _ in specs])
+    return specs, draw.render_batch(specs, size, [tuple(int(v) for v in rng.integers(-2, 3, 2)) for _ in specs])
 
 
 @pytest.mark.parametrize("size", [64, (64, 96), (96, 64)])
@@ -27,12 +28,12 @@ def test_validity_is_one_on_renders_and_near_zero_on_averages_of_two(size):
 
 
 def test_two_objects_make_two_regions_and_an_invalid_image():
-    a = shapes.render(shapes.parse_caption("a small red circle at the top left"))
-    b = shapes.render(shapes.parse_caption("a small red circle at the bottom right"))
-    both = np.where((b != shapes.BACKGROUND).any(-1, keepdims=True), b, a)
+    a = draw.render(world.parse_caption("a small red circle at the top left"))
+    b = draw.render(world.parse_caption("a small red circle at the bottom right"))
+    both = np.where((b != world.BACKGROUND).any(-1, keepdims=True), b, a)
     assert [len(r) for r in region_sizes(np.stack([a, both]))] == [1, 2]
     assert validity(np.stack([a, both]))[0] == [True, False]
-    blank = np.full_like(a, shapes.BACKGROUND)
+    blank = np.full_like(a, world.BACKGROUND)
     assert validity(blank[None])[0] == [False]
 
 
@@ -69,9 +70,9 @@ def test_records_count_named_attributes_only_and_cover_open_ones():
 def test_open_renders_follow_the_allowed_distribution():
     spec = parse_open_caption("a purple shape")
     images = open_renders(["a purple shape"] * 200, range(200))
-    read = [r.spec.shape for r in shapes.check_batch(images)]
+    read = [r.spec.shape for r in checker.check_batch(images)]
     assert set(read) == {"circle", "square"}  # purple triangles are held out
-    assert all(r.spec.colour == "purple" for r in shapes.check_batch(images[:20]))
+    assert all(r.spec.colour == "purple" for r in checker.check_batch(images[:20]))
     assert spec.allowed_distribution("shape") == {"circle": 0.5, "square": 0.5}
 
 

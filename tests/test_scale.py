@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from zlab.ladd.memory import make_step, measure, predict
-from zlab.ladd.trainer import LADDConfig
+from zlab.train.memory import make_step, measure, predict
+from zlab.train.ladd import LADDConfig
 from zlab.train.config import load_config
 from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
@@ -93,7 +93,7 @@ def test_memory_cli_and_bench_without_a_gpu_say_what_to_do():
 
 
 def test_synth_from_a_folder_without_sampling_json_names_the_fix(tmp_path, tiny_pipe):
-    from zlab.ladd.data import synthesize_from
+    from zlab.train.synth import synthesize_from
 
     tiny_pipe.save_pretrained(tmp_path / "teacher")
     with pytest.raises(ValueError, match="--sampling"):
@@ -145,7 +145,7 @@ def test_cuda_measure_subtracts_what_was_resident_before_the_step(monkeypatch):
     """Lab 07 measures with the whole pipeline still on the GPU: the step's peak is what lies above that baseline."""
     import torch
 
-    from zlab.ladd import memory
+    from zlab.train import memory
 
     allocated = {"now": 19 * 2**30, "peak": 0}  # a bf16 pipeline resident (transformer + Qwen3)
 

@@ -9,29 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zlab import shapes
-from zlab.shapes import (
-    BACKGROUND,
-    HELD_OUT_PAIRS,
-    PALETTE,
-    CheckResult,
-    ShapesDataset,
-    ShapeSpec,
-    accuracy,
-    canvas_size,
-    check,
-    check_batch,
-    enumerate_captions,
-    enumerate_specs,
-    gaussian_blur,
-    image_to_tensor,
-    object_box,
-    parse_caption,
-    render,
-    render_batch,
-    score,
-    tensor_to_image,
-)
+from zlab.shapes import world
+from zlab.shapes.world import (BACKGROUND, HELD_OUT_PAIRS, PALETTE, ShapeSpec, canvas_size, enumerate_captions, enumerate_specs, parse_caption)
+from zlab.shapes.checker import CheckResult, accuracy, check, check_batch, score
+from zlab.shapes.dataset import ShapesDataset
+from zlab.shapes.draw import gaussian_blur, image_to_tensor, object_box, render, render_batch, tensor_to_image
 
 
 def draws(n: int, seed: int, split: str = "all") -> tuple[list[ShapeSpec], list[tuple[int, int]]]:
@@ -64,8 +46,8 @@ def test_palette_and_background():
         "purple": (150, 60, 190),
         "orange": (240, 130, 30),
     }
-    assert shapes.SHAPES == ("circle", "square", "triangle")
-    assert shapes.HALF_EXTENT == {"small": 0.11, "large": 0.18}
+    assert world.SHAPES == ("circle", "square", "triangle")
+    assert world.HALF_EXTENT == {"small": 0.11, "large": 0.18}
 
 
 def test_caption_round_trip_over_all_specs():
@@ -154,7 +136,7 @@ def test_rendered_area_matches_geometry():
             image = render(spec, 64).astype(np.float64)
             direction = np.subtract(PALETTE["blue"], BACKGROUND)
             coverage = (image - BACKGROUND) @ direction / (direction @ direction)
-            r = shapes.HALF_EXTENT[size] * 64
+            r = world.HALF_EXTENT[size] * 64
             assert coverage.sum() == pytest.approx(area * r * r, rel=0.02)
 
 
@@ -162,10 +144,10 @@ def test_rendered_area_matches_geometry():
 def test_object_stays_inside_canvas_and_cell_at_extreme_jitter(size):
     height, width = size
     for spec in enumerate_specs("all"):
-        row, column = shapes.ROWS.index(spec.row), shapes.COLUMNS.index(spec.column)
+        row, column = world.ROWS.index(spec.row), world.COLUMNS.index(spec.column)
         for jitter in ((-2, -2), (-2, 2), (2, -2), (2, 2)):
             cy, cx, r = object_box(spec, size, jitter)
-            margin = shapes.EDGE_MARGIN - 1e-9
+            margin = world.EDGE_MARGIN - 1e-9
             assert margin <= cy - r and cy + r <= height - margin
             assert margin <= cx - r and cx + r <= width - margin
             assert row * height / 3 < cy < (row + 1) * height / 3
@@ -296,5 +278,5 @@ def test_score_and_accuracy():
 
 
 def test_module_doctests():
-    failures, _ = doctest.testmod(shapes)
+    failures, _ = doctest.testmod(world)
     assert failures == 0

@@ -1,20 +1,20 @@
-"""zlab.teacher_lab: verdict strings, prompt-subset evaluation, the text-encoder readback probe."""
+"""zlab.measure.teacher_lab: verdict strings, prompt-subset evaluation, the text-encoder readback probe."""
 
 import numpy as np
 import pytest
 
-from zlab import shapes
-from zlab.evaluate import stock_samples
-from zlab.teacher_lab import evaluate_prompts, prompt_seeds, verdict, word_readback
+from zlab.shapes import draw, world
+from zlab.measure.evaluate import stock_samples
+from zlab.measure.teacher_lab import evaluate_prompts, prompt_seeds, verdict, word_readback
 
 PROMPT = "a large red circle at the top left"
 
 
 def test_verdict_names_what_was_read():
-    image = shapes.render(shapes.parse_caption(PROMPT), 64)
+    image = draw.render(world.parse_caption(PROMPT), 64)
     assert verdict(image, PROMPT) == "✓"
     assert verdict(image, "a large blue circle at the middle left") == "✗ colour: red, position: top left"
-    blank = np.full((64, 64, 3), shapes.BACKGROUND, dtype=np.uint8)
+    blank = np.full((64, 64, 3), world.BACKGROUND, dtype=np.uint8)
     assert verdict(blank, PROMPT) == "✗ no object"
 
 
@@ -37,4 +37,4 @@ def test_evaluate_prompts_rows_and_images(tiny_pipe):
 
 
 def test_random_qwen_keeps_token_identity(tiny_pipe):
-    assert word_readback(tiny_pipe, shapes.enumerate_captions("all")[::9]) == pytest.approx(1.0)
+    assert word_readback(tiny_pipe, world.enumerate_captions("all")[::9]) == pytest.approx(1.0)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from zlab.tiny import build_tiny_pipeline
-from zlab.train.recipe import Targets, TeacherEval, best_guidance, calibrate_open_prob, ship_teacher
-from zlab.train.teacher_card import calibration_table
+from zlab.recipes.teacher import Targets, TeacherEval, best_guidance, calibrate_open_prob, ship_teacher
+from zlab.recipes.teacher_card import calibration_table
 
 
 def test_ship_teacher_chooses_on_validation_and_reports_test(tmp_path):
@@ -72,7 +72,7 @@ def test_guidance_choice_meets_the_targets_before_the_score():
 
 
 def test_make_teacher_runs_the_whole_recipe_and_records_its_time(tmp_path):
-    from zlab.train.recipe import make_teacher
+    from zlab.recipes.teacher import make_teacher
 
     (tmp_path / "vae.toml").write_text('size = "micro"\nsteps = 2\nbatch_size = 4\ncheckpoint_every = 2\n'
                                        'stats_images = 64\nwarmup = 1\n')
@@ -95,7 +95,7 @@ def test_make_teacher_runs_the_whole_recipe_and_records_its_time(tmp_path):
 
 
 def test_make_teacher_stops_before_the_teacher_when_the_vae_round_trips_badly(tmp_path):
-    from zlab.train.recipe import make_teacher
+    from zlab.recipes.teacher import make_teacher
 
     # a 2-step VAE cannot give shapes back; the gate must refuse it before any teacher step runs
     (tmp_path / "vae.toml").write_text('size = "micro"\nsteps = 2\nbatch_size = 4\ncheckpoint_every = 2\n'

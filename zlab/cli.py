@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 SET_HELP = "override a config key (TOML value), e.g. --set adv_weight=0 --set regression_weight=1"
-GUIDANCE_HELP = "diffusers g candidates, comma-separated (lab s = g + 1; default: zlab.train.recipe.GUIDANCE_CANDIDATES)"
+GUIDANCE_HELP = "diffusers g candidates, comma-separated (lab s = g + 1; default: zlab.recipes.teacher.GUIDANCE_CANDIDATES)"
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -65,7 +65,7 @@ def _train_teacher(args: argparse.Namespace) -> None:
 
 
 def _train_shapes_net(args: argparse.Namespace) -> None:
-    from zlab.train.shapes_net import ShapesNetConfig, train_shapes_net
+    from zlab.recipes.shapes_net import ShapesNetConfig, train_shapes_net
 
     net, accuracy = train_shapes_net(ShapesNetConfig(steps=args.steps, seed=args.seed))
     net.save(args.out)
@@ -74,7 +74,7 @@ def _train_shapes_net(args: argparse.Namespace) -> None:
 
 def _guidance_scales(text: str | None) -> tuple[float, ...]:
     """``--guidance-scales``: comma-separated g >= 0, or the recipe's candidates when not given."""
-    from zlab.train.recipe import GUIDANCE_CANDIDATES
+    from zlab.recipes.teacher import GUIDANCE_CANDIDATES
 
     if text is None:
         return GUIDANCE_CANDIDATES
@@ -88,8 +88,8 @@ def _guidance_scales(text: str | None) -> tuple[float, ...]:
 
 
 def _make_teacher(args: argparse.Namespace) -> None:
-    from zlab.train.recipe import make_teacher
-    from zlab.train.teacher_card import summary_tables
+    from zlab.recipes.teacher import make_teacher
+    from zlab.recipes.teacher_card import summary_tables
 
     calibration = json.loads(Path(args.calibration).read_text()) if args.calibration else None
     record = make_teacher(args.out, args.vae_config, args.teacher_config, args.run, resume=args.resume,
@@ -98,9 +98,9 @@ def _make_teacher(args: argparse.Namespace) -> None:
 
 
 def _ship_teacher(args: argparse.Namespace) -> None:
-    from zlab.ladd.data import teacher_fingerprint
-    from zlab.train.recipe import ship_teacher
-    from zlab.train.teacher_card import summary_tables
+    from zlab.train.synth import teacher_fingerprint
+    from zlab.recipes.teacher import ship_teacher
+    from zlab.recipes.teacher_card import summary_tables
     from zlab.zimage import load_pipeline
 
     training = None
@@ -121,7 +121,7 @@ def _ship_teacher(args: argparse.Namespace) -> None:
 
 
 def _calibrate_open_prob(args: argparse.Namespace) -> None:
-    from zlab.train.recipe import calibrate_open_prob
+    from zlab.recipes.teacher import calibrate_open_prob
     from zlab.zimage import load_pipeline
 
     candidates = {}
@@ -145,8 +145,8 @@ def _calibrate_open_prob(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from zlab.evaluate import evaluate_settings, format_table
-    from zlab.shapes_net import ShapesNet
+    from zlab.measure.evaluate import evaluate_settings, format_table
+    from zlab.shapes.net import ShapesNet
     from zlab.zimage import load_pipeline, read_sampling
 
     pipe = load_pipeline(args.pipeline)
@@ -164,8 +164,8 @@ def _eval(args: argparse.Namespace) -> None:
     steps = [int(n) for n in args.steps.split(",")] if args.steps else [base.get("num_inference_steps", 50)]
     settings = {f"{n} steps": {**base, "num_inference_steps": n} for n in steps}
     if args.open:  # open captions of one prompt set, split by the number of open attributes
-        from zlab.evaluate import evaluate_open, format_open_table
-        from zlab.prompt_sets import prompts_and_seeds
+        from zlab.measure.evaluate import evaluate_open, format_open_table
+        from zlab.shapes.prompt_sets import prompts_and_seeds
 
         prompts, seeds = prompts_and_seeds(args.open, args.seeds, per_count=args.per_count)
         rows = evaluate_open(pipe, settings, ShapesNet.load(args.shapes_net), prompts, seeds, args.seeds)
@@ -180,8 +180,8 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _synth(args: argparse.Namespace) -> None:
-    from zlab.ladd.data import synthesize_from
-    from zlab.ladd.setup import DTYPES
+    from zlab.train.synth import synthesize_from
+    from zlab.train.models import DTYPES
 
     prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()] \
         if args.prompts else None
@@ -197,7 +197,7 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from zlab.bench import BenchSetup, format_results, run_bench, smoke_setup
+    from zlab.measure.bench import BenchSetup, format_results, run_bench, smoke_setup
 
     import torch
 
@@ -214,7 +214,7 @@ def _gpu_check(args: argparse.Namespace) -> int:
     import time
 
     started = time.perf_counter()  # before the heavy imports: start-up counts against the budget
-    from zlab.gpu_check import failed, run_check
+    from zlab.recipes.gpu_check import failed, run_check
 
     budget = {"total_s": args.budget} if args.budget is not None else {}
     record = run_check(args.out, smoke=args.smoke, phases=args.phases, run_dir=args.run, started=started, **budget)
@@ -225,8 +225,8 @@ def _gpu_check(args: argparse.Namespace) -> int:
 
 
 def _memory(args: argparse.Namespace) -> None:
-    from zlab.ladd.memory import predict
-    from zlab.ladd.trainer import LADDConfig
+    from zlab.train.memory import predict
+    from zlab.train.ladd import LADDConfig
     from zlab.train.config import load_config
     from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
@@ -241,8 +241,8 @@ def _memory(args: argparse.Namespace) -> None:
 def _ladd(args: argparse.Namespace) -> None:
     from accelerate import PartialState
 
-    from zlab.ladd.student import save_trained_student
-    from zlab.ladd.trainer import LADDConfig, train_ladd
+    from zlab.distill.student import save_trained_student
+    from zlab.train.ladd import LADDConfig, train_ladd
     from zlab.train.config import load_config, parse_overrides
 
     config = load_config(LADDConfig, args.config, **parse_overrides(args.set))
@@ -253,9 +253,9 @@ def _ladd(args: argparse.Namespace) -> None:
 
 
 def _make_student(args: argparse.Namespace) -> None:
-    from zlab.evaluate import format_table
-    from zlab.ladd.recipe import make_student
-    from zlab.ladd.trainer import LADDConfig
+    from zlab.measure.evaluate import format_table
+    from zlab.recipes.student import make_student
+    from zlab.train.ladd import LADDConfig
     from zlab.train.config import load_config, parse_overrides
 
     config = load_config(LADDConfig, args.config, **parse_overrides(args.set))
@@ -263,8 +263,8 @@ def _make_student(args: argparse.Namespace) -> None:
 
 
 def _ablate(args: argparse.Namespace) -> None:
-    from zlab.ladd.ablate import choose_recipe, format_summary, is_ladd_run, load_grid, read_record, run_grid
-    from zlab.ladd.claims import format_verdicts
+    from zlab.recipes.ablate import choose_recipe, format_summary, is_ladd_run, load_grid, read_record, run_grid
+    from zlab.recipes.claims import format_verdicts
 
     grid = load_grid(args.grid)
     record = read_record(Path(args.out)) if args.report else run_grid(grid, args.out, args.runs, only=args.only)
@@ -281,9 +281,9 @@ def _ablate(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from zlab.evaluate import format_table
-    from zlab.ladd.recipe import comparison, speedup
-    from zlab.shapes_net import ShapesNet
+    from zlab.measure.evaluate import format_table
+    from zlab.recipes.student import comparison, speedup
+    from zlab.shapes.net import ShapesNet
     from zlab.zimage import load_pipeline, read_sampling, write_text_atomically
 
     teacher, student = load_pipeline(args.teacher), load_pipeline(args.student)
@@ -305,8 +305,8 @@ def _compare(args: argparse.Namespace) -> None:
 def _paired_speedup(teacher_path, teacher, student_path, student, rounds: int, batch_size: int = 1, **override) -> dict:
     """Teacher (its sampling.json) / student (its sampling.json), interleaved: 8 train prompts one at a
     time, or 64 train prompts in one batch, per round."""
-    from zlab.evaluate import paired_speedup
-    from zlab.shapes import enumerate_captions
+    from zlab.measure.evaluate import paired_speedup
+    from zlab.shapes.world import enumerate_captions
     from zlab.zimage import read_sampling
 
     teacher.set_progress_bar_config(disable=True)

@@ -121,7 +121,7 @@ class PixelFeatureTap:
     """A frozen *discriminative* network on decoded pixels, for the ablation of LADD's first claim.
 
     ADD (Sauer et al. 2023) trains its heads on DINOv2 features of clean images; LADD replaces them with the
-    teacher's own features of noised latents. Here the shipped :class:`~zlab.shapes_net.ShapesNet` (trained to read
+    teacher's own features of noised latents. Here the shipped :class:`~zlab.shapes.net.ShapesNet` (trained to read
     the world's attributes) stands in for DINOv2: the VAE decodes the latents, and ``blocks`` index ShapesNet's conv
     layers (0, 1, 2). ``noised = False``: LADD's forward hands it clean ``x0`` and ``x0_hat``, as ADD does; the
     call signature is :class:`FeatureTap`'s, so the heads and losses are the same.

@@ -19,7 +19,6 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import zlab
 
 
 PROFILE_ENV = "ZLAB_PROFILE"
@@ -57,7 +56,7 @@ def repo_root() -> Path:
     for p in (Path.cwd(), *Path.cwd().parents):
         if (p / "pyproject.toml").is_file() and (p / "zlab").is_dir():
             return p
-    return Path(zlab.__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[1]
 
 
 def find_checkpoint(env_var: str, root: Path | None = None) -> Path | None:

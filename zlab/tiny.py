@@ -21,7 +21,7 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipe
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
 
-from zlab import shapes
+from zlab.shapes import world
 
 __all__ = ["TinySize", "TINY_SIZES", "SPECIAL_TOKENS", "CHAT_TEMPLATE", "build_tokenizer",
            "build_text_encoder", "build_vae", "build_transformer", "build_scheduler", "build_tiny_pipeline"]
@@ -47,7 +47,7 @@ CHAT_TEMPLATE = (
 # Words of the Shapes caption grammar (open captions included: "a red shape in the top row") plus the chat
 # roles; anything else maps to <unk>.
 CAPTION_WORDS = ["user", "assistant", "system", "a", "at", "the",
-                 *shapes.SIZES, *shapes.COLOURS, *shapes.SHAPES, *shapes.ROWS, *shapes.COLUMNS,
+                 *world.SIZES, *world.COLOURS, *world.SHAPES, *world.ROWS, *world.COLUMNS,
                  "shape", "in", "row", "column"]
 
 

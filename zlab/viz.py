@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from zlab.open_metrics import open_verdict
+from zlab.shapes.metrics import open_verdict
 
 
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], cols: int, row_labels: Sequence[str] | None = None,
@@ -36,7 +36,7 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], cols: int, r
 
 
 def mark(image: np.ndarray, prompt: str, prefix: str = "") -> str:
-    """The checker's verdict as a panel title (open prompts too, :func:`zlab.open_metrics.open_verdict`): ``✓``
+    """The checker's verdict as a panel title (open prompts too, :func:`zlab.shapes.metrics.open_verdict`): ``✓``
     (with what the open attributes read), or ``✗`` with at most two wrong attributes, one per line."""
     v = open_verdict(image, prompt)
     if not v.startswith("✗ ") or ":" not in v:

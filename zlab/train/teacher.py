@@ -2,8 +2,8 @@
 
 Per step: one aspect bucket (64x64, 64x96, 96x64: one image size per batch, as the tokens of a batch must
 line up), latents ``x0`` of train-split renders of that size (encoded once by the trained VAE), their captions
-with each attribute left open with probability ``open_prob`` (drawn afresh each step, :mod:`zlab.open_captions`;
-only the train prompts of :mod:`zlab.prompt_sets`),
+with each attribute left open with probability ``open_prob`` (drawn afresh each step, :mod:`zlab.shapes.open_captions`;
+only the train prompts of :mod:`zlab.shapes.prompt_sets`),
 the captions' Qwen3 embeddings (computed once; the text encoder stays frozen), caption dropout for CFG,
 ``t = shift(sigmoid(N(m, s)))`` (logit-normal times, SD3: Esser et al. 2024), ``x_t = (1 - t) x0 + t eps`` and the MSE to ``v = eps - x0``.
 The transformer's weights are tracked by an EMA with warm-up; the EMA weights are what ship.
@@ -22,12 +22,14 @@ from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
 from zlab.flow import add_noise, resolution_mu, sample_logit_normal, time_shift, velocity_target, zimage_velocity
-from zlab.open_captions import ATTRIBUTES, OpenSpec
-from zlab.prompt_sets import prompts
-from zlab.shapes import ShapesDataset, canvas_size, enumerate_specs, image_to_tensor, render_batch
+from zlab.shapes.open_captions import ATTRIBUTES, OpenSpec
+from zlab.shapes.prompt_sets import prompts
+from zlab.shapes.dataset import ShapesDataset
+from zlab.shapes.world import canvas_size, enumerate_specs
+from zlab.shapes.draw import image_to_tensor, render_batch
 from zlab.tiny import TINY_SIZES, TinySize, build_scheduler, build_text_encoder, build_tokenizer, build_transformer
 from zlab.train.config import check_common, check_range
-from zlab.train.loop import make_accelerator, optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine
+from zlab.train.loop import (make_accelerator, optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine)
 from zlab.zimage import encode_images, encode_prompts
 
 
@@ -119,7 +121,7 @@ def encode_dataset(vae: AutoencoderKL, size: tuple[int, int], length: int, seed:
 def caption_table(open_prob: float, vocab: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Every (train spec, caption) pair the teacher trains on, as caption indices in ``vocab`` (270, 32) and
     weights: each of a spec's 32 captions (each subset of its attributes left open) has weight
-    ``open_prob ** open * (1 - open_prob) ** named`` if ``vocab`` (the train prompts, :mod:`zlab.prompt_sets`)
+    ``open_prob ** open * (1 - open_prob) ** named`` if ``vocab`` (the train prompts, :mod:`zlab.shapes.prompt_sets`)
     holds it, else 0.
 
     Pairs are drawn from the whole table at once (spec and caption together). Given a caption, the spec is

@@ -16,10 +16,10 @@ from diffusers import AutoencoderKL
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from zlab.shapes import ShapesDataset
+from zlab.shapes.dataset import ShapesDataset
 from zlab.tiny import TINY_SIZES, build_vae
 from zlab.train.config import check_common, check_range
-from zlab.train.loop import make_accelerator, optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine
+from zlab.train.loop import (make_accelerator, optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine)
 from zlab.zimage import write_folder_atomically
 
 

@@ -1,0 +1,248 @@
+"""LADD, the method: one step of latent adversarial diffusion distillation over a prepared batch.
+
+LADD is Sauer et al. 2024, "Fast High-Resolution Image Synthesis with Latent Adversarial Diffusion Distillation".
+Per step (the batch, :class:`LADDBatch`, carries every random draw; :func:`zlab.train.ladd.draw_batch` makes it):
+
+1. teacher samples ``x0`` with their prompts;
+2. student times ``t`` from {1, .75, .5, .25}, ``x_t = (1 - t) x0 + t eps`` (or, for a ``backward_sim`` share of
+   the ``t < 1`` samples, the ``x_t`` that the student's own deterministic sampler reaches from ``x_1 = eps``,
+   :func:`sampler_inputs`);
+3. the student's ``x0_hat = x_t - t v``;
+4. one fresh ``eps'`` and ``t_hat ~ LogitNormal(m, s)`` re-noise ``x0`` and ``x0_hat`` alike;
+5. the frozen teacher's :class:`~zlab.features.FeatureTap` maps of both (``no_grad`` on the real path only: the
+   fake path keeps its graph so L_adv reaches the student *through* the teacher);
+6. the heads (:mod:`zlab.distill.heads`) score both;
+7. the student steps on ``adv_weight * L_adv`` (heads frozen for that backward) plus an optional
+   ``regression_weight * |x0_hat - x0|^2`` (:mod:`zlab.distill.regression`);
+8. the heads step on the GAN loss (:mod:`zlab.distill.losses`) with the fake maps detached.
+
+The step reads its settings from any object with the fields of :class:`LADDSettings` (the run config
+:class:`zlab.train.ladd.LADDConfig` has them). It knows no run plumbing beyond ``accelerate``'s backward and
+autocast, and no Shapes world: a Shapes-trained critic reaches it as a feature tap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from zlab.collective import all_finite, any_rank
+from zlab.distill.losses import approximate_r1, discriminator_loss, fake_side, generator_loss, real_side
+from zlab.distill.regression import regression_loss
+from zlab.features import FeatureTap, PixelFeatureTap
+from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
+
+
+class LADDSettings(Protocol):
+    """What one LADD step reads of its run's config."""
+
+    loss: str  # "hinge" or "non-saturating" (zlab.distill.losses)
+    adv_weight: float  # weight of L_adv in the student's loss (0: regression distillation alone)
+    regression_weight: float  # weight of the regression term
+    mismatch_weight: float  # weight of the mismatched-caption negatives on the heads' fake side
+    r1_weight: float  # approximate R1 on the heads
+    r1_sigma: float  # its perturbation, in units of each real map's std
+    grad_clip: float  # gradient-norm clip of both updates
+
+
+@dataclass
+class LADDBatch:
+    """What one step needs: teacher samples, their prompts' embeddings, and every random draw."""
+
+    x0: Tensor
+    embeds: list[Tensor]
+    text: Tensor
+    t: Tensor
+    eps: Tensor
+    t_hat: Tensor
+    eps_hat: Tensor
+    sim_dt: Tensor | None = None  # per sample: 0 = x_t is noised data; 1/N = from the student's own N-step sampler
+    wrong_text: Tensor | None = None  # mismatched negatives: each sample's pooled text replaced by another prompt's
+    wrong: Tensor | None = None  # (B,) 1 where that other prompt really differs, else 0
+    r1_seed: int | None = None  # seeds the approximate-R1 perturbation of the real feature maps
+
+
+@dataclass
+class LADDForward:
+    """One forward pass of LADD: the student's estimate and both paths' teacher features."""
+
+    x0_hat: Tensor
+    real_maps: list[Tensor]
+    fake_maps: list[Tensor]
+    wrong_maps: list[Tensor] | None = None  # caption taps: the real sample's maps under the mismatched caption
+
+
+def neighbour_captions(embeds: list[Tensor]) -> list[Tensor]:
+    """Each sample's neighbour's caption embeddings: the roll by one that :func:`draw_batch` applies to the pooled
+    text (``wrong_text``) for mismatched negatives."""
+    return embeds[-1:] + embeds[:-1]
+
+
+@torch.no_grad()
+def sampler_inputs(student, batch: LADDBatch) -> Tensor:
+    """``x_t`` for the student, where samples with ``sim_dt > 0`` get what its own sampler feeds it at ``t``.
+
+    Those samples start at ``x_1 = eps`` and take deterministic Euler steps of ``sim_dt`` (stock
+    ``ZImagePipeline`` with the student's shift-1 scheduler) down to ``t``, with no gradient: the
+    student then learns the step it will really be asked to take (DMD2's "backward simulation"),
+    instead of only steps from noised teacher data. The others get ``(1 - t) x0 + t eps``.
+    """
+    x = add_noise(batch.x0, batch.eps, batch.t)
+    if batch.sim_dt is None:
+        return x
+    now = torch.ones_like(batch.t)
+    x_sim = batch.eps.clone()
+    while True:
+        idx = ((batch.sim_dt > 0) & (now > batch.t + 1e-6)).nonzero().squeeze(1)
+        if not any_rank(len(idx) > 0, student):
+            break
+        if len(idx) == 0:  # done here, but a sharded student's forward is collective: join the other ranks' pass
+            zimage_velocity(student, x_sim[:1], now[:1], batch.embeds[:1])
+            continue
+        v = zimage_velocity(student, x_sim[idx], now[idx], [batch.embeds[i] for i in idx.tolist()])
+        after = now[idx] - batch.sim_dt[idx]
+        x_sim[idx] = euler_step(x_sim[idx], v, now[idx], after).to(x_sim.dtype)
+        now[idx] = after
+    return torch.where((batch.sim_dt > 0)[:, None, None, None], x_sim, x)
+
+
+def ladd_forward(student, tap: FeatureTap | PixelFeatureTap, batch: LADDBatch, sampler=None, adversarial: bool = True) -> LADDForward:
+    """LADD steps 2-5: noise, denoise with the student, re-noise both, tap the teacher.
+
+    ``sampler`` is the unwrapped student used for backward simulation (defaults to ``student``).
+    ``adversarial=False`` (no L_adv for the student): the fake path runs without a graph too.
+    """
+    x_t = sampler_inputs(sampler or student, batch)
+    x0_hat = x0_from_velocity(x_t, zimage_velocity(student, x_t, batch.t, batch.embeds), batch.t)
+    renoise = (lambda x: add_noise(x, batch.eps_hat, batch.t_hat)) if getattr(tap, "noised", True) else (lambda x: x)
+    wrong_maps = None
+    with torch.no_grad():
+        real = renoise(batch.x0)
+        real_maps = tap(real, batch.t_hat, batch.embeds)
+        if batch.wrong is not None and getattr(tap, "caption", False):  # the teacher reads the wrong caption itself
+            wrong_maps = tap(real, batch.t_hat, neighbour_captions(batch.embeds))
+    with torch.set_grad_enabled(adversarial and torch.is_grad_enabled()):
+        fake_maps = tap(renoise(x0_hat), batch.t_hat, batch.embeds)
+    return LADDForward(x0_hat, real_maps, fake_maps, wrong_maps)
+
+
+def student_loss(fwd: LADDForward, heads, batch: LADDBatch, config: LADDSettings) -> Tensor:
+    """``adv_weight * L_adv + regression_weight * mean |x0_hat - x0|^2`` (the heads frozen by the caller)."""
+    loss = fwd.x0_hat.new_zeros((), dtype=torch.float32)
+    if config.adv_weight:
+        fake = [l.float() for l in heads(fwd.fake_maps, batch.t_hat, batch.text)]
+        loss = loss + config.adv_weight * generator_loss(fake, config.loss)
+    if config.regression_weight:
+        loss = loss + config.regression_weight * regression_loss(fwd.x0_hat, batch.x0)
+    return loss
+
+
+@dataclass
+class StepResult:
+    """What one :func:`ladd_step` did: ``student_ok`` (the student and its EMA stepped) and ``heads_ok``
+    (the heads stepped too); the losses and the heads' logits on real and fake."""
+
+    student_ok: bool
+    heads_ok: bool
+    g_loss: Tensor
+    d_loss: Tensor
+    real: list[Tensor]
+    fake: list[Tensor]
+
+    @property
+    def ok(self) -> bool:
+        """Both updates happened."""
+        return self.student_ok and self.heads_ok
+
+
+@dataclass
+class HeadsInput:
+    """One named part of the heads' batch: feature maps (one per head) under a t_hat and a pooled caption."""
+
+    maps: list[Tensor]
+    t_hat: Tensor
+    text: Tensor
+
+
+def heads_inputs(fwd: LADDForward, batch: LADDBatch, r1_sigma: float = 0.1) -> dict[str, HeadsInput]:
+    """The heads' batch by name: ``real`` maps, detached ``fake`` maps, then, when the batch asks for them, ``wrong``
+    (the real maps under the mismatched captions; with a caption tap, the teacher's maps of the real sample under
+    them) and ``r1`` (the real maps perturbed by noise of ``r1_sigma`` times each map's std)."""
+    parts = {"real": HeadsInput(fwd.real_maps, batch.t_hat, batch.text),
+             "fake": HeadsInput([f.detach() for f in fwd.fake_maps], batch.t_hat, batch.text)}
+    if batch.wrong_text is not None:
+        parts["wrong"] = HeadsInput(fwd.wrong_maps or fwd.real_maps, batch.t_hat, batch.wrong_text)
+    if batch.r1_seed is not None:
+        generator = torch.Generator(batch.t_hat.device).manual_seed(batch.r1_seed)
+        noise = lambda r: r1_sigma * r.std() * torch.randn(r.shape, generator=generator, device=r.device, dtype=r.dtype)
+        parts["r1"] = HeadsInput([r + noise(r) for r in fwd.real_maps], batch.t_hat, batch.text)
+    return parts
+
+
+def heads_logits(disc, parts: dict[str, HeadsInput]) -> dict[str, list[Tensor]]:
+    """Every part's logits (float32, one map per head) from *one* forward of the heads over all parts: under DDP a
+    module runs once per backward."""
+    names = list(parts)
+    maps = [torch.cat([parts[name].maps[k] for name in names]) for k in range(len(parts[names[0]].maps))]
+    logits = disc(maps, torch.cat([parts[name].t_hat for name in names]), torch.cat([parts[name].text for name in names]))
+    sizes = [len(parts[name].t_hat) for name in names]
+    split = [l.float().split(sizes) for l in logits]
+    return {name: [per_head[i] for per_head in split] for i, name in enumerate(names)}
+
+
+def heads_loss(disc, fwd: LADDForward, batch: LADDBatch, config: LADDSettings) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    """The heads' loss ``(d_loss, real logits, fake logits)``: real vs fake, plus the mismatched-caption negatives
+    and approximate R1 when the batch carries them.
+
+    Mismatched negatives (weight ``w``) share the fake side: ``real + (fake + w wrong) / (1 + w)``, as matching-aware
+    discriminators weigh them (Reed et al. 2016). Added on top instead, a head that cannot yet tell a sample under
+    its own caption from under another's (or real from fake, once the student is good) pays least by calling every
+    input fake, where the hinge is flat and passes the student nothing: the dead heads of the first recipe."""
+    logits = heads_logits(disc, heads_inputs(fwd, batch, config.r1_sigma))
+    real, fake = logits["real"], logits["fake"]
+    if "wrong" in logits:  # a neighbour with the same prompt is no negative (weight 0)
+        wrong = fake_side(logits["wrong"], config.loss, batch.wrong)
+        w = config.mismatch_weight
+        d_loss = real_side(real, config.loss) + (fake_side(fake, config.loss) + w * wrong) / (1 + w)
+    else:
+        d_loss = discriminator_loss(real, fake, config.loss)
+    if "r1" in logits:
+        d_loss = d_loss + config.r1_weight * approximate_r1(real, logits["r1"])
+    return d_loss, real, fake
+
+
+def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBatch, opt_student, opt_heads,
+              config: LADDSettings, sampler=None, ema=None) -> StepResult:
+    """One LADD update (steps 2-8 of the module docstring) of the (DDP- or FSDP-prepared, or plain) ``student`` and heads.
+
+    The student steps on L_adv with the heads frozen (``heads`` is the unwrapped ``disc``: no DDP
+    sync for that backward, and no gradient for the heads); then the heads step on real vs detached fake, one forward over both halves. A non-finite loss on any rank
+    skips its update on every rank and leaves those weights as they were: a non-finite L_adv skips both
+    updates (``student_ok`` False); a non-finite heads loss after a good student step skips only the
+    heads (``heads_ok`` False), and the student and its EMA have moved.
+    """
+    with accelerator.autocast():
+        fwd = ladd_forward(student, tap, batch, sampler=sampler, adversarial=bool(config.adv_weight))
+        heads.requires_grad_(False)
+        g_loss = student_loss(fwd, heads, batch, config)
+    heads.requires_grad_(True)
+    ok = all_finite(accelerator, g_loss)  # every rank skips together: a backward alone would wait for the others
+    if ok:
+        accelerator.backward(g_loss)
+        accelerator.clip_grad_norm_([p for p in student.parameters() if p.requires_grad], config.grad_clip)
+        opt_student.step()
+        if ema is not None:
+            ema.step([p for p in accelerator.unwrap_model(student).parameters() if p.requires_grad])
+    opt_student.zero_grad(set_to_none=True)
+    with accelerator.autocast():
+        d_loss, real, fake = heads_loss(disc, fwd, batch, config)
+    heads_ok = ok and all_finite(accelerator, d_loss)
+    if heads_ok:
+        accelerator.backward(d_loss)
+        accelerator.clip_grad_norm_(disc.parameters(), config.grad_clip)
+        opt_heads.step()
+    opt_heads.zero_grad(set_to_none=True)
+    return StepResult(ok, heads_ok, g_loss.detach(), d_loss.detach(), real, fake)

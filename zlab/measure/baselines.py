@@ -1,0 +1,113 @@
+"""Teacher, regression-distilled student and LADD student side by side, read from the shipped ``eval.json`` files.
+
+Each folder was measured through stock ``ZImagePipeline`` when it was made, on the same open **test** prompts
+and seeds (``zlab.shapes.prompt_sets``: 10 per number of open attributes x 16 seeds): the teacher's steps table (its
+``sampling.json``, and cut to N steps with and without CFG) and each student at 1, 2 and 4 steps. FD to the
+teacher uses the same reference (the teacher's 50-step samples of the same prompts with other seeds).
+
+Example:
+    >>> rows = shipped_rows("checkpoints/shapes-teacher", {"LADD student": "checkpoints/shapes-student",
+    ...                                                    "regression student": "checkpoints/shapes-regression"})
+    >>> print(group_table(rows, "2+"))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from zlab.measure.evaluate import format_cell
+
+COLUMNS = (("valid", "validity"), ("named_accuracy", "named accuracy"), ("coverage_entropy", "coverage"),
+           ("fd_teacher", "FD to teacher"), ("fd", "FD to renders"))
+
+
+def shipped_rows(teacher: str | Path, students: Mapping[str, str | Path]) -> list[dict]:
+    """The teacher's steps rows and every student's 1/2/4-step rows (renamed ``"<name> N steps"``), checked to
+    hold the same prompts per group. A student folder without open rows raises ValueError naming it."""
+    rows = list(json.loads((Path(teacher) / "eval.json").read_text())["steps"])
+    prompts = {r["group"]: r["prompts"] for r in rows}
+    for name, folder in students.items():
+        record = json.loads((Path(folder) / "eval.json").read_text())
+        mine = [r for r in record.get("open", []) if r["setting"].startswith("student")]
+        if not mine:
+            raise ValueError(f"{folder}/eval.json has no open test rows (ship it with the teacher's sampling.json)")
+        for r in mine:
+            if prompts.get(r["group"], r["prompts"]) != r["prompts"]:
+                raise ValueError(f"{folder}: {r['prompts']} prompts with {r['group']} open, the teacher's table has "
+                                 f"{prompts[r['group']]}: not the same test plan")
+            rows.append({**r, "setting": r["setting"].replace("student", name, 1)})
+    return rows
+
+
+def group_table(rows: Sequence[Mapping], group: str = "2+", settings: Sequence[str] | None = None) -> str:
+    """One group of open-attribute counts as a markdown table: a row per setting (NFE), a column per measure,
+    mean ± standard error across prompts (FD without)."""
+    cell = {r["setting"]: r for r in rows if r["group"] == group}
+    names = [s for s in (settings or cell) if s in cell]
+    lines = ["| setting | NFE | " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 2)]
+    for name in names:
+        cells = [format_cell(cell[name], key) for key, _ in COLUMNS]
+        lines.append(f"| {name} | {cell[name]['nfe']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _name(prefix: str, n: int) -> str:
+    return f"{prefix} {n} step{'s' * (n > 1)}"
+
+
+def student_checks(rows: Sequence[Mapping], student: str = "LADD student", rivals: Sequence[str] = ("regression student",),
+                   teacher: str = "teacher 50 steps + CFG", steps: Sequence[int] = (1, 2, 4)) -> list[dict]:
+    """What a few-step student should reach, checked on :func:`shipped_rows` (test set, mean across prompts):
+
+    - open prompts (2+ open attributes): validity within 0.05 of the teacher's at 1 step and 0.03 at 2 and 4;
+      coverage at least 0.8 x the teacher's (no mode collapse);
+    - fully named prompts: joint accuracy within 0.02 of the teacher's at 4 steps, at least 0.90 at 1 step;
+    - at each N: higher validity and lower FD to the teacher than every rival student and than the teacher cut
+      to N steps (with or without CFG, whichever is better).
+
+    Each entry: ``check`` (what), ``value``, ``bound``, ``se`` (of the value, NaN for FD) and ``ok``. A row that is
+    missing (a rival never shipped) leaves its checks out."""
+    cell = {(r["setting"], r["group"]): r for r in rows}
+    out = []
+
+    def add(check, row, key, bound, higher=True):
+        value = row[key]
+        out.append({"check": check, "value": value, "bound": bound, "se": row.get(f"{key}_se", float("nan")),
+                    "ok": bool(value >= bound if higher else value <= bound)})
+
+    t_open, t_named = cell.get((teacher, "2+")), cell.get((teacher, "0"))
+    for n in steps:
+        s_open, s_named = cell.get((_name(student, n), "2+")), cell.get((_name(student, n), "0"))
+        if s_open is None or t_open is None:
+            continue
+        slack = 0.05 if n == 1 else 0.03
+        add(f"{n} NFE, 2+ open: validity >= teacher's - {slack}", s_open, "valid", t_open["valid"] - slack)
+        add(f"{n} NFE, 2+ open: coverage >= 0.8 x teacher's", s_open, "coverage_entropy",
+            0.8 * t_open["coverage_entropy"])
+        if s_named is not None and t_named is not None and n in (1, 4):
+            bound = 0.90 if n == 1 else t_named["named_accuracy"] - 0.02
+            add(f"{n} NFE, fully named: joint accuracy >= {'0.90' if n == 1 else 'teacher - 0.02'}", s_named,
+                "named_accuracy", bound)
+        others = [cell.get((_name(r, n), "2+")) for r in rivals]
+        others += [cell.get((_name("teacher", n) + suffix, "2+")) for suffix in (" + CFG", ", no CFG")]
+        others = [o for o in others if o is not None]
+        if others:
+            best = max(others, key=lambda r: r["valid"])
+            add(f"{n} NFE, 2+ open: validity > best other at {n} ({best['setting']})", s_open, "valid",
+                best["valid"] + 1e-9)
+            closest = min(others, key=lambda r: r.get("fd_teacher", float("inf")))
+            if "fd_teacher" in s_open and "fd_teacher" in closest:
+                add(f"{n} NFE, 2+ open: FD to teacher < best other at {n} ({closest['setting']})", s_open,
+                    "fd_teacher", closest["fd_teacher"] - 1e-9, higher=False)
+    return out
+
+
+def format_checks(checks: Sequence[Mapping]) -> str:
+    """:func:`student_checks` as lines ``PASS|FAIL  check: value ± se vs bound``."""
+    lines = []
+    for c in checks:
+        se = "" if c["se"] != c["se"] else f" ± {c['se']:.3f}"
+        lines.append(f"{'PASS' if c['ok'] else 'FAIL'}  {c['check']}: {c['value']:.3f}{se} vs {c['bound']:.3f}")
+    return "\n".join(lines)

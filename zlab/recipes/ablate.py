@@ -1,0 +1,338 @@
+"""LADD variants x training seeds from one grid file: train each, measure it, append it to one JSON record.
+
+    zlab ablate --grid configs/ablations.toml --out docs/ablations.json --runs runs/ablate
+
+A grid names a base recipe (a LADD config), the overrides every run shares, the training seeds, the prompt set it
+is measured on (``validation`` when the grid chooses a setting, ``test`` when it reports one) and its variants, each
+a claim in words and the config keys it changes. Every run is measured through stock ``ZImagePipeline`` at N = 1,
+2, 4 steps with :func:`zlab.measure.evaluate.evaluate_open` (validity, named accuracy, coverage, FD to renders and to the
+teacher's own samples) and appended to the record as soon as it is measured, written atomically. A restart skips
+every (variant, seed) already in the record and resumes a run cut mid-training from its last checkpoint, so the
+grid can run for hours in the background and be stopped at any time.
+
+Seeds vary the training (initial heads, batches, noise draws); the teacher's synthetic data is the base recipe's
+(one ``zlab synth`` folder shared by every variant that does not change how it is made).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from zlab.shapes import prompt_sets
+from zlab.measure.evaluate import evaluate_open, teacher_reference
+from zlab.train.synth import synthesize_from
+from zlab.distill.student import STUDENT_STEPS, student_pipeline
+from zlab.train.ladd import LADDConfig, train_ladd
+from zlab.shapes.metrics import open_renders, prompt_records, summarise
+from zlab.shapes.world import canvas_size, sampling_base
+from zlab.shapes.net import ShapesNet
+from zlab.train.config import load_config
+from zlab.zimage import load_pipeline, read_sampling, write_text_atomically
+
+GROUPS = {"0": [0], "2+": [2, 3, 4, 5], "all": [0, 1, 2, 3, 4, 5]}
+MEASURES = ("valid", "named_accuracy", "coverage_entropy", "fd", "fd_teacher")
+SPLITS = ("validation", "test")
+SYNTH_KEYS = ("teacher", "synth_rounds", "synth_sizes", "real")  # keys that change the synthetic data
+# Two-sided 95% quantiles of Student's t by degrees of freedom (seeds - 1); 1.96 (the normal) beyond 30.
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+       12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+@dataclass
+class Variant:
+    """One arm of the grid: ``set`` overrides the base recipe; ``size`` (height, width) is where it is measured."""
+
+    name: str
+    claim: str = ""
+    set: dict = field(default_factory=dict)
+    size: tuple = (64, 64)
+
+
+@dataclass
+class Grid:
+    """A grid file (``configs/ablations.toml``), checked on load."""
+
+    base: str
+    variants: list[Variant]
+    seeds: tuple = (0, 1, 2)
+    split: str = "test"
+    per_count: int = 4  # prompts per number of open attributes (0 to 5)
+    per_prompt: int = 8  # seeds per prompt
+    shared: dict = field(default_factory=dict)  # overrides every run shares (e.g. fewer steps in a smoke grid)
+    synth_prompts: int = 0  # the first n train prompts in the synthetic data (a smoke grid); 0 = all of them
+
+    def config(self, variant: Variant, seed: int, runs: Path) -> LADDConfig:
+        """The run's LADD config: base file, shared overrides, the variant's, the training seed."""
+        values = {**self.shared, **variant.set, "seed": seed}
+        made_by = {k: variant.set[k] for k in SYNTH_KEYS if k in variant.set}
+        if made_by and "data" not in variant.set:  # data of its own, shared by the variants that make it alike
+            values["data"] = str(runs / f"synth-{hashlib.sha256(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:8]}")
+        return load_config(LADDConfig, self.base, **values)
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read and check a grid; every variant's config is built once so a bad key fails before any training."""
+    raw = tomllib.loads(Path(path).read_text())
+    known = {f.name for f in dataclasses.fields(Grid)} | {"variant"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown grid key(s) {unknown} in {path}; known keys: {sorted(known)}")
+    variants = []
+    for item in raw.pop("variant", []):
+        bad = sorted(set(item) - {f.name for f in dataclasses.fields(Variant)})
+        if bad or "name" not in item:
+            raise ValueError(f"each [[variant]] needs a name and may set claim, set, size; got {sorted(item)}")
+        variants.append(Variant(**{**item, "size": canvas_size(item.get("size", (64, 64)))}))
+    names = [v.name for v in variants]
+    if not variants or len(set(names)) != len(names):
+        raise ValueError(f"{path} needs at least one [[variant]], each with its own name; got {names}")
+    grid = Grid(variants=variants, **{k: tuple(v) if k == "seeds" else v for k, v in raw.items()})
+    if grid.split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {grid.split!r}")
+    if not grid.seeds or len(set(grid.seeds)) != len(grid.seeds):
+        raise ValueError(f"seeds must be distinct training seeds, at least one; got {list(grid.seeds)}")
+    if not 0 <= grid.synth_prompts <= 10**6:
+        raise ValueError(f"synth_prompts must be in [0, 1000000] (0 = every train prompt), got {grid.synth_prompts}")
+    if not (1 <= grid.per_count <= 100 and 2 <= grid.per_prompt <= 100):
+        raise ValueError(f"per_count must be in [1, 100] and per_prompt in [2, 100], got {grid.per_count}, "
+                         f"{grid.per_prompt}")
+    for v in variants:
+        grid.config(v, grid.seeds[0], Path("runs"))
+    return grid
+
+
+def read_record(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {"runs": []}
+
+
+def _metrics(rows) -> dict:
+    """:func:`evaluate_open` rows as ``{setting: {group: {measure: mean, measure_se: se, "prompts": n}}}``."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["setting"], {})[r["group"]] = {
+            **{m: float(r.get(m, float("nan"))) for m in MEASURES},
+            **{f"{m}_se": float(r[f"{m}_se"]) for m in MEASURES[:3]}, "prompts": r["prompts"]}
+    return out
+
+
+def measure_run(teacher, transformer, net: ShapesNet, grid: Grid, size: tuple, prompts, seeds, reference) -> dict:
+    """``{"N=n": {group: {measure: mean, measure_se: se}}}`` of one student on the grid's prompts and seeds."""
+    base = {"guidance_scale": 0.0, **sampling_base(size[0]), "height": size[0], "width": size[1]}
+    settings = {f"N={n}": {**base, "num_inference_steps": n} for n in STUDENT_STEPS}
+    return _metrics(evaluate_open(student_pipeline(teacher, transformer), settings, net, prompts, seeds,
+                                  grid.per_prompt, reference, groups=GROUPS))
+
+
+def teacher_sampling(path: str, size: tuple) -> dict:
+    """The teacher's shipped sampling (``sampling.json``) at canvas ``size`` (height, width)."""
+    return {**read_sampling(path), "height": size[0], "width": size[1]}
+
+
+def measure_references(teacher, teacher_path, net: ShapesNet, grid: Grid, size: tuple, prompts, seeds,
+                       reference) -> dict:
+    """What the runs are read against, on the grid's own prompts and seeds at one size: the teacher at its shipped
+    sampling (50 steps + CFG; its FD to the teacher is the floor that seed-to-seed spread leaves) and the world's
+    renders (validity about 1; their coverage is about the most ``per_prompt`` seeds can show)."""
+    sampling = teacher_sampling(teacher_path, size)
+    steps = f"N={sampling.get('num_inference_steps', 50)}"
+    teacher_metrics = _metrics(evaluate_open(teacher, {steps: sampling}, net, prompts, seeds, grid.per_prompt,
+                                             reference, groups=GROUPS))
+    summary = summarise(prompt_records(open_renders(prompts, seeds, size), prompts, grid.per_prompt), GROUPS)
+    renders = {group: {m: float(stats[m][0]) for m in MEASURES[:3]} for group, stats in summary.items()}
+    return {"teacher": teacher_metrics, "renders": renders, "teacher_path": str(teacher_path)}
+
+
+def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only: list[str] | None = None,
+             progress: bool = True, shapes_net: str | Path = "checkpoints/shapes-net") -> dict:
+    """Train and measure every (variant, seed) not yet in ``out``; returns the record."""
+    out, runs = Path(out), Path(runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    variants = [v for v in grid.variants if not only or v.name in only]
+    if only and len(variants) != len(set(only)):
+        raise ValueError(f"--only names {sorted(set(only) - {v.name for v in grid.variants})}, not in the grid")
+    record = read_record(out)
+    started, wall_before = time.perf_counter(), record.get("wall_s", 0.0)
+
+    def save() -> None:
+        """Write the record with ``wall_s``: the grid command's wall-clock seconds, summed over invocations up to
+        each one's last write (the data, the references and the restarts, which the runs' own times leave out)."""
+        record["wall_s"] = wall_before + time.perf_counter() - started
+        write_text_atomically(out, json.dumps(record, indent=1) + "\n")
+
+    done = {(r["variant"], r["seed"]) for r in record["runs"]}
+    todo = [(v, s) for v in variants for s in grid.seeds if (v.name, s) not in done]
+    net, teachers, references, made = ShapesNet.load(shapes_net), {}, {}, set()
+    prompts, seeds = prompt_sets.prompts_and_seeds(grid.split, grid.per_prompt, per_count=grid.per_count)
+    base = load_config(LADDConfig, grid.base, **grid.shared)  # its seed makes the data once, for every training seed
+
+    def teacher_and_reference(path: str, size: tuple):
+        """The teacher pipeline and its own samples of the grid's prompts (other seeds) at ``size``: what "FD to
+        the teacher" compares with; each loaded or sampled once per invocation."""
+        if path not in teachers:
+            teachers[path] = load_pipeline(path)
+        if (path, size) not in references:
+            sampling = teacher_sampling(path, size)
+            references[(path, size)] = teacher_reference(teachers[path], sampling, prompts, seeds)
+        return teachers[path], references[(path, size)]
+
+    record.update(base=grid.base, shared=grid.shared, plan={"per_count": grid.per_count,
+                                                            "per_prompt": grid.per_prompt})
+    for size in dict.fromkeys(v.size for v in variants):  # the base teacher and the renders, measured once per size
+        key = f"{size[0]}x{size[1]}"
+        if key not in record.setdefault("references", {}):
+            teacher, reference = teacher_and_reference(base.teacher, size)
+            record["references"][key] = measure_references(
+                teacher, base.teacher, net, grid, size, prompts, seeds, reference)
+            save()
+    bar = tqdm(total=len(variants) * len(grid.seeds), initial=len(variants) * len(grid.seeds) - len(todo),
+               desc="ablate", disable=not progress)
+    for variant, seed in todo:
+        config = grid.config(variant, seed, runs)
+        bar.set_postfix(run=f"{variant.name} / seed {seed}")
+        teacher, reference = teacher_and_reference(config.teacher, variant.size)
+        if config.data not in made:  # checked (and made if stale) once per folder and invocation
+            synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=base.seed, progress=progress,
+                            sizes=[canvas_size(s) for s in config.synth_sizes], source=config.real,
+                            prompts=prompt_sets.prompts("train")[:grid.synth_prompts] if grid.synth_prompts else None)
+            made.add(config.data)
+        start = time.perf_counter()
+        transformer, _, _ = train_ladd(config, runs / variant.name / f"seed{seed}", resume=True, progress=progress)
+        train_s = time.perf_counter() - start
+        metrics = measure_run(teacher, transformer, net, grid, variant.size, prompts, seeds, reference)
+        record["runs"].append({"variant": variant.name, "seed": seed, "claim": variant.claim, "set": variant.set,
+                               "size": list(variant.size), "split": grid.split, "train_s": train_s,
+                               "measure_s": time.perf_counter() - start - train_s, "metrics": metrics})
+        save()
+        bar.update(1)
+    bar.close()
+    return record
+
+
+PRIMARY = "mean N"  # the setting name of the primary end point: a measure averaged over N = 1, 2, 4
+
+
+def _value(metrics: dict, setting: str, group: str, measure: str) -> float:
+    if setting == PRIMARY:
+        return float(np.mean([metrics[n][group][measure] for n in metrics]))
+    return metrics[setting][group][measure]
+
+
+def seed_values(record: dict, variant: str, setting: str, group: str, measure: str) -> dict[int, float]:
+    """``{training seed: value}`` of one measure of one variant (``setting`` "N=1", ... or :data:`PRIMARY`)."""
+    return {r["seed"]: _value(r["metrics"], setting, group, measure) for r in record["runs"] if r["variant"] == variant}
+
+
+def t95(dof: int) -> float:
+    """:data:`T95` at ``dof``, or at the next tabled dof below it (a slightly wider, safe interval)."""
+    return 1.96 if dof > 30 else T95[max(k for k in T95 if k <= dof)]
+
+
+def interval(values) -> tuple[float, float, float]:
+    """Mean and its 95% interval across seeds (Student t with n - 1 degrees of freedom; NaN for one seed)."""
+    x = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if len(x) < 2:
+        return (float(x.mean()) if len(x) else float("nan")), float("nan"), float("nan")
+    half = t95(len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+
+
+def compare(record: dict, variant: str, base: str, setting: str, group: str, measure: str) -> dict:
+    """Variant minus base, paired by training seed: the mean difference and its 95% interval, and a verdict
+    (``better``, ``worse`` or ``inconclusive``: the interval holds 0). Lower is better for FDs."""
+    a, b = seed_values(record, variant, setting, group, measure), seed_values(record, base, setting, group, measure)
+    paired = [a[s] - b[s] for s in sorted(set(a) & set(b))]
+    mean, low, high = interval(paired)
+    sign = -1 if measure.startswith("fd") else 1
+    verdict = ("inconclusive" if not (np.isfinite(low) and (low > 0 or high < 0)) else
+               "better" if sign * mean > 0 else "worse")
+    return {"diff": mean, "low": low, "high": high, "seeds": len(paired), "verdict": verdict}
+
+
+def claim_verdict(record: dict, favoured: str, others, setting: str = PRIMARY, group: str = "2+",
+                  measure: str = "valid") -> dict:
+    """Does the arm a claim favours beat the others on the one end point declared in advance (by default validity
+    on prompts with 2+ open attributes, averaged over N = 1, 2, 4)? Each other arm minus the favoured one, paired
+    by training seed with a 95% interval: ``holds`` when every other arm is worse beyond its interval,
+    ``refuted`` when some other arm is better beyond its interval, else ``inconclusive``."""
+    diffs = {o: compare(record, o, favoured, setting, group, measure) for o in others}
+    if any(d["verdict"] == "better" for d in diffs.values()):
+        verdict = "refuted"
+    elif diffs and all(d["verdict"] == "worse" for d in diffs.values()):
+        verdict = "holds"
+    else:
+        verdict = "inconclusive"
+    return {"verdict": verdict, "favoured": favoured, "diffs": diffs, "end_point": f"{measure}, {group} open, {setting}"}
+
+
+def summary(record: dict, settings=("N=1", "N=2", "N=4"), group: str = "2+",
+            measures=("valid", "coverage_entropy", "fd_teacher")) -> list[dict]:
+    """One row per variant and setting: each measure's mean and 95% interval across seeds."""
+    names = list(dict.fromkeys(r["variant"] for r in record["runs"]))
+    rows = []
+    for name in names:
+        for setting in settings:
+            row = {"variant": name, "setting": setting,
+                   "seeds": sum(r["variant"] == name for r in record["runs"])}
+            for m in measures:
+                row[m], row[f"{m}_low"], row[f"{m}_high"] = interval(seed_values(record, name, setting, group, m).values())
+            rows.append(row)
+    return rows
+
+
+def format_summary(record: dict, group: str = "2+") -> str:
+    """:func:`summary` as a Markdown table: mean [95% interval] across seeds."""
+    rows = summary(record, group=group)
+    which = "All prompts" if group == "all" else f"Prompts with {group} open attributes"
+    lines = [f"{which}; mean [95% interval] across training seeds.", "",
+             "| variant | N | seeds | validity | coverage | FD to teacher |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{r[m]:.3f} [{r[m + '_low']:.3f}, {r[m + '_high']:.3f}]" if m != "fd_teacher" else
+                 f"{r[m]:.0f} [{r[m + '_low']:.0f}, {r[m + '_high']:.0f}]" for m in ("valid", "coverage_entropy", "fd_teacher")]
+        lines.append(f"| {r['variant']} | {r['setting'][2:]} | {r['seeds']} | " + " | ".join(cells) + " |")
+    for size, ref in record.get("references", {}).items():  # one measurement each: mean only
+        for setting, groups in ref["teacher"].items():
+            g = groups[group]
+            lines.append(f"| *teacher, {size}* | {setting[2:]} | – | {g['valid']:.3f} | {g['coverage_entropy']:.3f} | "
+                         f"{g['fd_teacher']:.0f} |")
+        g = ref["renders"][group]
+        lines.append(f"| *renders, {size}* | – | – | {g['valid']:.3f} | {g['coverage_entropy']:.3f} | – |")
+    return "\n".join(lines)
+
+
+def recipe_score(metrics: dict) -> float:
+    """The search's choice rule (``configs/ladd-search.toml``): the mean over N = 1, 2, 4 of (validity on 2+ open
+    prompts + named accuracy on fully named prompts + coverage on 2+ open prompts) / 3."""
+    return float(np.mean([(m["2+"]["valid"] + m["0"]["named_accuracy"] + m["2+"]["coverage_entropy"]) / 3
+                          for m in metrics.values()]))
+
+
+def is_ladd_run(record: dict, run: dict) -> bool:
+    """Whether a run trained with the adversarial loss (its ``adv_weight``, from the grid's shared overrides and its
+    variant's, is above 0); regression alone is a baseline."""
+    return {**record.get("shared", {}), **run["set"]}.get("adv_weight", 1.0) > 0
+
+
+def choose_recipe(record: dict, split: str = "validation") -> dict:
+    """The LADD variant (``adv_weight`` > 0) with the best :func:`recipe_score`, its seeds averaged, from runs
+    measured on ``split`` (choosing on the test set is refused); ``{"chosen": name, "scores": {name: score}}``."""
+    if split != "validation":
+        raise ValueError(f"a recipe is chosen on the validation set, not on {split!r}")
+    scores: dict[str, list[float]] = {}
+    for r in record["runs"]:
+        if r["split"] != split:
+            raise ValueError(f"run {r['variant']!r} / seed {r['seed']} was measured on {r['split']!r}, not {split!r}")
+        if is_ladd_run(record, r):
+            scores.setdefault(r["variant"], []).append(recipe_score(r["metrics"]))
+    if not scores:
+        raise ValueError("no LADD run (adv_weight > 0) in the record to choose from")
+    means = {name: float(np.mean(v)) for name, v in scores.items()}
+    return {"chosen": max(means, key=means.get), "scores": means}

@@ -1,0 +1,110 @@
+"""LADD's claims as the ablation grid tests them (``configs/ablations.toml``, lab 08): each claim names the arm it
+favours and the arms it is tested against; :func:`verdicts` reads every verdict from a record.
+
+A verdict is read on one end point declared before any run (:func:`zlab.recipes.ablate.claim_verdict`: validity on
+prompts with 2+ open attributes, averaged over N = 1, 2, 4), paired by training seed with a 95% interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zlab.recipes import ablate
+
+
+@dataclass(frozen=True)
+class Claim:
+    title: str
+    said: str  # what the papers say, in our words
+    favoured: str  # the arm the claim favours
+    others: tuple[str, ...]  # the arms it is tested against
+
+
+CLAIMS = (
+    Claim("Generative vs discriminative features",
+          "LADD: the teacher's features of noised latents are a richer, noise-aware signal than ADD's DINOv2 on "
+          "pixels, and need no decoding.", "base", ("features: discriminative",)),
+    Claim("Synthetic vs real data",
+          "LADD: training on the teacher's own samples works at least as well as real images (and aligns better "
+          "with the prompt).", "no regression term", ("real: renders",)),
+    Claim("A regression term beside the adversarial loss",
+          "SANA-Sprint mixes its adversarial loss with another; the base keeps a regression loss to the teacher's "
+          "sample of the same noise beside it, one arm drops it (LADD alone).", "base", ("no regression term",)),
+    Claim("Heads on several blocks",
+          "LADD attaches heads to many of the teacher's blocks; early blocks see layout, late ones detail.",
+          "base", ("blocks: early", "blocks: late")),
+    Claim("Hinge loss", "ADD and LADD train with the hinge loss.", "base", ("loss: non-saturating",)),
+    Claim("Re-noised data vs backward simulation",
+          "LADD feeds the student noised teacher data at t < 1; DMD2 feeds it what its own sampler produces.",
+          "base", ("backward simulation",)),
+    Claim("Approximate R1", "APT: an approximate R1 penalty keeps the heads smooth and training stable.", "R1",
+          ("base",)),
+    Claim("Mismatched negatives",
+          "A real sample under a wrong caption counted as fake makes the heads check the prompt.",
+          "base", ("no mismatched negatives",)),
+)
+
+# The t-hat sweep (logit-normal mean m = -2, -1, 0, 1) at two canvas sizes; the base recipe has m = -1 at 64x64.
+T_HAT_ARMS = {"64x64": ("t_hat m=-2", "base", "t_hat m=0", "t_hat m=1"),
+              "64x96": tuple(f"64x96: t_hat m={m}" for m in (-2, -1, 0, 1))}
+
+
+def _arm_mean(record: dict, arm: str) -> float:
+    return ablate.interval(ablate.seed_values(record, arm, ablate.PRIMARY, "2+", "valid").values())[0]
+
+
+def sweet_spot_verdict(record: dict, arms) -> dict:
+    """Does the t-hat sweep have an interior sweet spot? ``holds`` when the best m (by the end point's mean) is
+    inside the sweep and both ends are worse beyond their intervals; ``refuted`` when an end is the best and
+    every other m is worse beyond its interval; else ``inconclusive``. Adds ``best`` to the verdict."""
+    arms = list(arms)
+    means = {a: _arm_mean(record, a) for a in arms}
+    best = max(means, key=means.get)
+    ends = [arms[0], arms[-1]]
+    if best in ends:
+        verdict = ablate.claim_verdict(record, best, [a for a in arms if a != best])
+        verdict["verdict"] = "refuted" if verdict["verdict"] == "holds" else "inconclusive"
+    else:
+        verdict = ablate.claim_verdict(record, best, ends)
+    return {**verdict, "best": best}
+
+
+def verdicts(record: dict) -> list[dict]:
+    """Every claim whose arms are all in ``record``: ``{"claim", "verdict", "favoured", "diffs", "end_point"}``;
+    the t-hat sweep gives one row per canvas size."""
+    present = {r["variant"] for r in record["runs"]}
+    rows = [{"claim": c.title, **ablate.claim_verdict(record, c.favoured, list(c.others))}
+            for c in CLAIMS if {c.favoured, *c.others} <= present]
+    rows += [{"claim": f"t_hat sweet spot at {size}", **sweet_spot_verdict(record, arms)}
+             for size, arms in T_HAT_ARMS.items() if set(arms) <= present]
+    return rows
+
+
+def why(verdict: dict) -> str:
+    """The arithmetic behind a verdict, in a sentence: which arms are beyond their intervals and which are not,
+    and how small a difference the seeds could have told apart (the interval's half-width)."""
+    favoured, diffs = verdict["favoured"], verdict["diffs"]
+    worse = [o for o, d in diffs.items() if d["verdict"] == "worse"]
+    better = [o for o, d in diffs.items() if d["verdict"] == "better"]
+    unresolved = {o: d for o, d in diffs.items() if d["verdict"] == "inconclusive"}
+    parts = []
+    if better:
+        parts.append(f"{', '.join(better)} beat{'s' if len(better) == 1 else ''} {favoured} beyond the interval")
+    if worse:
+        parts.append(f"{', '.join(worse)} {'is' if len(worse) == 1 else 'are'} worse than {favoured} beyond the interval")
+    for o, d in unresolved.items():
+        parts.append(f"{o}'s interval holds 0: with {d['seeds']} seeds, a difference under "
+                     f"±{(d['high'] - d['low']) / 2:.3f} cannot be told from the seed-to-seed spread")
+    return "; ".join(parts) + "."
+
+
+def format_verdicts(record: dict) -> str:
+    """:func:`verdicts` as a Markdown table: each other arm minus the favoured one, mean [95% interval], the
+    verdict and :func:`why`."""
+    lines = ["| claim | favoured arm | other arm − favoured: mean [95% interval] (seeds) | verdict | why |",
+             "|---|---|---|---|---|"]
+    for v in verdicts(record):
+        diffs = "; ".join(f"{o}: {d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] ({d['seeds']})"
+                          for o, d in v["diffs"].items())
+        lines.append(f"| {v['claim']} | {v['favoured']} | {diffs} | **{v['verdict']}** | {why(v)} |")
+    return "\n".join(lines)

@@ -1,0 +1,225 @@
+"""What a LADD run holds in memory, built once for the trainer, the memory model and ``zlab bench``.
+
+* the frozen teacher transformer, in ``weights_dtype`` (bf16 for the 6B model), and the student's
+  trained parameters in ``student_dtype`` (fp32 master weights: a 1e-5 Adam step is below bf16's
+  resolution of a weight, so pure-bf16 training would round most updates away);
+* the student: a full copy of the teacher, or (``lora_rank > 0``) a peft LoRA adapter on the
+  teacher's own modules. A LoRA student *shares* the 6B base weights with the teacher: the
+  teacher's passes simply run with the adapter switched off, so one copy of the weights serves
+  both (at 1024 px the memory budget is what makes or breaks LADD on a 6B model);
+* the discriminator heads, always fp32 (they are small and their losses are sensitive);
+* gradient checkpointing on the shared/student transformer (recompute each block in backward);
+* the optimizers: Adam (``"adam"``), its fused kernel (``"adam_fused"``) or bitsandbytes' 8-bit
+  Adam (``"adam8bit"``, states in 1 byte instead of 4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+
+import torch
+from diffusers import ZImageTransformer2DModel
+
+from zlab.features import FeatureTap, PixelFeatureTap
+from zlab.distill.heads import Discriminator
+
+OPTIMIZERS = ("adam", "adam_fused", "adam8bit")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class LADDModels:
+    """The pieces of one LADD step (before ``accelerator.prepare``)."""
+
+    teacher: ZImageTransformer2DModel  # frozen; for a LoRA student the same module, adapter off
+    student: ZImageTransformer2DModel
+    disc: Discriminator
+    tap: FeatureTap | PixelFeatureTap
+    lora: bool
+
+    def trainable(self) -> list[torch.nn.Parameter]:
+        """The student's trained parameters (all of them, or only the LoRA matrices)."""
+        return [p for p in self.student.parameters() if p.requires_grad]
+
+    def state_dict(self, full: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """What a checkpoint keeps of the student: every weight, or only the adapter of a LoRA student.
+
+        ``full`` is the student's complete state dict as accelerate's ``get_state_dict`` returns it;
+        by default the local module's.
+        """
+        full = self.student.state_dict() if full is None else full
+        return {k: v for k, v in full.items() if not self.lora or "lora_" in k}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.student.load_state_dict(state, strict=not self.lora)
+        if unexpected or any("lora_" in k for k in missing):
+            raise KeyError(f"student checkpoint does not match: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+    def shipped(self, ema=None, in_place: bool = False) -> ZImageTransformer2DModel:
+        """A stand-alone student to save: EMA weights copied in, a LoRA adapter merged into the weights.
+
+        By default a copy, so training can go on (the lab's callbacks). ``in_place`` turns the
+        student itself into the shipped model without a second copy of the weights (the end of a
+        6B run, where a copy would not fit): a LoRA student's shared module stops being the teacher.
+        A LoRA adapter is merged at its own precision (fp32), so a small update is not rounded to
+        the bf16 base's resolution before it lands.
+        """
+        if ema is None and not self.lora:
+            return self.student
+        model = self.student if in_place else copy.deepcopy(self.student)
+        model.disable_gradient_checkpointing()  # a copy's recompute closure would keep the original alive
+        model.eval()
+        if ema is not None:
+            ema.copy_to([p for p in model.parameters() if p.requires_grad])
+        if self.lora:
+            model.to(next(p.dtype for p in model.parameters() if p.requires_grad))
+            model.fuse_lora()
+            model.unload_lora()
+        return model.requires_grad_(False)
+
+
+@contextlib.contextmanager
+def _adapters(model, enabled: bool):
+    """Switch ``model``'s LoRA adapter on or off for the duration, then restore the previous state."""
+    before = getattr(model, "_zlab_adapters_enabled", True)
+    (model.enable_adapters if enabled else model.disable_adapters)()
+    model._zlab_adapters_enabled = enabled
+    try:
+        yield
+    finally:
+        (model.enable_adapters if before else model.disable_adapters)()
+        model._zlab_adapters_enabled = before
+
+
+def adapters_off(model):
+    """Context factory: run ``model`` without its LoRA adapter (the teacher inside a LoRA student)."""
+    return lambda: _adapters(model, False)
+
+
+def _checkpoint_keeping_adapter_state(model):
+    """diffusers' block recomputation, but the backward recompute of a block runs with the adapter
+    state of its forward: the teacher's blocks (adapter off) must not be recomputed as the student's."""
+
+    def checkpoint(module, *args):
+        enabled = getattr(model, "_zlab_adapters_enabled", True)
+        context_fn = lambda: (contextlib.nullcontext(), _adapters(model, enabled))  # noqa: E731
+        return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False, context_fn=context_fn)
+
+    return checkpoint
+
+
+def _in_dtype(model, dtype: torch.dtype):
+    return model if model.dtype == dtype else model.to(dtype)
+
+
+def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LADDModels:
+    """Freeze ``teacher`` and build the student, heads and feature tap that ``config`` asks for.
+
+    ``config`` is a :class:`zlab.train.ladd.LADDConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
+    lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm, head_caption, student_init).
+    """
+    teacher = _in_dtype(teacher, DTYPES[config.weights_dtype]).eval().requires_grad_(False)
+    if config.lora_rank > 0:
+        from peft import LoraConfig
+
+        teacher.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha or config.lora_rank,
+                                       target_modules=list(config.lora_targets), init_lora_weights=True))
+        for name, p in teacher.named_parameters():  # the adapter in student_dtype; the base stays in weights_dtype
+            if "lora_" in name:
+                p.data = p.data.to(DTYPES[config.student_dtype])
+                p.requires_grad_(True)
+        student = teacher
+        tap = FeatureTap(teacher, config.blocks, context=adapters_off(teacher), caption=config.head_caption)
+    else:
+        student = _in_dtype(copy.deepcopy(teacher), DTYPES[config.student_dtype]).train().requires_grad_(True)
+        if config.student_init:
+            start_from(student, config.student_init)
+        tap = FeatureTap(teacher, config.blocks, caption=config.head_caption)
+    if config.gradient_checkpointing:  # the fake path backpropagates through the teacher too: recompute both
+        for model in {id(m): m for m in (student, teacher)}.values():
+            model.enable_gradient_checkpointing(_checkpoint_keeping_adapter_state(model) if config.lora_rank else None)
+    student.train()
+    if config.features == "pixels":  # the discriminative ablation: a frozen image network instead of the teacher
+        tap = pixel_tap(config, teacher.device)
+    disc = Discriminator(config.blocks, tap.channels, text_dim, hidden=config.head_hidden, text_norm=config.head_text_norm,
+                         caption=config.head_caption)
+    return LADDModels(teacher, student, disc, tap, lora=config.lora_rank > 0)
+
+
+def start_from(student: ZImageTransformer2DModel, folder: str) -> None:
+    """Load the transformer weights of pipeline ``folder`` into ``student`` (same architecture as the teacher)."""
+    from pathlib import Path
+
+    sub = Path(folder) / "transformer"
+    if not (sub / "config.json").is_file():
+        raise FileNotFoundError(f"student_init: {folder!r} has no transformer/config.json (a diffusers pipeline "
+                                "folder such as checkpoints/shapes-regression is expected)")
+    other = ZImageTransformer2DModel.from_pretrained(sub)
+    try:  # strict: every key and shape must match; values are copied into the student's own dtype
+        student.load_state_dict(other.state_dict())
+    except RuntimeError as err:
+        raise ValueError(f"student_init: {folder!r} is not the teacher's architecture: {err}") from None
+
+
+def pixel_tap(config, device) -> PixelFeatureTap:
+    """ShapesNet (``config.features_net``) on the teacher folder's VAE decodings, on ``device``, in fp32."""
+    from diffusers import AutoencoderKL
+
+    from zlab.shapes.net import ShapesNet
+
+    vae = AutoencoderKL.from_pretrained(config.teacher, subfolder="vae").to(device)
+    return PixelFeatureTap(vae, ShapesNet.load(config.features_net).to(device), config.blocks)
+
+
+def fit_config(config, n_layers: int, device: str = "cuda"):
+    """``config`` made runnable on a given model and device: tapped blocks that the model lacks are
+    replaced by evenly spread ones, and on CPU everything is float32 with plain Adam (bf16 matmuls
+    and bitsandbytes are GPU features). Used to run the real-scale configs on the tiny pipeline."""
+    from dataclasses import replace
+
+    blocks = tuple(config.blocks)
+    if max(blocks) >= n_layers:
+        k = min(len(blocks), n_layers)
+        blocks = tuple(sorted({round(i * (n_layers - 1) / max(1, k - 1)) for i in range(k)}))
+    if device == "cpu":
+        return replace(config, blocks=blocks, weights_dtype="float32", student_dtype="float32", mixed_precision="no",
+                       optimizer="adam")
+    return replace(config, blocks=blocks)
+
+
+def make_optimizers(config, models: LADDModels):
+    """``(student optimizer, heads optimizer)`` of a run, as ``config`` asks for them (the heads: plain Adam)."""
+    opt_student = make_optimizer(config.optimizer, models.trainable(), config.student_lr, config.betas)
+    opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
+    return opt_student, opt_heads
+
+
+def make_ema(config, params):
+    """The student's EMA (diffusers' ``EMAModel`` with warm-up) over ``params``, or None when
+    ``ema_decay`` is 0. A GAN student wanders around the equilibrium; the average of its recent
+    weights is steadier. Built after ``accelerator.prepare``: under FSDP the shadow copies are then
+    shards like the parameters they follow."""
+    from diffusers.training_utils import EMAModel
+
+    if config.ema_decay <= 0:
+        return None
+    return EMAModel(list(params), decay=config.ema_decay, use_ema_warmup=True, power=0.75)
+
+
+def make_optimizer(kind: str, params, lr: float, betas) -> torch.optim.Optimizer:
+    """Adam in one of :data:`OPTIMIZERS`; a clear error when the 8-bit one is not installed."""
+    params = list(params)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+    if kind == "adam_fused":
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    if kind == "adam8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError as err:
+            raise ImportError("optimizer 'adam8bit' needs bitsandbytes (pip install bitsandbytes; CUDA only); "
+                              f"or choose one of {OPTIMIZERS[:2]}") from err
+        return bnb.optim.Adam8bit(params, lr=lr, betas=betas)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {kind!r}")
