@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zlab.atomic import write_json
+
 SET_HELP = "override a config key (TOML value), e.g. --set adv_weight=0 --set regression_weight=1"
 GUIDANCE_HELP = "diffusers g candidates, comma-separated (lab s = g + 1; default: zlab.recipes.teacher.GUIDANCE_CANDIDATES)"
 
@@ -137,7 +139,7 @@ def _calibrate_open_prob(args: argparse.Namespace) -> None:
     record = calibrate_open_prob(candidates, _guidance_scales(args.guidance_scales),
                                  image_size=args.image_size or _profile_image_size())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_json(args.out, record)
     for p, row in record["candidates"].items():
         print(f"open_prob {p}: best g {row['best_guidance']:g}, validity {row['valid']:.3f}, "
               f"named accuracy {row['named_accuracy']:.3f}, coverage {row['coverage_entropy']:.3f}, score {row['score']:.3f}")
@@ -176,7 +178,7 @@ def _eval(args: argparse.Namespace) -> None:
         rows = evaluate_settings(pipe, settings, ShapesNet.load(args.shapes_net), seeds=range(args.seeds))
         print(format_table(rows))
     if args.out:
-        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+        write_json(args.out, rows)
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -207,7 +209,7 @@ def _bench(args: argparse.Namespace) -> None:
     results = run_bench(setup)
     print(format_results(results))
     if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        write_json(args.out, results)
 
 
 def _gpu_check(args: argparse.Namespace) -> int:
@@ -282,9 +284,9 @@ def _ablate(args: argparse.Namespace) -> None:
 
 def _compare(args: argparse.Namespace) -> None:
     from zlab.measure.evaluate import format_table
-    from zlab.recipes.student import comparison, speedup
+    from zlab.recipes.student import comparison
     from zlab.shapes.net import ShapesNet
-    from zlab.zimage import load_pipeline, read_sampling, write_text_atomically
+    from zlab.zimage import load_pipeline, read_sampling
 
     teacher, student = load_pipeline(args.teacher), load_pipeline(args.student)
     rows = comparison(teacher, read_sampling(args.teacher), student, ShapesNet.load(args.shapes_net),
@@ -299,7 +301,7 @@ def _compare(args: argparse.Namespace) -> None:
           f"{batched['median']:.1f}x at batch 64 (quartiles {batched['q25']:.1f}-{batched['q75']:.1f}, "
           f"{batched['pairs']} pairs)")
     if args.out:
-        write_text_atomically(args.out, json.dumps({"rows": rows, "speedup_teacher50_student4": ratios}, indent=2) + "\n")
+        write_json(args.out, {"rows": rows, "speedup_teacher50_student4": ratios})
 
 
 def _paired_speedup(teacher_path, teacher, student_path, student, rounds: int, batch_size: int = 1, **override) -> dict:

@@ -15,8 +15,6 @@ import functools
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTra
 from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
+from zlab.atomic import write_folder
 from zlab.flow import resolution_mu, zimage_velocity
 from zlab.sampling import Callback, SampleOutput, sample
 
@@ -85,41 +84,9 @@ def load_pipeline(path_or_id: str | os.PathLike, device: str | torch.device = "c
     return pipe.to(device)
 
 
-def write_text_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to a hidden sibling, then rename it over ``path``: a reader sees the old file or the new one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_folder_atomically(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_dir)`` next to ``path`` and rename the result into place: all or nothing.
-
-    An interrupted save never leaves a half-written folder behind, and an existing folder is
-    replaced whole.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        write(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
-
-
 def save_pipeline(pipe: ZImagePipeline, path: str | os.PathLike, sampling: dict | None = None,
                   write_extra=None) -> Path:
-    """Write ``pipe`` (safetensors) and optional ``sampling.json`` atomically (see :func:`write_folder_atomically`).
+    """Write ``pipe`` (safetensors) and optional ``sampling.json`` atomically (see :func:`zlab.atomic.write_folder`).
 
     ``write_extra(folder)``, if given, adds files of its own (a model card, discriminator heads)
     inside the same all-or-nothing write.
@@ -132,7 +99,7 @@ def save_pipeline(pipe: ZImagePipeline, path: str | os.PathLike, sampling: dict 
         if write_extra is not None:
             write_extra(tmp)
 
-    return write_folder_atomically(path, write)
+    return write_folder(path, write)
 
 
 def read_sampling(path: str | os.PathLike) -> dict:

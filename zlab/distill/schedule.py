@@ -20,6 +20,7 @@ from torch import Tensor
 from zlab.flow import sample_logit_normal
 
 STUDENT_TIMESTEPS = (1.0, 0.75, 0.5, 0.25)
+STUDENT_STEPS = (1, 2, 4)  # the step counts the student samples with: {1}, {1, .5}, {1, .75, .5, .25}
 WARMUP_PROBS = (0.0, 0.0, 0.5, 0.5)
 FULL_PROBS = (0.7, 0.1, 0.1, 0.1)
 

@@ -17,10 +17,10 @@ from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 from safetensors.torch import load_file, save_file
 
 from zlab.distill.heads import Discriminator
+from zlab.distill.schedule import STUDENT_STEPS
 from zlab.zimage import SAMPLING_FILE, read_sampling, save_pipeline, schedule
 
 DISCRIMINATOR = "discriminator"
-STUDENT_STEPS = (1, 2, 4)  # the step counts the student is trained for: {1}, {1, .5}, {1, .75, .5, .25}
 
 
 def student_scheduler(teacher_scheduler: FlowMatchEulerDiscreteScheduler,

@@ -18,7 +18,7 @@ from diffusers import ZImagePipeline
 from torch import Tensor
 
 from zlab.measure.evaluate import count_nfe
-from zlab.distill.student import STUDENT_STEPS
+from zlab.distill.schedule import STUDENT_STEPS
 from zlab.zimage import check_size, decode
 
 MAX_SIDE = 1024

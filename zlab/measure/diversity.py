@@ -21,7 +21,7 @@ import numpy as np
 from diffusers import ZImagePipeline
 
 from zlab.measure.evaluate import count_nfe, stock_samples
-from zlab.distill.student import STUDENT_STEPS
+from zlab.distill.schedule import STUDENT_STEPS
 from zlab.shapes.metrics import open_verdict, prompt_records
 from zlab.viz import enlarge
 

@@ -30,13 +30,15 @@ from tqdm.auto import tqdm
 from zlab.shapes import prompt_sets
 from zlab.measure.evaluate import evaluate_open, teacher_reference
 from zlab.train.synth import synthesize_from
-from zlab.distill.student import STUDENT_STEPS, student_pipeline
+from zlab.atomic import write_json
+from zlab.distill.schedule import STUDENT_STEPS
+from zlab.distill.student import student_pipeline
 from zlab.train.ladd import LADDConfig, train_ladd
 from zlab.shapes.metrics import open_renders, prompt_records, summarise
 from zlab.shapes.world import canvas_size, sampling_base
 from zlab.shapes.net import ShapesNet
 from zlab.train.config import load_config
-from zlab.zimage import load_pipeline, read_sampling, write_text_atomically
+from zlab.zimage import load_pipeline, read_sampling
 
 GROUPS = {"0": [0], "2+": [2, 3, 4, 5], "all": [0, 1, 2, 3, 4, 5]}
 MEASURES = ("valid", "named_accuracy", "coverage_entropy", "fd", "fd_teacher")
@@ -166,7 +168,7 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
         """Write the record with ``wall_s``: the grid command's wall-clock seconds, summed over invocations up to
         each one's last write (the data, the references and the restarts, which the runs' own times leave out)."""
         record["wall_s"] = wall_before + time.perf_counter() - started
-        write_text_atomically(out, json.dumps(record, indent=1) + "\n")
+        write_json(out, record, indent=1)
 
     done = {(r["variant"], r["seed"]) for r in record["runs"]}
     todo = [(v, s) for v in variants for s in grid.seeds if (v.name, s) not in done]

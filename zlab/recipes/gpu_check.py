@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import platform
 import signal
 import subprocess
@@ -38,9 +37,9 @@ from pathlib import Path
 
 import torch
 
+from zlab.atomic import write_json, write_text
 from zlab.measure.bench import BenchSetup, bench_parts, format_results, new_results, smoke_setup
 from zlab.recipes.shapes_run import ShapesRunSetup, shapes_phases, smoke_shapes_setup
-from zlab.zimage import write_text_atomically
 
 # Seconds per phase on one H200: estimates with room to spare (set before any H200 run; the JSON records
 # the real times). They add up to more than the total on purpose: a phase is skipped only if the ones
@@ -228,8 +227,8 @@ def failed(record: dict) -> list[str]:
 def write_outputs(out: Path, record: dict) -> None:
     """``gpu-check.json`` (everything) and ``gpu-check.md`` (the report), each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(out / "gpu-check.json", json.dumps(record, indent=2, default=str) + "\n")
-    write_text_atomically(out / "gpu-check.md", format_report(record))
+    write_json(out / "gpu-check.json", record, default=str)
+    write_text(out / "gpu-check.md", format_report(record))
 
 
 def format_report(record: dict) -> str:

@@ -27,7 +27,8 @@ from zlab.train.synth import synthesize_from
 from zlab.distill.heads import Discriminator
 from zlab.distill.losses import dead_heads, mean_calls
 from zlab.recipes.sampling_choice import choose_sampling_mode
-from zlab.distill.student import STUDENT_STEPS, check_student_schedule, save_student, student_pipeline
+from zlab.distill.schedule import STUDENT_STEPS
+from zlab.distill.student import check_student_schedule, save_student, student_pipeline
 from zlab.train.ladd import LADDConfig, train_ladd
 from zlab.shapes.world import canvas_size, enumerate_captions, sampling_base
 from zlab.shapes.net import ShapesNet

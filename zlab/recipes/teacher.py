@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, ZImagePipeline
 
+from zlab.atomic import write_json, write_text
 from zlab.measure.evaluate import evaluate_open, stock_samples, teacher_reference, vae_reconstruction
 from zlab.train.synth import teacher_fingerprint
 from zlab.shapes.metrics import prompt_records, summarise
@@ -205,8 +205,8 @@ def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Seq
               "named": named_rows(pipe, sampling, plan.named_seeds, plan.named_prompts),
               "steps": steps_rows(pipe, sampling, net, plan), "plan": asdict(plan), "training": training or {}}
     record["measure_s"] = time.perf_counter() - start
-    (out / "eval.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / "README.md").write_text(model_card(sampling, record))
+    write_json(out / "eval.json", record)
+    write_text(out / "README.md", model_card(sampling, record))
     return record
 
 

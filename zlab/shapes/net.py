@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from zlab.atomic import atomic_file, write_json
 from zlab.shapes import world
 
 HEADS = {"shape": world.SHAPES, "colour": world.COLOURS, "size": world.SIZES, "row": world.ROWS,
@@ -74,10 +75,10 @@ class ShapesNet(nn.Module):
         return {name: head(features) for name, head in self.heads.items()}
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        save_file(self.state_dict(), path / "model.safetensors")
-        (path / "config.json").write_text(json.dumps(self.config, indent=2) + "\n")
+        """Weights and config into ``path`` (each file written atomically; other files there, a card, are kept)."""
+        with atomic_file(Path(path) / "model.safetensors") as tmp:
+            save_file(self.state_dict(), tmp)
+        write_json(Path(path) / "config.json", self.config)
 
     @classmethod
     def load(cls, path: str | Path) -> ShapesNet:

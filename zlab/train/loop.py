@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,8 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
+
+from zlab.atomic import atomic_file
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -49,12 +50,11 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
     leaves the previous checkpoint intact."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path, tmp = run_dir / CHECKPOINT, run_dir / f".{CHECKPOINT}.tmp"
     state = dict(state, rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                              "python": random.getstate()})
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_file(run_dir / CHECKPOINT) as tmp:
+        torch.save(state, tmp)
+    return run_dir / CHECKPOINT
 
 
 def load_checkpoint(run_dir: str | Path) -> dict[str, Any] | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,11 +27,12 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from zlab.atomic import atomic_file, write_json
 from zlab.shapes import prompt_sets
 from zlab.sampling import guidance_scale_to_s
 from zlab.shapes.metrics import open_renders
 from zlab.shapes.draw import image_to_tensor
-from zlab.zimage import (SAMPLING_FILE, encode_images, encode_prompts, generate, initial_noise, load_pipeline, read_sampling, write_text_atomically)
+from zlab.zimage import (SAMPLING_FILE, encode_images, encode_prompts, generate, initial_noise, load_pipeline, read_sampling)
 
 MANIFEST = "synth.json"
 TEXT = "text.safetensors"
@@ -69,10 +69,10 @@ def stored_key(path: Path) -> str | None:
         return (f.metadata() or {}).get("key")
 
 
-def _save_atomically(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+def save_tensors(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """A safetensors file written atomically (a shard that exists is whole)."""
+    with atomic_file(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: int = 4, seed: int = 0,
@@ -108,7 +108,7 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
                   for e in encode_prompts(pipe, prompts[i:i + batch_size])]
     lengths = torch.tensor([len(e) for e in embeds])
     padded = torch.nn.utils.rnn.pad_sequence([e.float() for e in embeds], batch_first=True)
-    _save_atomically({"embeds": padded, "lengths": lengths}, out / TEXT, metadata={"key": text_key})
+    save_tensors({"embeds": padded, "lengths": lengths}, out / TEXT, metadata={"key": text_key})
 
     todo = []
     for r, name in enumerate(manifest["shards"]):
@@ -138,10 +138,10 @@ def synthesize(pipe: ZImagePipeline, out: str | Path, sampling: dict, rounds: in
                 latents.append(result.latents.cpu())
             seeds += chunk_seeds
             bar.update(len(chunk))
-        _save_atomically({"latents": torch.cat(latents), "prompt_index": torch.arange(len(prompts)),
+        save_tensors({"latents": torch.cat(latents), "prompt_index": torch.arange(len(prompts)),
                           "seeds": torch.tensor(seeds)}, path, metadata={"key": keys[r]})
     bar.close()
-    write_text_atomically(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    write_json(out / MANIFEST, manifest)
     return out
 
 
@@ -155,7 +155,7 @@ def synthesize_buckets(pipe: ZImagePipeline, out: str | Path, sampling: dict, si
     for k, (height, width) in enumerate(sizes):
         names.append(f"{height}x{width}")
         synthesize(pipe, out / names[-1], {**sampling, "height": height, "width": width}, seed=seed + 100 * k, **kwargs)
-    write_text_atomically(out / BUCKETS, json.dumps({"buckets": names}, indent=2) + "\n")
+    write_json(out / BUCKETS, {"buckets": names})
     return out
 
 

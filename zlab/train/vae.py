@@ -20,7 +20,7 @@ from zlab.shapes.dataset import ShapesDataset
 from zlab.tiny import TINY_SIZES, build_vae
 from zlab.train.config import check_common, check_range
 from zlab.train.loop import (make_accelerator, optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine)
-from zlab.zimage import write_folder_atomically
+from zlab.atomic import write_folder
 
 
 @dataclass
@@ -104,5 +104,5 @@ def train_vae(config: VAEConfig, run_dir: str | Path, resume: bool = False, prog
     shift, scale = measure_latent_stats(vae, config.stats_images, config.image_size)
     vae.register_to_config(shift_factor=shift, scaling_factor=scale)
     if accelerator.is_main_process:
-        write_folder_atomically(run_dir / "vae", vae.save_pretrained)
+        write_folder(run_dir / "vae", vae.save_pretrained)
     return vae
