@@ -32,7 +32,7 @@ def test_head_calls_tell_a_dead_head_from_a_guessing_one():
 
 
 def test_the_student_card_warns_when_every_head_called_everything_fake():
-    from zlab.recipes.student import heads_text
+    from zlab.recipes.cards import heads_text
 
     dead = {"config": {"adv_weight": 1.0}, "log": {"head_calls": [[(0.0, 1.0), (0.02, 0.99)]] * 150}}
     text = heads_text(dead)

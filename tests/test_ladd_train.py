@@ -284,7 +284,7 @@ def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
 
 
 def test_the_card_names_the_students_loss():
-    from zlab.recipes.student import objective, student_title
+    from zlab.recipes.cards import objective, student_title
 
     regression = {"adv_weight": 0.0, "regression_weight": 1.0, "loss": "hinge"}
     assert student_title(regression).startswith("shapes-regression: a 1/2/4-step regression-distilled student")
@@ -474,7 +474,7 @@ def test_discriminator_view_sweeps_t_hat(teacher_and_data, tiny_pipe):
 
 def test_comparison_rows_and_speedups(tiny_pipe):
     from zlab.measure.evaluate import count_nfe
-    from zlab.recipes.student import comparison, speedup
+    from zlab.recipes.compare import comparison, speedup
 
     sampling = {**SAMPLING, "num_inference_steps": 3}
     student = student_pipeline(tiny_pipe, tiny_pipe.transformer)
@@ -493,7 +493,8 @@ def test_comparison_rows_and_speedups(tiny_pipe):
 
 
 def test_the_student_card_reports_open_test_prompts(teacher_and_data, tmp_path):
-    from zlab.recipes.student import open_section, open_test_rows
+    from zlab.recipes.cards import open_section
+    from zlab.recipes.student import open_test_rows
     from zlab.shapes.net import ShapesNet
 
     teacher = ZImagePipeline.from_pretrained(teacher_and_data[0])

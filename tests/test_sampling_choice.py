@@ -44,7 +44,7 @@ def test_both_modes_measured_on_a_real_student(tiny_pipe):
 
 
 def test_the_model_card_says_how_the_student_steps_and_why():
-    from zlab.recipes.student import sampling_text
+    from zlab.recipes.cards import sampling_text
 
     assert sampling_text({"stochastic_sampling": False}) == "Deterministic Euler steps between the trained times."
     text = sampling_text({"stochastic_sampling": True, "sampling_choice": {"why": "a measured gain"}})

@@ -91,7 +91,7 @@ def _guidance_scales(text: str | None) -> tuple[float, ...]:
 
 def _make_teacher(args: argparse.Namespace) -> None:
     from zlab.recipes.teacher import make_teacher
-    from zlab.recipes.teacher_card import summary_tables
+    from zlab.recipes.cards import summary_tables
 
     calibration = json.loads(Path(args.calibration).read_text()) if args.calibration else None
     record = make_teacher(args.out, args.vae_config, args.teacher_config, args.run, resume=args.resume,
@@ -102,7 +102,7 @@ def _make_teacher(args: argparse.Namespace) -> None:
 def _ship_teacher(args: argparse.Namespace) -> None:
     from zlab.train.synth import teacher_fingerprint
     from zlab.recipes.teacher import ship_teacher
-    from zlab.recipes.teacher_card import summary_tables
+    from zlab.recipes.cards import summary_tables
     from zlab.zimage import load_pipeline
 
     training = None
@@ -284,41 +284,21 @@ def _ablate(args: argparse.Namespace) -> None:
 
 def _compare(args: argparse.Namespace) -> None:
     from zlab.measure.evaluate import format_table
-    from zlab.recipes.student import comparison
-    from zlab.shapes.net import ShapesNet
-    from zlab.zimage import load_pipeline, read_sampling
+    from zlab.recipes.compare import compare_record
 
-    teacher, student = load_pipeline(args.teacher), load_pipeline(args.student)
-    rows = comparison(teacher, read_sampling(args.teacher), student, ShapesNet.load(args.shapes_net),
-                      seeds=range(args.seeds))
-    print(format_table(rows))
-    paired = _paired_speedup(args.teacher, teacher, args.student, student, args.rounds)
-    batched = _paired_speedup(args.teacher, teacher, args.student, student, args.rounds, batch_size=64)
-    ratios = {"latency_batch1": paired["median"], "latency_batch1_paired": paired,
-              "throughput_batch64": batched["median"], "throughput_batch64_paired": batched}
+    record = compare_record(args.teacher, args.student, args.shapes_net, seeds=range(args.seeds), rounds=args.rounds)
+    print(format_table(record["rows"]))
+    paired, batched = (record["speedup_teacher50_student4"][k] for k in ("latency_batch1_paired", "throughput_batch64_paired"))
     print("wall-clock teacher 50 steps + CFG / student 4 steps, per image, median of interleaved pairs: "
           f"{paired['median']:.1f}x at batch 1 (quartiles {paired['q25']:.1f}-{paired['q75']:.1f}, {paired['pairs']} pairs), "
           f"{batched['median']:.1f}x at batch 64 (quartiles {batched['q25']:.1f}-{batched['q75']:.1f}, "
           f"{batched['pairs']} pairs)")
     if args.out:
-        write_json(args.out, {"rows": rows, "speedup_teacher50_student4": ratios})
-
-
-def _paired_speedup(teacher_path, teacher, student_path, student, rounds: int, batch_size: int = 1, **override) -> dict:
-    """Teacher (its sampling.json) / student (its sampling.json), interleaved: 8 train prompts one at a
-    time, or 64 train prompts in one batch, per round."""
-    from zlab.measure.evaluate import paired_speedup
-    from zlab.shapes.world import enumerate_captions
-    from zlab.zimage import read_sampling
-
-    teacher.set_progress_bar_config(disable=True)
-    student.set_progress_bar_config(disable=True)
-    prompts = enumerate_captions("train")[::34] if batch_size == 1 else enumerate_captions("train")[::4][:batch_size]
-    return paired_speedup(teacher, {**read_sampling(teacher_path), **override}, student,
-                          {**read_sampling(student_path), **override}, prompts, rounds=rounds, batch_size=batch_size)
+        write_json(args.out, record)
 
 
 def _bench_speedup(args: argparse.Namespace) -> None:
+    from zlab.recipes.compare import pipeline_speedup
     from zlab.zimage import load_pipeline
 
     teacher, student = load_pipeline(args.teacher), load_pipeline(args.student)
@@ -328,7 +308,7 @@ def _bench_speedup(args: argparse.Namespace) -> None:
           "|---|---|---|---|---|---|---|")
     for batch in (1, 64):
         for label, override in (("sampling.json", {}), ("stock default (512 tokens)", {"max_sequence_length": 512})):
-            r = _paired_speedup(args.teacher, teacher, args.student, student, args.rounds, batch_size=batch, **override)
+            r = pipeline_speedup(args.teacher, teacher, args.student, student, args.rounds, batch_size=batch, **override)
             print(f"| {batch} | {label} | {r['slow_ms']:.1f} | {r['fast_ms']:.1f} | {r['median']:.2f}x | "
                   f"{r['q25']:.2f}-{r['q75']:.2f} | {r['min']:.2f}-{r['max']:.2f} |", flush=True)
 

@@ -28,7 +28,7 @@ from zlab.train.synth import teacher_fingerprint
 from zlab.shapes.metrics import prompt_records, summarise
 from zlab.shapes.prompt_sets import prompts_and_seeds
 from zlab.shapes.world import sampling_base
-from zlab.recipes.teacher_card import model_card
+from zlab.recipes.cards import teacher_card
 from zlab.shapes.net import ShapesNet
 from zlab.train.config import load_config
 from zlab.train.teacher import TeacherConfig, train_teacher
@@ -206,7 +206,7 @@ def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Seq
               "steps": steps_rows(pipe, sampling, net, plan), "plan": asdict(plan), "training": training or {}}
     record["measure_s"] = time.perf_counter() - start
     write_json(out / "eval.json", record)
-    write_text(out / "README.md", model_card(sampling, record))
+    write_text(out / "README.md", teacher_card(sampling, record))
     return record
 
 

@@ -1,0 +1,79 @@
+"""Teacher against student in one run, every row through stock ``ZImagePipeline`` (``zlab compare``, lab 06):
+accuracy, FD, NFE and latency per setting, and the wall-clock speed-up from interleaved pairs."""
+
+from __future__ import annotations
+
+from diffusers import ZImagePipeline
+
+from zlab.distill.schedule import STUDENT_STEPS
+from zlab.distill.student import student_pipeline
+from zlab.measure.evaluate import evaluate_settings, latency_ms, paired_speedup
+from zlab.recipes.student import student_settings
+from zlab.shapes.net import ShapesNet
+from zlab.shapes.world import enumerate_captions
+from zlab.zimage import load_pipeline, read_sampling
+
+
+def comparison(teacher: ZImagePipeline, teacher_sampling: dict, student: ZImagePipeline, net: ShapesNet, seeds=(0,),
+               include_init: bool = True, evaluate=evaluate_settings, latency_prompts: int = 8) -> list[dict]:
+    """The issue's side-by-side table, every row through stock ``ZImagePipeline`` in one run.
+
+    Teacher with ``teacher_sampling`` (its ``sampling.json``: 50 steps + CFG), teacher at N = 1, 2, 4 Euler steps with the
+    same CFG and without CFG, the student at N = 1, 2, 4; with ``include_init`` also the student's
+    starting point (the teacher's weights on the student's shift-1 schedule), which shows what the
+    adversarial training itself added. ``evaluate(pipe, settings, net, seeds=...)`` may be swapped for
+    a quicker measurement (lab 06 in small-run mode). Each row also gets the batch-1 latency
+    (:func:`zlab.measure.evaluate.latency_ms`, median over ``latency_prompts`` train prompts).
+    """
+    base = {"height": 64, "width": 64, **teacher_sampling}
+    settings = {"teacher 50 steps + CFG (sampling.json)": base}
+    for n in STUDENT_STEPS:
+        settings[f"teacher {n} step{'s' * (n > 1)} + CFG"] = {**base, "num_inference_steps": n}
+    for n in STUDENT_STEPS:
+        settings[f"teacher {n} step{'s' * (n > 1)}, no CFG"] = {**base, "num_inference_steps": n, "guidance_scale": 0.0}
+    student_base = {"guidance_scale": 0.0, **{k: base[k] for k in ("height", "width", "max_sequence_length") if k in base}}
+    plan = [(teacher, settings)]
+    if include_init:
+        init = student_pipeline(teacher, teacher.transformer)
+        plan.append((init, {name.replace("student", "LADD start (teacher weights, student schedule),"): kw
+                            for name, kw in student_settings(student_base).items()}))
+    plan.append((student, student_settings(student_base)))
+    rows = []
+    timed = enumerate_captions("train")[::max(1, 270 // max(1, latency_prompts))][:latency_prompts]
+    for pipe, group in plan:
+        group_rows = evaluate(pipe, group, net, seeds=seeds)
+        for row in group_rows:
+            if timed:
+                row["latency_ms"] = latency_ms(pipe, group[row["setting"]], timed, list(range(len(timed))))
+        rows += group_rows
+    return rows
+
+
+def speedup(rows: list[dict], slow: str = "teacher 50 steps + CFG (sampling.json)", fast: str = "student 4 steps",
+            key: str = "latency_ms") -> float:
+    """Wall-clock ratio of two rows measured in the same run: batch-1 latency (``key="latency_ms"``)
+    or batch-64 throughput (``key="ms_per_image"``)."""
+    by_name = {r["setting"]: r for r in rows}
+    return by_name[slow][key] / by_name[fast][key]
+
+
+def pipeline_speedup(teacher_path, teacher, student_path, student, rounds: int, batch_size: int = 1, **override) -> dict:
+    """Teacher (its sampling.json) / student (its sampling.json), interleaved: 8 train prompts one at a
+    time, or 64 train prompts in one batch, per round."""
+
+    teacher.set_progress_bar_config(disable=True)
+    student.set_progress_bar_config(disable=True)
+    prompts = enumerate_captions("train")[::34] if batch_size == 1 else enumerate_captions("train")[::4][:batch_size]
+    return paired_speedup(teacher, {**read_sampling(teacher_path), **override}, student,
+                          {**read_sampling(student_path), **override}, prompts, rounds=rounds, batch_size=batch_size)
+
+
+def compare_record(teacher_path: str, student_path: str, shapes_net: str, seeds=(0,), rounds: int = 5) -> dict:
+    """What ``zlab compare --out`` writes: :func:`comparison` rows and the paired speed-ups at batch 1 and 64."""
+    teacher, student = load_pipeline(teacher_path), load_pipeline(student_path)
+    rows = comparison(teacher, read_sampling(teacher_path), student, ShapesNet.load(shapes_net), seeds=seeds)
+    paired = pipeline_speedup(teacher_path, teacher, student_path, student, rounds)
+    batched = pipeline_speedup(teacher_path, teacher, student_path, student, rounds, batch_size=64)
+    return {"rows": rows, "speedup_teacher50_student4": {
+        "latency_batch1": paired["median"], "latency_batch1_paired": paired,
+        "throughput_batch64": batched["median"], "throughput_batch64_paired": batched}}
