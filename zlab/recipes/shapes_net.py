@@ -11,11 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from zlab.shapes import draw, world
 from zlab.shapes.net import ShapesNet, targets
-from zlab.train.loop import seed_everything
+from zlab.train.loop import fit, seed_everything
 
 
 @dataclass
@@ -64,8 +63,7 @@ def train_shapes_net(config: ShapesNetConfig, progress: bool = True) -> tuple[Sh
         images = torch.from_numpy(draw.render_batch(chosen, 64, jitter)).permute(0, 3, 1, 2).float() / 255
         return degrade(images, generator), targets(chosen)
 
-    bar = tqdm(range(config.steps), desc="shapes-net", disable=not progress)
-    for _ in bar:
+    def train_step(step: int) -> dict[str, str]:
         images, labels = batch(config.batch_size)
         logits = net.logits(images)
         loss = sum(F.cross_entropy(logits[k], labels[k]) for k in logits)
@@ -73,7 +71,9 @@ def train_shapes_net(config: ShapesNetConfig, progress: bool = True) -> tuple[Sh
         loss.backward()
         optimizer.step()
         schedule.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        return {"loss": f"{loss.item():.3f}"}
+
+    fit(train_step, 0, config.steps, desc="shapes-net", progress=progress)
     net.eval().requires_grad_(False)
     images, labels = batch(2000)
     with torch.no_grad():

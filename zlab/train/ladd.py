@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 from diffusers import ZImageTransformer2DModel
-from tqdm.auto import tqdm
 
 from zlab.distill.heads import pool_text
 from zlab.distill.ladd import LADDBatch, ladd_step
@@ -25,7 +24,7 @@ from zlab.distill.losses import LOSSES, head_accuracy, head_calls, mean_calls
 from zlab.distill.schedule import FULL_PROBS, WARMUP_PROBS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.shapes.world import canvas_size
 from zlab.train.config import check_range
-from zlab.train.loop import make_accelerator, resume_run, save_checkpoint, seed_everything
+from zlab.train.loop import fit, make_accelerator, resume_run, seed_everything
 from zlab.train.models import DTYPES, OPTIMIZERS, build_models, make_ema, make_optimizers
 from zlab.train.sharding import (ema_state, gathered_student, load_ema_state, load_optimizer_state, mixed_precision_policy, model_state, optimizer_state, replicate, uses_fsdp)
 from zlab.train.synth import SOURCES, SynthData, load_buckets
@@ -237,25 +236,25 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
         if ema is not None:
             load_ema_state(ema, state["ema"])
         del state  # for a 6B student: ~100 GB of weights, Adam and EMA (memory-mapped, but referenced)
-    bar = tqdm(total=config.steps, initial=step, desc="ladd", disable=not progress or not accelerator.is_main_process)
 
-    def checkpoint():
+    def checkpoint(step: int) -> dict | None:
         # Gathering is collective: every rank takes part, the main process writes.
         generators = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()  # a row per rank
         saved = {"student": models.state_dict(model_state(sharded, accelerator, student_ddp)),
                  "discriminator": heads.state_dict(), "opt_heads": opt_heads.state_dict(),  # replicated
                  "opt_student": optimizer_state(sharded, student_ddp, opt_student, names),
                  **({"ema": ema_state(ema, keep=accelerator.is_main_process)} if ema else {})}
-        if accelerator.is_main_process:
-            save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": [], "log": log,
-                                      "generators": [g.clone() for g in generators], **saved})
+        if not accelerator.is_main_process:
+            return None
+        return {"config": asdict(config), "step": step, "losses": [], "log": log,
+                "generators": [g.clone() for g in generators], **saved}
 
     def shipped(in_place: bool = False):
         if sharded:
             return gathered_student(accelerator, student_ddp, ema), heads if accelerator.is_main_process else None
         return models.shipped(ema, in_place=in_place), heads
 
-    def notify():
+    def notify(step: int) -> None:
         if not callback_every or step % callback_every:
             return
         # Under FSDP every rank takes part in gathering the student, whether or not it has a callback.
@@ -265,8 +264,9 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
             callback(step, student, disc)
 
     bad = 0
-    notify()
-    while step < config.steps:
+
+    def train_step(step: int) -> dict[str, str]:
+        nonlocal bad
         batch = draw_batch(data, config, step, generator, accelerator.device)
         result = ladd_step(accelerator, student_ddp, disc_ddp, heads, models.tap, batch, opt_student, opt_heads,
                            config, sampler=accelerator.unwrap_model(student_ddp), ema=ema)
@@ -278,19 +278,17 @@ def train_ladd(config: LADDConfig, run_dir: str | Path, resume: bool = False, pr
         if bad >= MAX_BAD_STEPS:
             raise FloatingPointError(f"{bad} non-finite LADD steps in a row at step {step}; resume from the "
                                      f"last checkpoint in {run_dir} with lower learning rates")
-        step += 1
         log["d_loss"].append(result.d_loss.item())
         log["g_loss"].append(result.g_loss.item())
         log["head_acc"].append(head_accuracy(result.real, result.fake))
         log["head_calls"].append(head_calls(result.real, result.fake))
-        bar.update(1)
-        bar.set_postfix(D=f"{sum(log['d_loss'][-20:]) / len(log['d_loss'][-20:]):.3f}",
-                        G=f"{sum(log['g_loss'][-20:]) / len(log['g_loss'][-20:]):.3f}",
-                        real_fake=" ".join(f"{r:.2f}:{f:.2f}" for r, f in mean_calls(log["head_calls"], last=20)))
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            checkpoint()
-        notify()
-    bar.close()
+        return {"D": f"{sum(log['d_loss'][-20:]) / len(log['d_loss'][-20:]):.3f}",
+                "G": f"{sum(log['g_loss'][-20:]) / len(log['g_loss'][-20:]):.3f}",
+                "real_fake": " ".join(f"{r:.2f}:{f:.2f}" for r, f in mean_calls(log["head_calls"], last=20))}
+
+    notify(step)
+    fit(train_step, step, config.steps, desc="ladd", progress=progress and accelerator.is_main_process, run_dir=run_dir,
+        state_fn=checkpoint, checkpoint_every=config.checkpoint_every, after=notify)
     del opt_student, opt_heads  # free Adam's state before the student is turned into the shipped model
     accelerator.free_memory()
     student, disc = shipped(in_place=True)

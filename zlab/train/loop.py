@@ -1,4 +1,9 @@
-"""Pieces every training loop shares: seeding, learning-rate warm-up, atomic checkpoints, resume."""
+"""The one training loop and what every run shares: :func:`fit` (progress bar, atomic checkpoints, exact resume),
+seeding, learning-rate warm-up, the accelerator.
+
+The VAE, the teacher, ShapesNet and every distillation method run on :func:`fit`: each hands it a ``step_fn`` that
+takes one optimisation step, and a ``state_fn`` that says what a checkpoint holds.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import dataclasses
 import math
 import random
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
+from tqdm.auto import tqdm
 
 from zlab.atomic import atomic_file
 
@@ -97,3 +104,31 @@ def optimizer_step(accelerator, loss, model, optimizer, scheduler, grad_clip: fl
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+
+
+def fit(step_fn: Callable[[int], dict[str, str] | None], start: int, steps: int, *, desc: str, progress: bool = True,
+        run_dir: str | Path | None = None, state_fn: Callable[[int], dict | None] | None = None,
+        checkpoint_every: int = 0, after: Callable[[int], None] | None = None) -> int:
+    """Run ``step_fn(step)`` for ``step`` in ``[start, steps)``; returns ``steps``.
+
+    What ``step_fn`` returns is shown beside the progress bar. Every ``checkpoint_every`` steps and after the last,
+    ``state_fn(steps_done)`` is called on every process (gathering a sharded model is collective) and what it returns
+    on the main process is written atomically to ``run_dir/checkpoint.pt`` (None: nothing to write here).
+    ``after(steps_done)`` runs after each step (a lab's callback, say). A run resumed at ``start`` from that
+    checkpoint (:func:`resume_run`) continues exactly where it stopped.
+    """
+    bar = tqdm(total=steps, initial=start, desc=desc, disable=not progress)
+    for step in range(start, steps):
+        shown = step_fn(step)
+        bar.update(1)
+        if shown:
+            bar.set_postfix(**shown)
+        done = step + 1
+        if state_fn is not None and (done % checkpoint_every == 0 or done == steps):
+            state = state_fn(done)
+            if state is not None:
+                save_checkpoint(run_dir, state)
+        if after is not None:
+            after(done)
+    bar.close()
+    return steps

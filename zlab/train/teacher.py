@@ -29,7 +29,7 @@ from zlab.shapes.world import canvas_size, enumerate_specs
 from zlab.shapes.draw import image_to_tensor, render_batch
 from zlab.tiny import TINY_SIZES, TinySize, build_scheduler, build_text_encoder, build_tokenizer, build_transformer
 from zlab.train.config import check_common, check_range
-from zlab.train.loop import (make_accelerator, optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine)
+from zlab.train.loop import fit, make_accelerator, optimizer_step, resume_run, seed_everything, warmup_cosine
 from zlab.zimage import encode_images, encode_prompts
 
 
@@ -205,17 +205,14 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
         transformer.compile_repeated_blocks(dynamic=False)
     model, optimizer = accelerator.prepare(transformer, optimizer)
     ema.to(accelerator.device)  # the shadow weights were made where the model was built (CPU); ema.step needs them together
-    bar = tqdm(total=config.steps, initial=step, desc="teacher", disable=not progress or not accelerator.is_main_process)
 
-    def checkpoint():
-        if accelerator.is_main_process:
-            save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": losses,
-                                      "model": accelerator.unwrap_model(model).state_dict(),
-                                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                      "ema": ema.state_dict(), "generator": generator.get_state()})
+    def state(step: int) -> dict | None:
+        return {"config": asdict(config), "step": step, "losses": losses,
+                "model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "ema": ema.state_dict(),
+                "generator": generator.get_state()} if accelerator.is_main_process else None
 
-    model.train()
-    while step < config.steps:
+    def train_step(step: int) -> dict[str, str]:
         bucket = int(torch.randint(len(buckets), (1,), generator=generator))
         pair = torch.multinomial(joint[bucket], config.batch_size, replacement=True, generator=generator)
         specs, ids = pair // table_ids.shape[1], table_ids.flatten()[pair]
@@ -231,13 +228,12 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
         loss = torch.nn.functional.mse_loss(v, velocity_target(x0, eps))
         optimizer_step(accelerator, loss, model, optimizer, scheduler, config.grad_clip, step)
         ema.step(accelerator.unwrap_model(model).parameters())
-        step += 1
         losses.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            checkpoint()
-    bar.close()
+        return {"loss": f"{sum(losses[-50:]) / len(losses[-50:]):.4f}", "lr": f"{scheduler.get_last_lr()[0]:.1e}"}
+
+    model.train()
+    fit(train_step, step, config.steps, desc="teacher", progress=progress and accelerator.is_main_process,
+        run_dir=run_dir, state_fn=state, checkpoint_every=config.checkpoint_every)
 
     trained = accelerator.unwrap_model(model)
     pipe.transformer = (eager_copy(trained) if config.compile_blocks else trained).eval()

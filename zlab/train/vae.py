@@ -14,12 +14,11 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from zlab.shapes.dataset import ShapesDataset
 from zlab.tiny import TINY_SIZES, build_vae
 from zlab.train.config import check_common, check_range
-from zlab.train.loop import (make_accelerator, optimizer_step, resume_run, save_checkpoint, seed_everything, warmup_cosine)
+from zlab.train.loop import fit, make_accelerator, optimizer_step, resume_run, seed_everything, warmup_cosine
 from zlab.atomic import write_folder
 
 
@@ -75,30 +74,24 @@ def train_vae(config: VAEConfig, run_dir: str | Path, resume: bool = False, prog
     step, losses, _ = resume_run(run_dir, config, resume, model=vae, optimizer=optimizer, scheduler=scheduler)
     vae, optimizer = accelerator.prepare(vae, optimizer)
     batches = _batches(config, step)
-    bar = tqdm(total=config.steps, initial=step, desc="vae", disable=not progress or not accelerator.is_main_process)
 
-    def checkpoint():
-        if accelerator.is_main_process:
-            save_checkpoint(run_dir, {"config": asdict(config), "step": step, "losses": losses,
-                                      "model": accelerator.unwrap_model(vae).state_dict(),
-                                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()})
+    def state(step: int) -> dict | None:
+        return {"config": asdict(config), "step": step, "losses": losses, "model": accelerator.unwrap_model(vae).state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()} if accelerator.is_main_process else None
 
-    vae.train()
-    while step < config.steps:
+    def train_step(step: int) -> dict[str, str]:
         images = next(batches)["image"].to(accelerator.device)
         posterior = vae.encode(images).latent_dist
         recon = vae.decode(posterior.sample()).sample
         rec_loss = (recon - images).abs().mean()
         kl = posterior.kl().mean() / images[0].numel()
-        loss = rec_loss + config.kl_weight * kl
-        optimizer_step(accelerator, loss, vae, optimizer, scheduler, config.grad_clip, step)
-        step += 1
+        optimizer_step(accelerator, rec_loss + config.kl_weight * kl, vae, optimizer, scheduler, config.grad_clip, step)
         losses.append(rec_loss.item())
-        bar.update(1)
-        bar.set_postfix(l1=f"{rec_loss.item():.4f}", kl=f"{kl.item():.1f}")
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            checkpoint()
-    bar.close()
+        return {"l1": f"{rec_loss.item():.4f}", "kl": f"{kl.item():.1f}"}
+
+    vae.train()
+    fit(train_step, step, config.steps, desc="vae", progress=progress and accelerator.is_main_process, run_dir=run_dir,
+        state_fn=state, checkpoint_every=config.checkpoint_every)
 
     vae = accelerator.unwrap_model(vae).eval()
     shift, scale = measure_latent_stats(vae, config.stats_images, config.image_size)
