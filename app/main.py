@@ -88,7 +88,7 @@ class Lab:
 def _t_hat_law(student: Path) -> tuple[float, float]:
     """(m, s) of the t̂ law the student was trained with (its eval.json config); LADD's (1, 1) when unrecorded."""
     try:
-        config = json.loads((student / "eval.json").read_text()).get("config", {})
+        config = json.loads((student / "eval.json").read_text()).get("config", {}).get("ladd", {})
     except (OSError, ValueError):
         config = {}
     return float(config.get("t_hat_m", 1.0)), float(config.get("t_hat_s", 1.0))

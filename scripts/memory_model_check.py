@@ -12,19 +12,20 @@ import copy
 from dataclasses import replace
 
 from zlab.train.memory import make_step, measure, predict
-from zlab.train.ladd import LADDConfig
+from zlab.train.config import load_config
+from zlab.train.ladd import DistillConfig
 from zlab.tiny import build_tiny_pipeline
 
 MiB = 2**20
 pipe = build_tiny_pipeline(seed=0)
-base = LADDConfig(batch_size=4, blocks=(1, 3), head_hidden=16)
+base = load_config(DistillConfig, ladd={"blocks": (1, 3), "head_hidden": 16}, train={"batch_size": 4})
 cases = {"full fp32, Adam": {},
          "full, bf16 autocast, checkpointing": {"mixed_precision": "bf16", "gradient_checkpointing": True},
          "LoRA r8, bf16 weights, checkpointing": {"weights_dtype": "bfloat16", "lora_rank": 8,
                                                   "gradient_checkpointing": True},
          "LoRA r8, fp32, no checkpointing": {"lora_rank": 8}}
 for name, options in cases.items():
-    config = replace(base, **options)
+    config = replace(base, scale=replace(base.scale, **options))
     predicted = predict(config, pipe.transformer.config, 64, 64, cap_len=16)
     measured = measure(make_step(config, copy.deepcopy(pipe.transformer), 64, 64, cap_len=16))
     by_events = measure(make_step(config, copy.deepcopy(pipe.transformer), 64, 64, cap_len=16), by_events=True)

@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from zlab.measure.bench import PEAK_BF16_TFLOPS
 from zlab.features import FeatureTap
 from zlab.flow import zimage_velocity
-from zlab.train.ladd import LADDConfig
+from zlab.train.ladd import DistillConfig
 from zlab.train.config import load_config
 from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
@@ -50,10 +50,10 @@ def forward_flops(size: int, cap_len: int, blocks: tuple[int, ...] | None = None
     return float(counter.get_total_flops())
 
 
-def step_flops(config: LADDConfig, full: float, tapped: float) -> float:
+def step_flops(config: DistillConfig, full: float, tapped: float) -> float:
     """FLOPs of one LADD step per sample (module docstring), for a LoRA or a fully trained student."""
-    student_backward = full if config.lora_rank > 0 else 2 * full
-    recompute = config.gradient_checkpointing
+    student_backward = full if config.scale.lora_rank > 0 else 2 * full
+    recompute = config.scale.gradient_checkpointing
     student = full + student_backward + (full if recompute else 0)
     teacher = tapped + tapped + tapped + (tapped if recompute else 0)  # real pass; fake forward, backward, recompute
     return student + teacher
@@ -110,20 +110,20 @@ def main() -> None:
     with torch.device("meta"):
         params = sum(p.numel() for p in ZImageTransformer2DModel(**REAL_TRANSFORMER_CONFIG).parameters())
     for name, path in CONFIGS.items():
-        config = load_config(LADDConfig, path)
-        per_sample = step_flops(config, full, forward_flops(args.size, args.cap_len, tuple(config.blocks)))
-        step_s = config.batch_size * per_sample / (peak * args.mfu)
+        config = load_config(DistillConfig, path)
+        per_sample = step_flops(config, full, forward_flops(args.size, args.cap_len, tuple(config.ladd.blocks)))
+        step_s = config.train.batch_size * per_sample / (peak * args.mfu)
         if measured:
             row = next((r for r in measured["ladd_step"]
                         if r["config"] == Path(path).name and r["size"] == args.size and "ms" in r), None)
             if row is None:
                 raise SystemExit(f"{args.measured} has no measured LADD step for {Path(path).name} at {args.size}²")
             step_s = row["ms"] / 1000
-        if config.lora_rank == 0:
+        if config.scale.lora_rank == 0:
             fsdp_gb = (2 * params * 2 + params * 4) / 1e9  # bf16 gathers for forward and backward, fp32 reduce-scatter
         hours = 1000 * step_s / 3600  # 8 GPUs: the same per-GPU batch and step time (communication overlapped)
-        print(f"| {name} ({path}) | {config.batch_size} | {per_sample / 1e12:.0f} | {step_s:.2f} | {hours:.2f} | "
-              f"{hours:.2f} / {8 * hours:.1f} | {1000 * config.batch_size:,} / {8000 * config.batch_size:,} |")
+        print(f"| {name} ({path}) | {config.train.batch_size} | {per_sample / 1e12:.0f} | {step_s:.2f} | {hours:.2f} | "
+              f"{hours:.2f} / {8 * hours:.1f} | {1000 * config.train.batch_size:,} / {8000 * config.train.batch_size:,} |")
     print(f"\nFSDP (full student, 8 GPUs) moves about {fsdp_gb:.0f} GB per GPU per step: the bf16 weights gathered "
           "for the forward and again for the backward (with its recomputation), fp32 gradients reduce-scattered.")
 

@@ -10,30 +10,30 @@ rank]}, "time_dtypes": [the dtypes the student's timestep embedder received]}``.
 
 import json
 import sys
-from dataclasses import replace
 
 import torch
 from ranks import leave, on_cpu
 
 from zlab.train.memory import make_step, measure, predict
-from zlab.train.ladd import LADDConfig
+from zlab.train.config import load_config
+from zlab.train.ladd import DistillConfig
 from zlab.tiny import build_tiny_pipeline
 from zlab.train.loop import make_accelerator
 
 pipe = build_tiny_pipeline(seed=0)
 world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-base = LADDConfig(batch_size=4, blocks=(1, 3), head_hidden=16)
-cases = {"full fp32, Adam, EMA": {"ema_decay": 0.9},
-         "full fp32, checkpointing": {"gradient_checkpointing": True},
-         "full, bf16 autocast, checkpointing, EMA": {"mixed_precision": "bf16", "gradient_checkpointing": True,
-                                                    "ema_decay": 0.9}}
+BASE = {"ladd.blocks": (1, 3), "ladd.head_hidden": 16, "train.batch_size": 4}
+cases = {"full fp32, Adam, EMA": {"train.ema_decay": 0.9},
+         "full fp32, checkpointing": {"scale.gradient_checkpointing": True},
+         "full, bf16 autocast, checkpointing, EMA": {"scale.mixed_precision": "bf16", "scale.gradient_checkpointing": True,
+                                                    "train.ema_decay": 0.9}}
 results = {}
 time_dtypes = set()  # what reaches the student's timestep embedder (FSDP must not cast it to bf16)
 torch.nn.modules.module.register_module_forward_pre_hook(
     lambda module, args: time_dtypes.add(str(args[0].dtype)) if type(module).__name__ == "TimestepEmbedder" else None)
 for name, options in cases.items():
-    config = replace(base, **options)
-    accelerator = on_cpu(make_accelerator)(config.mixed_precision, cpu=True)
+    config = load_config(DistillConfig, **{**BASE, **options})
+    accelerator = on_cpu(make_accelerator)(config.scale.mixed_precision, cpu=True)
     world = accelerator.num_processes
     predicted = predict(config, pipe.transformer.config, 64, 64, cap_len=16, shards=world)
     teacher = build_tiny_pipeline(seed=0).transformer

@@ -21,8 +21,8 @@ from zlab.train.config import load_config
 config_path, out = sys.argv[1], Path(sys.argv[2])
 trainer.make_accelerator = on_cpu(trainer.make_accelerator)
 seen = []
-config = load_config(trainer.LADDConfig, config_path)
-straight, heads, log = trainer.train_ladd(config, out / "straight", progress=False, callback_every=config.steps,
+config = load_config(trainer.DistillConfig, config_path)
+straight, heads, log = trainer.train_ladd(config, out / "straight", progress=False, callback_every=config.train.steps,
                                           callback=lambda step, student, disc: seen.append(
                                               (step, type(student).__name__, type(disc).__name__)))
 is_main = int(os.environ["RANK"]) == 0
@@ -30,10 +30,10 @@ is_main = int(os.environ["RANK"]) == 0
 
 
 def resume_from(checkpoint: Path, run: Path):
-    """Continue a half-way checkpoint (maybe written by another launch) to ``config.steps``."""
+    """Continue a half-way checkpoint (maybe written by another launch) to ``config.train.steps``."""
     if is_main:
         state = torch.load(checkpoint, weights_only=False)
-        state["config"]["steps"] = config.steps
+        state["config"]["train"]["steps"] = config.train.steps
         run.mkdir(parents=True, exist_ok=True)
         torch.save(state, run / "checkpoint.pt")
     torch.distributed.barrier()
@@ -41,7 +41,7 @@ def resume_from(checkpoint: Path, run: Path):
 
 
 # Stop after half the steps (keeping that checkpoint as half.pt), then resume the same config to the end.
-half = load_config(trainer.LADDConfig, config_path, steps=config.steps // 2)
+half = load_config(trainer.DistillConfig, config_path, **{"train.steps": config.train.steps // 2})
 trainer.train_ladd(half, out / "half", progress=False)
 torch.distributed.barrier()
 resumed = resume_from(out / "half" / "checkpoint.pt", out / "resumed")
@@ -50,7 +50,7 @@ crossed = resume_from(Path(sys.argv[3]), out / "crossed") if len(sys.argv) > 3 e
 if is_main:
     from zlab.distill.student import save_trained_student
 
-    save_trained_student(config.teacher, straight, heads, out / "student")
+    save_trained_student(config.data.teacher, straight, heads, out / "student")
     torch.save({"straight": straight.state_dict(), "resumed": resumed.state_dict(), "heads": heads.state_dict(),
                 "crossed": crossed.state_dict() if crossed is not None else None,
                 "log": log, "callback": seen},

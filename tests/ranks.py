@@ -45,8 +45,11 @@ def leave() -> None:
 
 
 def write_config(path: Path, values: dict) -> Path:
-    """A TOML config file of ``values`` (numbers, strings, booleans and lists/tuples of them)."""
-    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+    """A TOML config file of ``values`` (numbers, strings, booleans and lists/tuples of them; a dict is a section)."""
+    line = lambda k, v: f"{k} = {json.dumps(v)}\n"  # noqa: E731
+    top = [line(k, v) for k, v in values.items() if not isinstance(v, dict)]
+    tables = [f"[{k}]\n" + "".join(line(kk, vv) for kk, vv in v.items()) for k, v in values.items() if isinstance(v, dict)]
+    path.write_text("".join(top) + "".join(tables))
     return path
 
 

@@ -13,11 +13,12 @@ SAMPLING = {"num_inference_steps": 2, "guidance_scale": 1.0, "cfg_truncation": 1
 
 def _grid_files(tmp_path, teacher, variants: str, split: str = "validation") -> str:
     (tmp_path / "base.toml").write_text(
-        f'teacher = "{teacher}"\ndata = "{tmp_path / "synth"}"\nsynth_rounds = 1\nsteps = 4\nbatch_size = 3\n'
-        'blocks = [1, 3]\nhead_hidden = 8\nwarmup_steps = 2\ncheckpoint_every = 2\nstudent_lr = 1e-4\n')
+        f'[data]\nteacher = "{teacher}"\nfolder = "{tmp_path / "synth"}"\nrounds = 1\n'
+        '[train]\nsteps = 4\nbatch_size = 3\ncheckpoint_every = 2\nstudent_lr = 1e-4\n'
+        '[ladd]\nblocks = [1, 3]\nhead_hidden = 8\nwarmup_steps = 2\n')
     grid = tmp_path / "grid.toml"
     grid.write_text(f'base = "{tmp_path / "base.toml"}"\nseeds = [0, 1]\nsplit = "{split}"\nper_count = 1\n'
-                    f'per_prompt = 2\nsynth_prompts = 6\n\n[shared]\nsteps = 2\n\n{variants}')
+                    f'per_prompt = 2\nsynth_prompts = 6\n\n[shared]\ntrain.steps = 2\n\n{variants}')
     return str(grid)
 
 
@@ -28,7 +29,7 @@ claim = "the base recipe"
 [[variant]]
 name = "m-2"
 claim = "a lower t-hat mean"
-set = { t_hat_m = -2.0 }
+set = { ladd.t_hat_m = -2.0 }
 '''
 
 
@@ -50,7 +51,7 @@ def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teache
         for groups in run["metrics"].values():
             assert set(groups) == {"0", "2+", "all"}
             assert 0.0 <= groups["all"]["valid"] <= 1.0 and groups["all"]["fd_teacher"] >= 0
-    assert record["runs"][2]["set"] == {"t_hat_m": -2.0}
+    assert record["runs"][2]["set"] == {"ladd": {"t_hat_m": -2.0}}
     ref = record["references"]["64x64"]  # what the runs are read against: the teacher (2 steps here), the renders
     assert set(ref["teacher"]) == {"N=2"} and set(ref["teacher"]["N=2"]) == {"0", "2+", "all"}
     assert 0.0 <= ref["teacher"]["N=2"]["all"]["valid"] <= 1.0 and ref["teacher"]["N=2"]["all"]["fd_teacher"] >= 0
@@ -104,7 +105,7 @@ def test_a_claim_holds_only_when_every_other_arm_is_worse_beyond_its_interval():
 
 
 def test_grid_errors_name_the_problem(teacher, tmp_path):
-    bad_key = VARIANTS + '\n[[variant]]\nname = "x"\nset = { t_hat_mean = 1.0 }\n'
+    bad_key = VARIANTS + '\n[[variant]]\nname = "x"\nset = { ladd.t_hat_mean = 1.0 }\n'
     with pytest.raises(ValueError, match="t_hat_mean"):
         ablate.load_grid(_grid_files(tmp_path, teacher, bad_key))
     with pytest.raises(ValueError, match="split must be one of"):
@@ -124,7 +125,7 @@ def test_the_recipe_is_chosen_on_validation_among_ladd_runs_by_the_declared_scor
 
     record = {"runs": [run("valid but collapsed", 0, 0.9, 0.5, 0.2), run("balanced", 0, 0.7, 0.7, 0.7),
                        run("balanced", 1, 0.6, 0.7, 0.7),  # seeds are averaged: 0.683 beats 0.533
-                       run("regression only", 0, 1.0, 1.0, 1.0, adv_weight=0.0)]}  # a baseline, never chosen
+                       run("regression only", 0, 1.0, 1.0, 1.0, ladd={"adv_weight": 0.0})]}  # a baseline, never chosen
     choice = ablate.choose_recipe(record)
     assert choice["chosen"] == "balanced" and set(choice["scores"]) == {"valid but collapsed", "balanced"}
     assert choice["scores"]["balanced"] == pytest.approx((0.65 + 0.7 + 0.7) / 3)

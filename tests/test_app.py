@@ -191,7 +191,7 @@ def test_real_browser_generates_and_shows_the_discriminator_tab(app_url, browser
                            timeout=300_000)
     page.screenshot(path=str(shots / "app-seeds-grid.png"), full_page=True)
     page.get_by_role("tab", name="Discriminator view").click()
-    trained_m = json.loads((student_dir / "eval.json").read_text())["config"]["t_hat_m"] if (
+    trained_m = json.loads((student_dir / "eval.json").read_text())["config"]["ladd"]["t_hat_m"] if (
         student_dir / "eval.json").is_file() else 1.0
     assert float(page.get_by_label("logit-normal m", exact=False).input_value()) == trained_m  # the trained law
     page.get_by_role("button", name="Show the discriminator's view").click()

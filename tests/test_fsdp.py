@@ -11,7 +11,8 @@ from ranks import fsdp_env, two_ranks, write_config
 from test_ladd_train import teacher_and_data  # noqa: F401  (the same tiny teacher and its synthetic data)
 
 from zlab.train.sharding import uses_fsdp
-from zlab.train.ladd import LADDConfig
+from zlab.train.config import load_config
+from zlab.train.ladd import DistillConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,9 +29,10 @@ def run_ranks(config: dict, out: Path, env: dict[str, str], cross_from: Path | N
 def runs(tmp_path_factory, teacher_and_data):
     root = tmp_path_factory.mktemp("fsdp")
     teacher, data = teacher_and_data
-    config = dict(teacher=str(teacher), data=str(data), steps=4, batch_size=2, blocks=[1, 3], head_hidden=8,
-                  warmup_steps=2, checkpoint_every=2, student_lr=1e-4, heads_lr=1e-3, ema_decay=0.9,
-                  backward_sim=0.5)
+    config = {"data": {"teacher": str(teacher), "folder": str(data)},
+              "train": {"steps": 4, "batch_size": 2, "checkpoint_every": 2, "student_lr": 1e-4, "heads_lr": 1e-3,
+                        "ema_decay": 0.9},
+              "ladd": {"blocks": [1, 3], "head_hidden": 8, "warmup_steps": 2, "backward_sim": 0.5}}
     env = fsdp_env(str(ROOT / "configs" / "accelerate-fsdp.yaml"))
     # accelerate's state may or may not keep saying FSDP after the first prepare (see ranks.on_cpu): both
     # Each run also resumes a half-way checkpoint of the other launch: DDP's under FSDP, FSDP's under DDP.
@@ -103,12 +105,12 @@ def test_fsdp_checkpoints_are_full_and_resume(runs):
 def test_unsupported_fsdp_setups_name_the_fix():
     fsdp1 = SimpleNamespace(distributed_type=DistributedType.FSDP, is_fsdp2=False)
     with pytest.raises(ValueError, match="fsdp_version: 2"):
-        uses_fsdp(fsdp1, LADDConfig())
+        uses_fsdp(fsdp1, DistillConfig())
     fsdp2 = SimpleNamespace(distributed_type=DistributedType.FSDP, is_fsdp2=True)
     with pytest.raises(ValueError, match="accelerate-ddp.yaml"):
-        uses_fsdp(fsdp2, LADDConfig(lora_rank=8))
-    assert uses_fsdp(fsdp2, LADDConfig()) is True
-    assert uses_fsdp(SimpleNamespace(distributed_type=DistributedType.MULTI_GPU), LADDConfig(lora_rank=8)) is False
+        uses_fsdp(fsdp2, load_config(DistillConfig, scale={"lora_rank": 8}))
+    assert uses_fsdp(fsdp2, DistillConfig()) is True
+    assert uses_fsdp(SimpleNamespace(distributed_type=DistributedType.MULTI_GPU), load_config(DistillConfig, scale={"lora_rank": 8})) is False
 
 
 def test_memory_model_of_a_sharded_step_within_20_percent_of_each_rank(tmp_path):

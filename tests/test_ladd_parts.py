@@ -13,7 +13,8 @@ from zlab.distill.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_
 from zlab.distill.student import student_pipeline
 from zlab.train.models import build_models, make_optimizer
 from zlab.distill.ladd import LADDBatch, LADDForward, ladd_forward, sampler_inputs
-from zlab.train.ladd import LADDConfig
+from zlab.train.config import load_config
+from zlab.train.ladd import DistillConfig
 from zlab.flow import add_noise, zimage_velocity
 from zlab.zimage import encode_prompts
 
@@ -34,13 +35,13 @@ def test_head_calls_tell_a_dead_head_from_a_guessing_one():
 def test_the_student_card_warns_when_every_head_called_everything_fake():
     from zlab.recipes.cards import heads_text
 
-    dead = {"config": {"adv_weight": 1.0}, "log": {"head_calls": [[(0.0, 1.0), (0.02, 0.99)]] * 150}}
+    dead = {"config": {"ladd": {"adv_weight": 1.0}}, "log": {"head_calls": [[(0.0, 1.0), (0.02, 0.99)]] * 150}}
     text = heads_text(dead)
     assert "last 100 training steps" in text and "0.00 / 1.00, 0.02 / 0.99" in text and "no signal" in text
-    alive = {"config": {"adv_weight": 1.0}, "log": {"head_calls": [[(0.7, 0.6)]] * 50}}
+    alive = {"config": {"ladd": {"adv_weight": 1.0}}, "log": {"head_calls": [[(0.7, 0.6)]] * 50}}
     assert "last 50 training steps" in heads_text(alive) and "no signal" not in heads_text(alive)
-    assert heads_text({"config": {"adv_weight": 0.0}, "log": dead["log"]}) == ""  # regression alone: no heads to speak of
-    assert heads_text({"config": {"adv_weight": 1.0}, "log": {}}) == ""  # a log from before the calls were logged
+    assert heads_text({"config": {"ladd": {"adv_weight": 0.0}}, "log": dead["log"]}) == ""  # regression alone: no heads to speak of
+    assert heads_text({"config": {"ladd": {"adv_weight": 1.0}}, "log": {}}) == ""  # a log from before the calls were logged
 
 
 def test_warmup_then_full_timestep_probabilities():
@@ -138,7 +139,7 @@ def test_heads_see_wrong_captions_and_perturbed_reals_in_one_forward(tiny_pipe):
     embeds = encode_prompts(tiny_pipe, prompts)
     data = SynthData(latents=torch.randn(3, 16, 8, 8), prompt_index=torch.tensor([0, 1, 0]), seeds=torch.arange(3),
                      prompts=prompts, embeds=embeds, sampling={})
-    config = LADDConfig(batch_size=6, mismatch_weight=1.0, r1_weight=1.0, r1_sigma=0.1)
+    config = load_config(DistillConfig, ladd={"mismatch_weight": 1.0, "r1_weight": 1.0, "r1_sigma": 0.1}, train={"batch_size": 6})
     batch = draw_batch(data, config, 0, torch.Generator().manual_seed(0))
     same = data.prompt_index[torch.randint(3, (6,), generator=torch.Generator().manual_seed(0))]
     assert torch.equal(batch.wrong, (same != same.roll(1)).float())
@@ -152,7 +153,7 @@ def test_heads_see_wrong_captions_and_perturbed_reals_in_one_forward(tiny_pipe):
     torch.testing.assert_close(parts["wrong"].text, batch.text.roll(1, 0))
     change = (parts["r1"].maps[0] - real[0]).std() / real[0].std()
     assert 0.05 < change.item() < 0.2  # the perturbation is sigma = 0.1 of the maps' spread
-    plain = draw_batch(data, LADDConfig(batch_size=6), 0, torch.Generator().manual_seed(0))
+    plain = draw_batch(data, load_config(DistillConfig, train={"batch_size": 6}), 0, torch.Generator().manual_seed(0))
     assert plain.wrong is None and plain.r1_seed is None and list(heads_inputs(fwd, plain)) == ["real", "fake"]
 
 
@@ -172,10 +173,10 @@ def test_negatives_share_the_fake_side_so_a_head_that_tells_nothing_apart_is_not
     fwd = LADDForward(x0_hat=torch.zeros(6, 16, 8, 8), real_maps=maps, fake_maps=maps)
     constant = lambda maps, t_hat, text: [torch.full((len(t_hat), 1, 2, 2), logit)]
     for weight in (0.0, 0.5, 1.0):
-        config = LADDConfig(batch_size=6, mismatch_weight=weight)
+        config = load_config(DistillConfig, ladd={"mismatch_weight": weight}, train={"batch_size": 6})
         batch = draw_batch(data, config, 0, torch.Generator().manual_seed(0))
         assert weight == 0 or batch.wrong.sum() > 0
-        assert heads_loss(constant, fwd, batch, config)[0].item() == pytest.approx(2.0)
+        assert heads_loss(constant, fwd, batch, config.ladd)[0].item() == pytest.approx(2.0)
 
 
 def test_caption_tap_puts_each_blocks_caption_state_beside_its_map_and_mismatches_run_the_teacher(tiny_pipe, tmp_path):
@@ -197,9 +198,9 @@ def test_caption_tap_puts_each_blocks_caption_state_beside_its_map_and_mismatche
     (swapped,) = caption(x, t, embeds[::-1])
     assert not torch.allclose(swapped[0, dim:], both[0, dim:], atol=1e-3)  # another caption, another state
     with pytest.raises(ValueError, match="head_caption.*features"):
-        LADDConfig(head_caption=True, features="pixels").validate()
+        load_config(DistillConfig, ladd={"head_caption": True, "features": "pixels"}).validate()
 
-    models = build_models(LADDConfig(blocks=(1,), head_hidden=8, head_caption=True, mismatch_weight=1.0),
+    models = build_models(load_config(DistillConfig, ladd={"blocks": (1,), "head_hidden": 8, "head_caption": True, "mismatch_weight": 1.0}),
                           copy.deepcopy(tiny_pipe.transformer), embeds[0].shape[-1])
     assert models.disc.caption and models.disc.heads[0].conv_in.in_channels == 2 * dim
     batch = _batch(embeds, torch.Generator().manual_seed(0))
@@ -220,11 +221,11 @@ def _batch(embeds, g):
                      sim_dt=torch.tensor([0.0, 0.25]))
 
 
-def _step_grads(tiny_pipe, **config):
+def _step_grads(tiny_pipe, **scale):
     """One L_adv backward; returns the models and {name: grad} of the student's trained parameters."""
     torch.manual_seed(0)
     embeds = encode_prompts(tiny_pipe, ["a large red circle at the top left", "a small blue square"])
-    models = build_models(LADDConfig(blocks=(1, 3), head_hidden=16, **config), copy.deepcopy(tiny_pipe.transformer),
+    models = build_models(load_config(DistillConfig, ladd={"blocks": (1, 3), "head_hidden": 16}, scale=scale), copy.deepcopy(tiny_pipe.transformer),
                           embeds[0].shape[-1])
     batch = _batch(embeds, torch.Generator().manual_seed(0))
     fwd = ladd_forward(models.student, models.tap, batch)
@@ -317,12 +318,12 @@ def test_a_student_can_start_from_another_pipeline_s_transformer(tiny_pipe, tmp_
             p.add_(0.01)
     other.save_pretrained(tmp_path / "pipe" / "transformer")
     teacher = copy.deepcopy(tiny_pipe.transformer)
-    models = build_models(LADDConfig(blocks=(1,), head_hidden=8, student_init=str(tmp_path / "pipe")), teacher, 8)
+    models = build_models(load_config(DistillConfig, ladd={"blocks": (1,), "head_hidden": 8}, train={"student_init": str(tmp_path / "pipe")}), teacher, 8)
     name, p = next(iter(other.named_parameters()))
     torch.testing.assert_close(dict(models.student.named_parameters())[name], p)
     torch.testing.assert_close(dict(models.teacher.named_parameters())[name],
                                dict(tiny_pipe.transformer.named_parameters())[name])
     with pytest.raises(FileNotFoundError, match="transformer/config.json"):
-        build_models(LADDConfig(blocks=(1,), student_init=str(tmp_path)), copy.deepcopy(tiny_pipe.transformer), 8)
+        build_models(load_config(DistillConfig, ladd={"blocks": (1,)}, train={"student_init": str(tmp_path)}), copy.deepcopy(tiny_pipe.transformer), 8)
     with pytest.raises(ValueError, match="LoRA"):
-        LADDConfig(student_init="x", lora_rank=4).validate()
+        load_config(DistillConfig, train={"student_init": "x"}, scale={"lora_rank": 4}).validate()

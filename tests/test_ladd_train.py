@@ -1,5 +1,7 @@
 """The LADD trainer end to end on a tiny random teacher: synth shards, resume, shipped student, two ranks."""
 
+import copy
+from dataclasses import asdict
 import json
 import subprocess
 import sys
@@ -15,8 +17,8 @@ from zlab.measure.evaluate import count_nfe
 from zlab.train.synth import SynthData, synthesize
 from zlab.recipes.student import ship_student
 from zlab.distill.student import load_discriminator, student_pipeline
-from zlab.train.ladd import LADDConfig, train_ladd
-from zlab.train.config import load_config
+from zlab.train.ladd import DistillConfig, train_ladd
+from zlab.train.config import load_config, merge
 from zlab.zimage import save_pipeline
 
 PROMPTS = ["a large red circle at the top left", "a small blue square at the bottom right",
@@ -32,11 +34,13 @@ def teacher_and_data(tmp_path_factory, tiny_pipe):
     return teacher, data
 
 
-def _config(teacher_and_data, **kw):
+def _config(teacher_and_data, **sections):
+    """A tiny LADD run on the tiny teacher's data; ``sections`` override it by section (``train={"steps": 2}``)."""
     teacher, data = teacher_and_data
-    base = dict(teacher=str(teacher), data=str(data), steps=4, batch_size=3, blocks=(1, 3), head_hidden=8,
-                warmup_steps=2, checkpoint_every=2, student_lr=1e-4, heads_lr=1e-3)
-    return load_config(LADDConfig, **{**base, **kw})
+    base = {"data": {"teacher": str(teacher), "folder": str(data)},
+            "train": {"steps": 4, "batch_size": 3, "checkpoint_every": 2, "student_lr": 1e-4, "heads_lr": 1e-3},
+            "ladd": {"blocks": (1, 3), "head_hidden": 8, "warmup_steps": 2}}
+    return load_config(DistillConfig, **merge(base, sections))
 
 
 def test_synth_shards_are_the_stock_pipeline_samples(teacher_and_data, tiny_pipe):
@@ -109,7 +113,7 @@ def test_renders_as_the_real_side_are_the_worlds_images_through_the_vae(tiny_pip
     with pytest.raises(ValueError, match="source must be one of"):
         synthesize(tiny_pipe, out, SAMPLING, rounds=1, prompts=PROMPTS[:2], progress=False, source="photos")
     with pytest.raises(ValueError, match="regression_weight needs the teacher's samples"):
-        load_config(LADDConfig, real="renders", regression_weight=1.0)
+        load_config(DistillConfig, ladd={"regression_weight": 1.0}, data={"real": "renders"})
 
 
 def test_initial_noise_is_what_the_teacher_sampled_from(teacher_and_data, tiny_pipe):
@@ -128,8 +132,7 @@ def test_regression_student_learns_the_noise_to_sample_map(teacher_and_data):
     from zlab.flow import x0_from_velocity, zimage_velocity
     from zlab.train.ladd import draw_batch
 
-    config = _config(teacher_and_data, steps=40, adv_weight=0.0, regression_weight=1.0, student_lr=1e-3,
-                     warmup_steps=0, full_probs=(1.0, 0.0, 0.0, 0.0))
+    config = _config(teacher_and_data, ladd={"adv_weight": 0.0, "regression_weight": 1.0, "warmup_steps": 0, "full_probs": (1.0, 0.0, 0.0, 0.0)}, train={"steps": 40, "student_lr": 1e-3})
     data = SynthData.load(teacher_and_data[1])
     index = torch.arange(len(data))
     noise, ones = data.initial_noise(index), torch.ones(len(data))
@@ -147,7 +150,7 @@ def test_regression_student_learns_the_noise_to_sample_map(teacher_and_data):
     plain = draw_batch(data, _config(teacher_and_data), 0, torch.Generator().manual_seed(0))
     assert torch.equal(batch.t_hat, plain.t_hat) and not torch.equal(batch.eps, plain.eps)
     with pytest.raises(ValueError, match="no loss"):
-        load_config(LADDConfig, adv_weight=0.0)
+        load_config(DistillConfig, ladd={"adv_weight": 0.0})
 
 
 def test_aspect_buckets_synthesise_and_train_one_bucket_per_batch(teacher_and_data, tiny_pipe, tmp_path):
@@ -160,7 +163,7 @@ def test_aspect_buckets_synthesise_and_train_one_bucket_per_batch(teacher_and_da
     assert [b.latents.shape[-2:] for b in buckets] == [(8, 8), (8, 12)]
     assert not set(buckets[0].seeds.tolist()) & set(buckets[1].seeds.tolist())  # no shared starting noise
     assert [b.sampling["width"] for b in buckets] == [64, 96]
-    config = _config(teacher_and_data, data=str(out), steps=2, synth_sizes=[[64, 64], [64, 96]])
+    config = _config(teacher_and_data, data={"folder": str(out), "sizes": [[64, 64], [64, 96]]}, train={"steps": 2})
     generator = torch.Generator().manual_seed(0)
     widths = {draw_batch(buckets, config, 0, generator).x0.shape[-1] for _ in range(12)}
     assert widths == {8, 12}
@@ -168,7 +171,7 @@ def test_aspect_buckets_synthesise_and_train_one_bucket_per_batch(teacher_and_da
     assert len(log["d_loss"]) == 2 and log["skipped"] == []
     assert len(load_buckets(teacher_and_data[1])) == 1  # a plain synth folder is one bucket
     with pytest.raises(ValueError, match="multiples of 16"):
-        load_config(LADDConfig, synth_sizes=[[64, 70]])
+        load_config(DistillConfig, data={"sizes": [[64, 70]]})
 
 
 def test_heads_options_train_and_change_the_heads_loss(teacher_and_data, tmp_path):
@@ -176,7 +179,7 @@ def test_heads_options_train_and_change_the_heads_loss(teacher_and_data, tmp_pat
     side (the formula is tested in test_ladd_parts), so they change it, up or down; both train without skips."""
     logs = {}
     for name, extra in {"plain": {}, "r1": {"r1_weight": 10.0}, "both": {"r1_weight": 10.0, "mismatch_weight": 1.0}}.items():
-        logs[name] = train_ladd(_config(teacher_and_data, steps=2, **extra), tmp_path / name, progress=False)[2]
+        logs[name] = train_ladd(_config(teacher_and_data, train={"steps": 2}, ladd=extra), tmp_path / name, progress=False)[2]
     assert logs["both"]["skipped"] == [] and logs["both"]["heads_skipped"] == []
     for name in ("r1", "both"):  # the same first batch and student step
         assert logs[name]["g_loss"][0] == pytest.approx(logs["plain"]["g_loss"][0])
@@ -192,7 +195,7 @@ def test_discriminative_pixel_features_train_heads_on_a_frozen_image_network(tea
     from zlab.shapes.net import ShapesNet
 
     ShapesNet(width=4, num_features=8).save(tmp_path / "net")
-    config = _config(teacher_and_data, steps=2, features="pixels", features_net=str(tmp_path / "net"), blocks=(0, 2))
+    config = _config(teacher_and_data, ladd={"features": "pixels", "features_net": str(tmp_path / "net"), "blocks": (0, 2)}, train={"steps": 2})
     tap = pixel_tap(config, "cpu")
     assert isinstance(tap, PixelFeatureTap) and tap.channels == [4, 16] and not tap.noised
     x0 = torch.randn(2, 16, 8, 8, requires_grad=True)
@@ -202,12 +205,12 @@ def test_discriminative_pixel_features_train_heads_on_a_frozen_image_network(tea
     assert x0.grad.abs().sum() > 0  # the fake path reaches the student through decoder and network
     student, disc, log = train_ladd(config, tmp_path / "run", progress=False)
     assert [h.conv_in.in_channels for h in disc.heads] == [4, 16] and log["skipped"] == []
-    teacher = ZImagePipeline.from_pretrained(config.teacher).transformer
+    teacher = ZImagePipeline.from_pretrained(config.data.teacher).transformer
     assert any(not torch.equal(a, b) for a, b in zip(student.state_dict().values(), teacher.state_dict().values()))
     with pytest.raises(ValueError, match="conv layers 0..2"):
-        pixel_tap(_config(teacher_and_data, features="pixels", features_net=str(tmp_path / "net"), blocks=(3,)), "cpu")
+        pixel_tap(_config(teacher_and_data, ladd={"features": "pixels", "features_net": str(tmp_path / "net"), "blocks": (3,)}), "cpu")
     with pytest.raises(ValueError, match="features must be one of"):
-        _config(teacher_and_data, features="dino")
+        _config(teacher_and_data, ladd={"features": "dino"})
 
 
 def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_path):
@@ -215,16 +218,16 @@ def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_p
     straight, disc, log = train_ladd(config, tmp_path / "a", progress=False)
     assert len(log["d_loss"]) == 4 and all(len(a) == 2 for a in log["head_acc"])
     assert len(log["head_calls"]) == 4 and all(0 <= share <= 1 for step in log["head_calls"] for head in step for share in head)
-    half = _config(teacher_and_data, steps=2)
+    half = _config(teacher_and_data, train={"steps": 2})
     train_ladd(half, tmp_path / "b", progress=False)
     # continue the 2-step run to 4 steps: same config as `straight` except steps, so rewrite the stored config
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    state["config"]["steps"] = 4
+    state["config"]["train"]["steps"] = 4
     torch.save(state, tmp_path / "b" / "checkpoint.pt")
     resumed, _, _ = train_ladd(config, tmp_path / "b", resume=True, progress=False)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
-    teacher = ZImagePipeline.from_pretrained(config.teacher)
+    teacher = ZImagePipeline.from_pretrained(config.data.teacher)
     assert any(not torch.equal(a, b) for a, b in zip(straight.state_dict().values(),
                                                       teacher.transformer.state_dict().values()))
 
@@ -246,12 +249,13 @@ def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_p
 
 def test_lora_ema_checkpointed_run_resumes_exactly_and_ships_merged(teacher_and_data, tmp_path):
     """The scale options together (LoRA sharing the teacher's weights, recomputation, EMA, fused Adam)."""
-    kw = dict(lora_rank=4, gradient_checkpointing=True, ema_decay=0.9, optimizer="adam_fused", backward_sim=0.5)
+    kw = {"scale": {"lora_rank": 4, "gradient_checkpointing": True, "optimizer": "adam_fused"}, "train": {"ema_decay": 0.9},
+          "ladd": {"backward_sim": 0.5}}
     straight, _, log = train_ladd(_config(teacher_and_data, **kw), tmp_path / "a", progress=False)
-    train_ladd(_config(teacher_and_data, steps=2, **kw), tmp_path / "b", progress=False)
+    train_ladd(_config(teacher_and_data, **merge(copy.deepcopy(kw), {"train": {"steps": 2}})), tmp_path / "b", progress=False)
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     assert state["student"] and all("lora_" in k for k in state["student"])  # the adapter only, not the base weights
-    state["config"]["steps"] = 4
+    state["config"]["train"]["steps"] = 4
     torch.save(state, tmp_path / "b" / "checkpoint.pt")
     resumed, _, _ = train_ladd(_config(teacher_and_data, **kw), tmp_path / "b", resume=True, progress=False)
     teacher = ZImagePipeline.from_pretrained(teacher_and_data[0]).transformer
@@ -264,16 +268,16 @@ def test_lora_ema_checkpointed_run_resumes_exactly_and_ships_merged(teacher_and_
 def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
     from zlab.recipes.student import make_student
 
-    config = _config(teacher_and_data, steps=2, data=str(tmp_path / "synth"), synth_rounds=1)
+    config = _config(teacher_and_data, data={"folder": str(tmp_path / "synth"), "rounds": 1}, train={"steps": 2})
     make_student(config, tmp_path / "student", tmp_path / "run", progress=False, measure=False)
     record = json.loads((tmp_path / "student" / "eval.json").read_text())
-    assert set(record["timings"]) == {"synth_s", "train_s"} and record["config"]["steps"] == 2
+    assert set(record["timings"]) == {"synth_s", "train_s"} and record["config"]["train"]["steps"] == 2
     assert len(SynthData.load(tmp_path / "synth")) == len(prompt_sets.prompts("train"))  # every train prompt, one round
     card = (tmp_path / "student" / "README.md").read_text()
     assert "shift = 1" in card and card.startswith("# shapes-student: a 1/2/4-step LADD student")
     assert "the adversarial loss (hinge, weight 1) alone" in card
     assert ZImagePipeline.from_pretrained(tmp_path / "student").scheduler.config.shift == 1.0
-    teacher_size = json.loads((Path(config.teacher) / "sampling.json").read_text())["height"]
+    teacher_size = json.loads((Path(config.data.teacher) / "sampling.json").read_text())["height"]
     assert json.loads((tmp_path / "student" / "sampling.json").read_text())["height"] == teacher_size
     assert 'from_pretrained("checkpoints/shapes-student")' in card and "trained_earlier_in" not in record
     # shipping a finished run again (the chosen run of a recipe search) trains nothing and says so on the card
@@ -286,10 +290,10 @@ def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
 def test_the_card_names_the_students_loss():
     from zlab.recipes.cards import objective, student_title
 
-    regression = {"adv_weight": 0.0, "regression_weight": 1.0, "loss": "hinge"}
+    regression = {"ladd": {"adv_weight": 0.0, "regression_weight": 1.0, "loss": "hinge"}}
     assert student_title(regression).startswith("shapes-regression: a 1/2/4-step regression-distilled student")
     assert objective(regression).startswith("regression alone: MSE of its x0_hat")
-    both = {"adv_weight": 1.0, "regression_weight": 0.5, "loss": "hinge"}
+    both = {"ladd": {"adv_weight": 1.0, "regression_weight": 0.5, "loss": "hinge"}}
     assert "LADD + regression" in student_title(both) and "plus MSE" in objective(both) and "weight 0.5" in objective(both)
 
 
@@ -318,14 +322,14 @@ def test_student_pipeline_schedule_is_the_trained_one(tiny_pipe):
 
 
 def test_two_processes_keep_identical_students(teacher_and_data, tmp_path):
-    config = _config(teacher_and_data, steps=2, checkpoint_every=1)
-    path = write_config(tmp_path / "ladd.toml", vars(config))
+    config = _config(teacher_and_data, train={"steps": 2, "checkpoint_every": 1})
+    path = write_config(tmp_path / "ladd.toml", asdict(config))
     script = tmp_path / "rank_check.py"
     script.write_text(f"""
 import sys, torch, torch.distributed as dist
-from zlab.train.ladd import LADDConfig, train_ladd
+from zlab.train.ladd import DistillConfig, train_ladd
 from zlab.train.config import load_config
-student, _, _ = train_ladd(load_config(LADDConfig, {str(path)!r}), {str(tmp_path / 'run')!r}, progress=False)
+student, _, _ = train_ladd(load_config(DistillConfig, {str(path)!r}), {str(tmp_path / 'run')!r}, progress=False)
 flat = torch.cat([p.detach().flatten() for p in student.parameters()])
 gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
 dist.all_gather(gathered, flat)
@@ -339,14 +343,14 @@ leave()
     two_ranks(script)
     weights = torch.load(tmp_path / "weights.pt")
     assert torch.equal(weights[0], weights[1])
-    teacher = ZImagePipeline.from_pretrained(config.teacher).transformer
+    teacher = ZImagePipeline.from_pretrained(config.data.teacher).transformer
     before = torch.cat([p.detach().flatten() for p in teacher.parameters()])
     assert not torch.equal(weights[0], before)  # the ranks moved, together
 
 
 def test_ladd_cli_writes_the_student_folder(teacher_and_data, tmp_path):
-    config = _config(teacher_and_data, steps=1)
-    path = write_config(tmp_path / "ladd.toml", vars(config))
+    config = _config(teacher_and_data, train={"steps": 1})
+    path = write_config(tmp_path / "ladd.toml", asdict(config))
     result = subprocess.run([sys.executable, "-m", "zlab.cli", "ladd", "--config", str(path),
                              "--run", str(tmp_path / "run"), "--out", str(tmp_path / "student")],
                             capture_output=True, text=True, timeout=600)
@@ -359,7 +363,7 @@ def test_ladd_cli_writes_the_student_folder(teacher_and_data, tmp_path):
 
 
 def test_same_seed_same_student(teacher_and_data, tmp_path):
-    config = _config(teacher_and_data, steps=2)
+    config = _config(teacher_and_data, train={"steps": 2})
     a, _, log_a = train_ladd(config, tmp_path / "a", progress=False)
     b, _, log_b = train_ladd(config, tmp_path / "b", progress=False)
     assert log_a["d_loss"] == log_b["d_loss"]
@@ -370,7 +374,7 @@ def test_non_finite_losses_stop_the_run_and_keep_the_checkpoint(teacher_and_data
     import zlab.distill.ladd as method
     import zlab.train.ladd as trainer
 
-    config = _config(teacher_and_data, steps=30, checkpoint_every=1)
+    config = _config(teacher_and_data, train={"steps": 30, "checkpoint_every": 1})
     calls = {"n": 0}
     real_loss = method.generator_loss
 
@@ -394,7 +398,7 @@ def test_a_non_finite_heads_loss_after_a_good_student_step_is_logged_as_what_hap
     import zlab.distill.ladd as method
     import zlab.train.ladd as trainer
 
-    config = _config(teacher_and_data, steps=3, checkpoint_every=1)
+    config = _config(teacher_and_data, train={"steps": 3, "checkpoint_every": 1})
     calls = {"n": 0}
     real_loss = method.discriminator_loss
 
@@ -429,29 +433,34 @@ def test_a_non_finite_heads_loss_after_a_good_student_step_is_logged_as_what_hap
 
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ValueError, match="loss must be one of"):
-        load_config(LADDConfig, loss="wasserstein")
+        load_config(DistillConfig, ladd={"loss": "wasserstein"})
     with pytest.raises(ValueError, match="student_lr"):
-        load_config(LADDConfig, student_lr=5.0)
+        load_config(DistillConfig, train={"student_lr": 5.0})
     with pytest.raises(ValueError, match="summing to 1"):
-        load_config(LADDConfig, full_probs=(0.5, 0.5, 0.5, 0.5))
+        load_config(DistillConfig, ladd={"full_probs": (0.5, 0.5, 0.5, 0.5)})
     with pytest.raises(ValueError, match="unknown config key"):
-        load_config(LADDConfig, lr=1e-4)
-    assert load_config(LADDConfig, "configs/shapes-ladd.toml").blocks == (0, 1, 2, 3)
+        load_config(DistillConfig, lr=1e-4)
+    with pytest.raises(ValueError, match="is a section"):
+        load_config(DistillConfig, train=3)
+    assert load_config(DistillConfig, "configs/shapes-ladd.toml").ladd.blocks == (0, 1, 2, 3)
 
 
 def test_set_overrides_are_toml_values():
     from zlab.train.config import parse_overrides
 
-    over = parse_overrides(["adv_weight=0", "regression_weight=1.5", "loss=non-saturating", 'data="runs/x"',
-                            "blocks=[2, 3]", "stochastic_sampling=true"])
-    assert over == {"adv_weight": 0, "regression_weight": 1.5, "loss": "non-saturating", "data": "runs/x",
-                    "blocks": [2, 3], "stochastic_sampling": True}
-    config = load_config(LADDConfig, "configs/shapes-ladd.toml", **over)
-    assert config.adv_weight == 0.0 and config.blocks == (2, 3) and config.loss == "non-saturating"
+    over = parse_overrides(["ladd.adv_weight=0", "ladd.regression_weight=1.5", "ladd.loss=non-saturating",
+                            'data.folder="runs/x"', "ladd.blocks=[2, 3]", "ship.stochastic_sampling=true"])
+    assert over == {"ladd": {"adv_weight": 0, "regression_weight": 1.5, "loss": "non-saturating", "blocks": [2, 3]},
+                    "data": {"folder": "runs/x"}, "ship": {"stochastic_sampling": True}}
+    config = load_config(DistillConfig, "configs/shapes-ladd.toml", **over)
+    assert config.ladd.adv_weight == 0.0 and config.ladd.blocks == (2, 3) and config.ladd.loss == "non-saturating"
+    assert config.data.folder == "runs/x" and config.data.teacher == "checkpoints/shapes-teacher"  # the rest kept
     with pytest.raises(ValueError, match="KEY=VALUE"):
-        parse_overrides(["steps"])
+        parse_overrides(["train.steps"])
     with pytest.raises(ValueError, match="both 0"):
-        load_config(LADDConfig, **parse_overrides(["adv_weight=0"]))
+        load_config(DistillConfig, **parse_overrides(["ladd.adv_weight=0"]))
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['ladd.adv'\]"):
+        load_config(DistillConfig, **parse_overrides(["ladd.adv=0"]))
 
 
 def test_discriminator_view_sweeps_t_hat(teacher_and_data, tiny_pipe):

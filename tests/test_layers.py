@@ -15,7 +15,7 @@ ZLAB = Path(__file__).resolve().parents[1] / "zlab"
 
 # module (or package) -> layer; a module may import its own layer or lower ones
 LAYERS = {
-    "zlab.paths": 0, "zlab.collective": 0, "zlab.atomic": 0,
+    "zlab.paths": 0, "zlab.collective": 0, "zlab.atomic": 0, "zlab.checks": 0,
     "zlab.flow": 1, "zlab.sampling": 1, "zlab.shapes": 1,
     "zlab.zimage": 2, "zlab.tiny": 2, "zlab.anatomy": 2, "zlab.features": 2, "zlab.toy": 2, "zlab.toy_distill": 2,
     "zlab.distill": 3,

@@ -8,22 +8,22 @@ from dataclasses import replace
 import pytest
 
 from zlab.train.memory import make_step, measure, predict
-from zlab.train.ladd import LADDConfig
+from zlab.train.ladd import DistillConfig
 from zlab.train.config import load_config
 from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
-BASE = LADDConfig(batch_size=4, blocks=(1, 3), head_hidden=16)
+BASE = load_config(DistillConfig, ladd={"blocks": (1, 3), "head_hidden": 16}, train={"batch_size": 4})
 
 
 @pytest.mark.parametrize("options", [
     {},  # fp32 copy of the teacher, Adam, no recomputation
     {"mixed_precision": "bf16", "gradient_checkpointing": True},
-    {"weights_dtype": "bfloat16", "lora_rank": 8, "gradient_checkpointing": True},
+    {"weights_dtype": "bfloat16", "lora_rank": 8, "gradient_checkpointing": True},  # [scale] settings
 ], ids=["full-fp32", "full-bf16-autocast-checkpointed", "lora-bf16-checkpointed"])
 def test_memory_model_within_20_percent_of_the_measured_peak(tiny_pipe, options):
     import copy
 
-    config = replace(BASE, **options)
+    config = replace(BASE, scale=replace(BASE.scale, **options))
     teacher = copy.deepcopy(tiny_pipe.transformer)
     predicted = predict(config, teacher.config, 64, 64, cap_len=16)
     measured = measure(make_step(config, teacher, 64, 64, cap_len=16))
@@ -34,21 +34,21 @@ def test_memory_model_within_20_percent_of_the_measured_peak(tiny_pipe, options)
 
 def test_memory_model_of_the_real_configs():
     """6B parameters at 1024 px: a LoRA student fits in far less than full fine-tuning, which fits one H200."""
-    lora = predict(load_config(LADDConfig, "configs/zimage-ladd-lora.toml"), REAL_TRANSFORMER_CONFIG, 1024, 1024)
-    full = predict(load_config(LADDConfig, "configs/zimage-ladd-full.toml"), REAL_TRANSFORMER_CONFIG, 1024, 1024)
+    lora = predict(load_config(DistillConfig, "configs/zimage-ladd-lora.toml"), REAL_TRANSFORMER_CONFIG, 1024, 1024)
+    full = predict(load_config(DistillConfig, "configs/zimage-ladd-full.toml"), REAL_TRANSFORMER_CONFIG, 1024, 1024)
     params = lora.parts["teacher weights"] // 2
     assert 6.1e9 < params < 6.2e9  # the published 6.15B
     assert full.parts["optimizer state"] == 8 * params and full.parts["student weights"] == 4 * params
     assert lora.parts["student weights"] < 0.05 * full.parts["student weights"]  # the base is shared
     assert lora.total < 0.5 * full.total and full.total < 141e9
-    no_ckpt = predict(replace(load_config(LADDConfig, "configs/zimage-ladd-lora.toml"), gradient_checkpointing=False),
+    no_ckpt = predict(load_config(DistillConfig, "configs/zimage-ladd-lora.toml", **{"scale.gradient_checkpointing": False}),
                       REAL_TRANSFORMER_CONFIG, 1024, 1024)
     assert no_ckpt.parts["activations"] > 5 * lora.parts["activations"]
 
 
 def test_memory_model_of_a_sharded_full_fine_tuning():
     """FSDP over 8 GPUs: the student's states split 8 ways, the teacher stays whole, blocks are gathered one by one."""
-    config = load_config(LADDConfig, "configs/zimage-ladd-full.toml")
+    config = load_config(DistillConfig, "configs/zimage-ladd-full.toml")
     one = predict(config, REAL_TRANSFORMER_CONFIG, 1024, 1024)
     eight = predict(config, REAL_TRANSFORMER_CONFIG, 1024, 1024, shards=8)
     for part in ("student weights", "student gradients", "optimizer state", "EMA of the student"):
@@ -61,7 +61,7 @@ def test_memory_model_of_a_sharded_full_fine_tuning():
     with pytest.raises(ValueError, match=r"\[1, 65536\]"):
         predict(config, REAL_TRANSFORMER_CONFIG, 512, 512, shards=0)
     with pytest.raises(ValueError, match="lora_rank"):
-        predict(load_config(LADDConfig, "configs/zimage-ladd-lora.toml"), REAL_TRANSFORMER_CONFIG, 512, 512, shards=2)
+        predict(load_config(DistillConfig, "configs/zimage-ladd-lora.toml"), REAL_TRANSFORMER_CONFIG, 512, 512, shards=2)
 
 
 def _zlab(*args, timeout=600):
@@ -117,12 +117,12 @@ def test_one_switch_picks_the_gpu_shapes_world(monkeypatch, tmp_path, tiny_pipe)
     assert output_path("checkpoints/shapes-student") == "runs/gpu/checkpoints/shapes-student"
     teacher = load_config(TeacherConfig, config_path("shapes-teacher.toml"))
     vae = load_config(VAEConfig, config_path("shapes-vae.toml"))
-    ladd = load_config(LADDConfig, config_path("shapes-ladd.toml"))
+    ladd = load_config(DistillConfig, config_path("shapes-ladd.toml"))
     assert teacher.image_size == vae.image_size == 128 and teacher.mixed_precision == "bf16"
-    assert ladd.teacher == output_path("checkpoints/shapes-teacher")
+    assert ladd.data.teacher == output_path("checkpoints/shapes-teacher")
     arch = teacher.architecture()
     assert arch.dim > TINY_SIZES["tiny"].dim and arch.n_layers > TINY_SIZES["tiny"].n_layers
-    assert max(ladd.blocks) < arch.n_layers
+    assert max(ladd.ladd.blocks) < arch.n_layers
     model = build_transformer(arch)
     out = model([torch.randn(16, 1, 16, 16)], torch.tensor([0.5]), [torch.randn(7, arch.text_hidden)],
                 return_dict=False)[0]

@@ -38,14 +38,10 @@ def down_up(images: np.ndarray, factor: int = 4) -> np.ndarray:
 
 def test_palette_and_background():
     assert BACKGROUND == (30, 30, 30)
-    assert PALETTE == {
-        "red": (220, 40, 40),
-        "green": (40, 180, 60),
-        "blue": (40, 80, 220),
-        "yellow": (230, 210, 40),
-        "purple": (150, 60, 190),
-        "orange": (240, 130, 30),
-    }
+    # the design's palette, in its order: red, green, blue, yellow, purple, orange
+    names = ("red", "green", "blue", "yellow", "purple", "orange")
+    rgb = ((220, 40, 40), (40, 180, 60), (40, 80, 220), (230, 210, 40), (150, 60, 190), (240, 130, 30))
+    assert list(PALETTE.items()) == list(zip(names, rgb))
     assert world.SHAPES == ("circle", "square", "triangle")
     assert world.HALF_EXTENT == {"small": 0.11, "large": 0.18}
 

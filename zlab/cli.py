@@ -17,7 +17,7 @@ import numpy as np
 
 from zlab.atomic import write_json
 
-SET_HELP = "override a config key (TOML value), e.g. --set adv_weight=0 --set regression_weight=1"
+SET_HELP = "override a config setting (section.key=TOML value), e.g. --set ladd.adv_weight=0 --set train.steps=200"
 GUIDANCE_HELP = "diffusers g candidates, comma-separated (lab s = g + 1; default: zlab.recipes.teacher.GUIDANCE_CANDIDATES)"
 
 
@@ -228,15 +228,15 @@ def _gpu_check(args: argparse.Namespace) -> int:
 
 def _memory(args: argparse.Namespace) -> None:
     from zlab.train.memory import predict
-    from zlab.train.ladd import LADDConfig
+    from zlab.train.ladd import DistillConfig
     from zlab.train.config import load_config
     from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
-    config = load_config(LADDConfig, args.config, **({"batch_size": args.batch_size} if args.batch_size else {}))
-    local = Path(config.teacher) / "transformer" / "config.json"
+    config = load_config(DistillConfig, args.config, **({"train.batch_size": args.batch_size} if args.batch_size else {}))
+    local = Path(config.data.teacher) / "transformer" / "config.json"
     transformer = json.loads(local.read_text()) if local.is_file() else REAL_TRANSFORMER_CONFIG
     sharding = f", student sharded over {args.gpus} GPUs (FSDP)" if args.gpus > 1 else ""
-    print(f"{args.config}: {config.batch_size} x {args.size}x{args.size} per GPU{sharding}, teacher {config.teacher}")
+    print(f"{args.config}: {config.train.batch_size} x {args.size}x{args.size} per GPU{sharding}, teacher {config.data.teacher}")
     print(predict(config, transformer, args.size, args.size, cap_len=args.cap_len, shards=args.gpus).table())
 
 
@@ -244,23 +244,23 @@ def _ladd(args: argparse.Namespace) -> None:
     from accelerate import PartialState
 
     from zlab.distill.student import save_trained_student
-    from zlab.train.ladd import LADDConfig, train_ladd
+    from zlab.train.ladd import DistillConfig, train_ladd
     from zlab.train.config import load_config, parse_overrides
 
-    config = load_config(LADDConfig, args.config, **parse_overrides(args.set))
+    config = load_config(DistillConfig, args.config, **parse_overrides(args.set))
     student, heads, _ = train_ladd(config, args.run, resume=args.resume)
     print(f"{args.run}/checkpoint.pt")
     if args.out and PartialState().is_main_process:  # one writer (under FSDP the only rank with a whole student)
-        print(save_trained_student(config.teacher, student, heads, args.out, config.stochastic_sampling))
+        print(save_trained_student(config.data.teacher, student, heads, args.out, config.ship.stochastic_sampling))
 
 
 def _make_student(args: argparse.Namespace) -> None:
     from zlab.measure.evaluate import format_table
     from zlab.recipes.student import make_student
-    from zlab.train.ladd import LADDConfig
+    from zlab.train.ladd import DistillConfig
     from zlab.train.config import load_config, parse_overrides
 
-    config = load_config(LADDConfig, args.config, **parse_overrides(args.set))
+    config = load_config(DistillConfig, args.config, **parse_overrides(args.set))
     print(format_table(make_student(config, args.out, args.run, resume=args.resume)))
 
 

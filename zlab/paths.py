@@ -56,6 +56,11 @@ def repo_root() -> Path:
     for p in (Path.cwd(), *Path.cwd().parents):
         if (p / "pyproject.toml").is_file() and (p / "zlab").is_dir():
             return p
+    return source_root()
+
+
+def source_root() -> Path:
+    """The folder that holds the ``zlab`` package (the checkout, for an editable install)."""
     return Path(__file__).resolve().parents[1]
 
 
@@ -210,7 +215,7 @@ def check_set(chosen: ShapesSet) -> None:
                          f"profile's {chosen.config('shapes-teacher.toml').relative_to(chosen.root)} is for "
                          f"{config_size} px: {fix}")
     layers = json.loads((chosen.teacher / "transformer" / "config.json").read_text())["n_layers"]
-    blocks = tomllib.loads(chosen.config("shapes-ladd.toml").read_text()).get("blocks", [])
+    blocks = tomllib.loads(chosen.config("shapes-ladd.toml").read_text()).get("ladd", {}).get("blocks", [])
     if blocks and max(blocks) >= layers:
         raise ValueError(f"teacher {chosen.teacher} has {layers} blocks but the {chosen.profile!r} profile's "
                          f"{chosen.config('shapes-ladd.toml').relative_to(chosen.root)} taps blocks {blocks}: {fix}")

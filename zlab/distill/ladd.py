@@ -16,36 +16,77 @@ Per step (the batch, :class:`LADDBatch`, carries every random draw; :func:`zlab.
    ``regression_weight * |x0_hat - x0|^2`` (:mod:`zlab.distill.regression`);
 8. the heads step on the GAN loss (:mod:`zlab.distill.losses`) with the fake maps detached.
 
-The step reads its settings from any object with the fields of :class:`LADDSettings` (the run config
-:class:`zlab.train.ladd.LADDConfig` has them). It knows no run plumbing beyond ``accelerate``'s backward and
-autocast, and no Shapes world: a Shapes-trained critic reaches it as a feature tap.
+The step reads the method's settings, :class:`LADDOptions` (a run config's ``[ladd]`` section). It knows no run
+plumbing beyond ``accelerate``'s backward and autocast, and no Shapes world: a Shapes-trained critic reaches it as a feature tap.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from zlab.checks import check_choice, check_range
 from zlab.collective import all_finite, any_rank
-from zlab.distill.losses import approximate_r1, discriminator_loss, fake_side, generator_loss, real_side
+from zlab.distill.losses import LOSSES, approximate_r1, discriminator_loss, fake_side, generator_loss, real_side
 from zlab.distill.regression import regression_loss
+from zlab.distill.schedule import FULL_PROBS, WARMUP_PROBS, student_timestep_probs
 from zlab.features import FeatureTap, PixelFeatureTap
 from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
 
 
-class LADDSettings(Protocol):
-    """What one LADD step reads of its run's config."""
+FEATURES = ("teacher", "pixels")
 
-    loss: str  # "hinge" or "non-saturating" (zlab.distill.losses)
-    adv_weight: float  # weight of L_adv in the student's loss (0: regression distillation alone)
-    regression_weight: float  # weight of the regression term
-    mismatch_weight: float  # weight of the mismatched-caption negatives on the heads' fake side
-    r1_weight: float  # approximate R1 on the heads
-    r1_sigma: float  # its perturbation, in units of each real map's std
-    grad_clip: float  # gradient-norm clip of both updates
+
+@dataclass
+class LADDOptions:
+    """LADD's own settings, the ``[ladd]`` section of a run config."""
+
+    # The heads: which blocks they tap, their width, and what they read beside each map.
+    blocks: tuple = (0, 1, 2, 3)
+    head_hidden: int = 64
+    head_text_norm: bool = False  # layer-normalise the heads' pooled text (zlab.distill.heads)
+    # the heads read each tapped block's pooled caption tokens beside its image map (zlab.features.beside_caption);
+    # mismatched negatives then run the teacher on the real sample under the wrong caption (one more no-grad pass)
+    head_caption: bool = False
+    # The heads' features: the teacher's own blocks on noised latents (LADD), or ("pixels") a frozen discriminative
+    # network on clean decoded images, ADD's recipe with ShapesNet in DINOv2's place; blocks then index its convs.
+    features: str = "teacher"
+    features_net: str = "checkpoints/shapes-net"
+    loss: str = "hinge"  # or "non-saturating" (zlab.distill.losses)
+    t_hat_m: float = 1.0  # t_hat ~ LogitNormal(m, s): where the heads judge
+    t_hat_s: float = 1.0
+    warmup_steps: int = 500  # student timesteps p = warmup_probs before this step, full_probs after
+    warmup_probs: tuple = WARMUP_PROBS
+    full_probs: tuple = FULL_PROBS
+    backward_sim: float = 0.0  # share of t < 1 inputs made by the student's own sampler (0 = LADD's noised data)
+    # The student's loss: adv_weight * L_adv + regression_weight * |x0_hat - x0|^2. A regression term pairs each
+    # teacher sample with the noise it was drawn from (eps of x_t), as regression distillation does (Luhman and
+    # Luhman 2021); adv_weight = 0 is that baseline alone (the heads still train, as a probe, on detached features).
+    adv_weight: float = 1.0
+    regression_weight: float = 0.0
+    # The heads' extras: approximate R1 (weight, and the perturbation in units of each real feature map's std) and
+    # mismatched-caption negatives (a teacher sample judged under another prompt's caption counts as fake).
+    r1_weight: float = 0.0
+    r1_sigma: float = 0.1
+    mismatch_weight: float = 0.0
+
+    def validate(self) -> None:
+        for name, low, high in (("t_hat_s", 0.01, 10.0), ("t_hat_m", -10.0, 10.0), ("backward_sim", 0.0, 1.0),
+                                ("adv_weight", 0.0, 1000.0), ("regression_weight", 0.0, 1000.0), ("r1_weight", 0.0, 1e6),
+                                ("r1_sigma", 1e-4, 10.0), ("mismatch_weight", 0.0, 1000.0), ("warmup_steps", 0, 10**7)):
+            check_range(f"ladd.{name}", getattr(self, name), low, high)
+        if not self.adv_weight and not self.regression_weight:
+            raise ValueError("ladd.adv_weight and ladd.regression_weight are both 0: the student would have no loss")
+        check_choice("ladd.features", self.features, FEATURES)
+        check_choice("ladd.loss", self.loss, LOSSES)
+        if self.head_caption and self.features != "teacher":
+            raise ValueError("ladd.head_caption reads the teacher's caption tokens: it needs ladd.features = \"teacher\"")
+        if not self.blocks:
+            raise ValueError("ladd.blocks must name at least one teacher block to tap")
+        student_timestep_probs(0, 1, self.warmup_probs, self.full_probs)
+        student_timestep_probs(1, 0, self.warmup_probs, self.full_probs)
 
 
 @dataclass
@@ -129,14 +170,14 @@ def ladd_forward(student, tap: FeatureTap | PixelFeatureTap, batch: LADDBatch, s
     return LADDForward(x0_hat, real_maps, fake_maps, wrong_maps)
 
 
-def student_loss(fwd: LADDForward, heads, batch: LADDBatch, config: LADDSettings) -> Tensor:
+def student_loss(fwd: LADDForward, heads, batch: LADDBatch, options: LADDOptions) -> Tensor:
     """``adv_weight * L_adv + regression_weight * mean |x0_hat - x0|^2`` (the heads frozen by the caller)."""
     loss = fwd.x0_hat.new_zeros((), dtype=torch.float32)
-    if config.adv_weight:
+    if options.adv_weight:
         fake = [l.float() for l in heads(fwd.fake_maps, batch.t_hat, batch.text)]
-        loss = loss + config.adv_weight * generator_loss(fake, config.loss)
-    if config.regression_weight:
-        loss = loss + config.regression_weight * regression_loss(fwd.x0_hat, batch.x0)
+        loss = loss + options.adv_weight * generator_loss(fake, options.loss)
+    if options.regression_weight:
+        loss = loss + options.regression_weight * regression_loss(fwd.x0_hat, batch.x0)
     return loss
 
 
@@ -193,7 +234,7 @@ def heads_logits(disc, parts: dict[str, HeadsInput]) -> dict[str, list[Tensor]]:
     return {name: [per_head[i] for per_head in split] for i, name in enumerate(names)}
 
 
-def heads_loss(disc, fwd: LADDForward, batch: LADDBatch, config: LADDSettings) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+def heads_loss(disc, fwd: LADDForward, batch: LADDBatch, options: LADDOptions) -> tuple[Tensor, list[Tensor], list[Tensor]]:
     """The heads' loss ``(d_loss, real logits, fake logits)``: real vs fake, plus the mismatched-caption negatives
     and approximate R1 when the batch carries them.
 
@@ -201,21 +242,21 @@ def heads_loss(disc, fwd: LADDForward, batch: LADDBatch, config: LADDSettings) -
     discriminators weigh them (Reed et al. 2016). Added on top instead, a head that cannot yet tell a sample under
     its own caption from under another's (or real from fake, once the student is good) pays least by calling every
     input fake, where the hinge is flat and passes the student nothing: the dead heads of the first recipe."""
-    logits = heads_logits(disc, heads_inputs(fwd, batch, config.r1_sigma))
+    logits = heads_logits(disc, heads_inputs(fwd, batch, options.r1_sigma))
     real, fake = logits["real"], logits["fake"]
     if "wrong" in logits:  # a neighbour with the same prompt is no negative (weight 0)
-        wrong = fake_side(logits["wrong"], config.loss, batch.wrong)
-        w = config.mismatch_weight
-        d_loss = real_side(real, config.loss) + (fake_side(fake, config.loss) + w * wrong) / (1 + w)
+        wrong = fake_side(logits["wrong"], options.loss, batch.wrong)
+        w = options.mismatch_weight
+        d_loss = real_side(real, options.loss) + (fake_side(fake, options.loss) + w * wrong) / (1 + w)
     else:
-        d_loss = discriminator_loss(real, fake, config.loss)
+        d_loss = discriminator_loss(real, fake, options.loss)
     if "r1" in logits:
-        d_loss = d_loss + config.r1_weight * approximate_r1(real, logits["r1"])
+        d_loss = d_loss + options.r1_weight * approximate_r1(real, logits["r1"])
     return d_loss, real, fake
 
 
 def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBatch, opt_student, opt_heads,
-              config: LADDSettings, sampler=None, ema=None) -> StepResult:
+              options: LADDOptions, grad_clip: float = 1.0, sampler=None, ema=None) -> StepResult:
     """One LADD update (steps 2-8 of the module docstring) of the (DDP- or FSDP-prepared, or plain) ``student`` and heads.
 
     The student steps on L_adv with the heads frozen (``heads`` is the unwrapped ``disc``: no DDP
@@ -225,24 +266,24 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
     heads (``heads_ok`` False), and the student and its EMA have moved.
     """
     with accelerator.autocast():
-        fwd = ladd_forward(student, tap, batch, sampler=sampler, adversarial=bool(config.adv_weight))
+        fwd = ladd_forward(student, tap, batch, sampler=sampler, adversarial=bool(options.adv_weight))
         heads.requires_grad_(False)
-        g_loss = student_loss(fwd, heads, batch, config)
+        g_loss = student_loss(fwd, heads, batch, options)
     heads.requires_grad_(True)
     ok = all_finite(accelerator, g_loss)  # every rank skips together: a backward alone would wait for the others
     if ok:
         accelerator.backward(g_loss)
-        accelerator.clip_grad_norm_([p for p in student.parameters() if p.requires_grad], config.grad_clip)
+        accelerator.clip_grad_norm_([p for p in student.parameters() if p.requires_grad], grad_clip)
         opt_student.step()
         if ema is not None:
             ema.step([p for p in accelerator.unwrap_model(student).parameters() if p.requires_grad])
     opt_student.zero_grad(set_to_none=True)
     with accelerator.autocast():
-        d_loss, real, fake = heads_loss(disc, fwd, batch, config)
+        d_loss, real, fake = heads_loss(disc, fwd, batch, options)
     heads_ok = ok and all_finite(accelerator, d_loss)
     if heads_ok:
         accelerator.backward(d_loss)
-        accelerator.clip_grad_norm_(disc.parameters(), config.grad_clip)
+        accelerator.clip_grad_norm_(disc.parameters(), grad_clip)
         opt_heads.step()
     opt_heads.zero_grad(set_to_none=True)
     return StepResult(ok, heads_ok, g_loss.detach(), d_loss.detach(), real, fake)

@@ -28,11 +28,12 @@ from pathlib import Path
 import torch
 from diffusers import ZImageTransformer2DModel
 
+from zlab.paths import source_root
 from zlab.flow import zimage_velocity
 from zlab.train.memory import make_step, measure, predict, resident_bytes
 from zlab.distill.schedule import STUDENT_TIMESTEPS
 from zlab.train.models import fit_config
-from zlab.train.ladd import LADDConfig
+from zlab.train.ladd import DistillConfig
 from zlab.sampling import sample
 from zlab.train.config import load_config
 from zlab.zimage import REAL_TRANSFORMER_CONFIG, velocity_model
@@ -41,7 +42,7 @@ from zlab.zimage import REAL_TRANSFORMER_CONFIG, velocity_model
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A6000": 155.0, "4090": 165.0}
 SMOKE_TRANSFORMER = {**REAL_TRANSFORMER_CONFIG, "dim": 64, "n_layers": 4, "n_refiner_layers": 1, "n_heads": 2,
                      "n_kv_heads": 2, "cap_feat_dim": 32, "axes_dims": [8, 12, 12], "axes_lens": [256, 64, 64]}
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = source_root() / "configs"
 
 
 @dataclass
@@ -171,9 +172,9 @@ def run_bench(setup: BenchSetup, progress=print) -> dict:
 
 
 def _ladd_row(setup: BenchSetup, name: str, progress) -> dict:
-    config = fit_config(load_config(LADDConfig, CONFIG_DIR / name), setup.transformer["n_layers"], setup.device)
+    config = fit_config(load_config(DistillConfig, CONFIG_DIR / name), setup.transformer["n_layers"], setup.device)
     size = setup.train_size
-    row = {"config": name, "size": size, "batch_size": config.batch_size, "lora_rank": config.lora_rank,
+    row = {"config": name, "size": size, "batch_size": config.train.batch_size, "lora_rank": config.scale.lora_rank,
            "predicted_bytes": predict(config, setup.transformer, size, size, cap_len=setup.cap_len).total}
     try:
         row["resident_bytes"] = resident_bytes()  # left by earlier phases: not the step's, subtracted from its peak

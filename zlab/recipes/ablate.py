@@ -16,6 +16,7 @@ Seeds vary the training (initial heads, batches, noise draws); the teacher's syn
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -33,17 +34,17 @@ from zlab.train.synth import synthesize_from
 from zlab.atomic import write_json
 from zlab.distill.schedule import STUDENT_STEPS
 from zlab.distill.student import student_pipeline
-from zlab.train.ladd import LADDConfig, train_ladd
+from zlab.train.ladd import DistillConfig, train_ladd
 from zlab.shapes.metrics import open_renders, prompt_records, summarise
 from zlab.shapes.world import canvas_size, sampling_base
 from zlab.shapes.net import ShapesNet
-from zlab.train.config import load_config
+from zlab.train.config import load_config, merge
 from zlab.zimage import load_pipeline, read_sampling
 
 GROUPS = {"0": [0], "2+": [2, 3, 4, 5], "all": [0, 1, 2, 3, 4, 5]}
 MEASURES = ("valid", "named_accuracy", "coverage_entropy", "fd", "fd_teacher")
 SPLITS = ("validation", "test")
-SYNTH_KEYS = ("teacher", "synth_rounds", "synth_sizes", "real")  # keys that change the synthetic data
+SYNTH_KEYS = ("teacher", "rounds", "sizes", "real")  # [data] keys that change the synthetic data
 # Two-sided 95% quantiles of Student's t by degrees of freedom (seeds - 1); 1.96 (the normal) beyond 30.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
@@ -72,13 +73,15 @@ class Grid:
     shared: dict = field(default_factory=dict)  # overrides every run shares (e.g. fewer steps in a smoke grid)
     synth_prompts: int = 0  # the first n train prompts in the synthetic data (a smoke grid); 0 = all of them
 
-    def config(self, variant: Variant, seed: int, runs: Path) -> LADDConfig:
+    def config(self, variant: Variant, seed: int, runs: Path) -> DistillConfig:
         """The run's LADD config: base file, shared overrides, the variant's, the training seed."""
-        values = {**self.shared, **variant.set, "seed": seed}
-        made_by = {k: variant.set[k] for k in SYNTH_KEYS if k in variant.set}
-        if made_by and "data" not in variant.set:  # data of its own, shared by the variants that make it alike
-            values["data"] = str(runs / f"synth-{hashlib.sha256(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:8]}")
-        return load_config(LADDConfig, self.base, **values)
+        values = merge(merge(copy.deepcopy(self.shared), copy.deepcopy(variant.set)), {"train": {"seed": seed}})
+        data = variant.set.get("data", {})
+        made_by = {k: data[k] for k in SYNTH_KEYS if k in data}
+        if made_by and "folder" not in data:  # data of its own, shared by the variants that make it alike
+            key = hashlib.sha256(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:8]
+            values = merge(values, {"data": {"folder": str(runs / f"synth-{key}")}})
+        return load_config(DistillConfig, self.base, **values)
 
 
 def load_grid(path: str | Path) -> Grid:
@@ -174,7 +177,7 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
     todo = [(v, s) for v in variants for s in grid.seeds if (v.name, s) not in done]
     net, teachers, references, made = ShapesNet.load(shapes_net), {}, {}, set()
     prompts, seeds = prompt_sets.prompts_and_seeds(grid.split, grid.per_prompt, per_count=grid.per_count)
-    base = load_config(LADDConfig, grid.base, **grid.shared)  # its seed makes the data once, for every training seed
+    base = load_config(DistillConfig, grid.base, **grid.shared)  # its seed makes the data once, for every training seed
 
     def teacher_and_reference(path: str, size: tuple):
         """The teacher pipeline and its own samples of the grid's prompts (other seeds) at ``size``: what "FD to
@@ -191,21 +194,21 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
     for size in dict.fromkeys(v.size for v in variants):  # the base teacher and the renders, measured once per size
         key = f"{size[0]}x{size[1]}"
         if key not in record.setdefault("references", {}):
-            teacher, reference = teacher_and_reference(base.teacher, size)
+            teacher, reference = teacher_and_reference(base.data.teacher, size)
             record["references"][key] = measure_references(
-                teacher, base.teacher, net, grid, size, prompts, seeds, reference)
+                teacher, base.data.teacher, net, grid, size, prompts, seeds, reference)
             save()
     bar = tqdm(total=len(variants) * len(grid.seeds), initial=len(variants) * len(grid.seeds) - len(todo),
                desc="ablate", disable=not progress)
     for variant, seed in todo:
         config = grid.config(variant, seed, runs)
         bar.set_postfix(run=f"{variant.name} / seed {seed}")
-        teacher, reference = teacher_and_reference(config.teacher, variant.size)
-        if config.data not in made:  # checked (and made if stale) once per folder and invocation
-            synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=base.seed, progress=progress,
-                            sizes=[canvas_size(s) for s in config.synth_sizes], source=config.real,
+        teacher, reference = teacher_and_reference(config.data.teacher, variant.size)
+        if config.data.folder not in made:  # checked (and made if stale) once per folder and invocation
+            synthesize_from(config.data.teacher, config.data.folder, rounds=config.data.rounds, seed=base.train.seed, progress=progress,
+                            sizes=[canvas_size(s) for s in config.data.sizes], source=config.data.real,
                             prompts=prompt_sets.prompts("train")[:grid.synth_prompts] if grid.synth_prompts else None)
-            made.add(config.data)
+            made.add(config.data.folder)
         start = time.perf_counter()
         transformer, _, _ = train_ladd(config, runs / variant.name / f"seed{seed}", resume=True, progress=progress)
         train_s = time.perf_counter() - start
@@ -320,7 +323,7 @@ def recipe_score(metrics: dict) -> float:
 def is_ladd_run(record: dict, run: dict) -> bool:
     """Whether a run trained with the adversarial loss (its ``adv_weight``, from the grid's shared overrides and its
     variant's, is above 0); regression alone is a baseline."""
-    return {**record.get("shared", {}), **run["set"]}.get("adv_weight", 1.0) > 0
+    return merge(copy.deepcopy(record.get("shared", {})), run["set"]).get("ladd", {}).get("adv_weight", 1.0) > 0
 
 
 def choose_recipe(record: dict, split: str = "validation") -> dict:

@@ -188,35 +188,40 @@ a few-step student has to close.
 
 def objective(config: dict) -> str:
     """The student's loss in words, from its config (``adv_weight``, ``regression_weight``, ``loss``)."""
-    adv, reg = config.get("adv_weight", 1.0), config.get("regression_weight", 0.0)
+    ladd = config.get("ladd", {})
+    adv, reg = ladd.get("adv_weight", 1.0), ladd.get("regression_weight", 0.0)
     regression = (f"MSE of its x0_hat to the teacher's sample of the same starting noise (regression distillation, "
                   f"Luhman and Luhman 2021), weight {reg:g}")
     if not adv:
         return f"regression alone: {regression}; the heads train beside it as a probe and never reach the student"
-    adversarial = f"the adversarial loss ({config.get('loss', '?')}, weight {adv:g})"
+    adversarial = f"the adversarial loss ({ladd.get('loss', '?')}, weight {adv:g})"
     return f"{adversarial} plus {regression}" if reg else f"{adversarial} alone"
 
 
 def student_title(config: dict) -> str:
     """The model card's title: a LADD student, a regression-distilled one, or LADD plus regression."""
-    adv, reg = config.get("adv_weight", 1.0), config.get("regression_weight", 0.0)
+    ladd = config.get("ladd", {})
+    adv, reg = ladd.get("adv_weight", 1.0), ladd.get("regression_weight", 0.0)
     kind = "regression-distilled" if not adv else "LADD + regression" if reg else "LADD"
     return f"{student_folder(config)}: a 1/2/4-step {kind} student of shapes-teacher"
 
 
 def student_folder(config: dict) -> str:
     """The shipped folder's name under ``checkpoints/``: the regression baseline or the (LADD) student."""
-    return "shapes-student" if config.get("adv_weight", 1.0) else "shapes-regression"
+    ladd = config.get("ladd", {})
+    return "shapes-student" if ladd.get("adv_weight", 1.0) else "shapes-regression"
 
 
 def student_card(sampling: dict, record: dict) -> str:
+    """The student's card (README.md): how to sample it, how it was made, and what was measured (``record``)."""
     timings = record.get("timings", {})
     time_text = ", ".join(f"{k.removesuffix('_s')} {v / 60:.1f} min" for k, v in timings.items())
     if record.get("trained_earlier_in"):
         time_text += (f" (the training had finished earlier in `{record['trained_earlier_in']}`, which this run "
                       "resumed: its time is not in this figure)")
     config = json.loads(json.dumps(record.get("config", {})))  # as eval.json stores it: tuples read as lists
-    buckets = config.get("synth_sizes") or ()
+    ladd, data, train = (config.get(section, {}) for section in ("ladd", "data", "train"))
+    buckets = data.get("sizes") or ()
     bucket_text = (" at the aspect buckets " + ", ".join(f"{h}x{w}" for h, w in buckets) + " (each batch from one)"
                    if buckets else "")
     return f"""# {student_title(config)}
@@ -240,15 +245,15 @@ app's discriminator view; diffusers ignores the folder).
 
 `zlab make-student --config configs/shapes-ladd.toml` (LADD, Sauer et al. 2024): teacher samples with its
 own `sampling.json` (50 steps + CFG) for the {len(prompt_sets.prompts("train"))} train prompts of `zlab.shapes.prompt_sets` (fully named and open captions) x
-{config.get("synth_rounds", "?")} seed(s){bucket_text}; student
+{data.get("rounds", "?")} seed(s){bucket_text}; student
 initialised from the teacher, trained on {objective(config)} for
-{config.get("steps", "?")} steps of batch {config.get("batch_size", "?")} at learning rate {config.get("student_lr", "?")} (heads
-{config.get("heads_lr", "?")}){heads_extras(config)}; heads on teacher blocks
-{config.get("blocks", "?")}; t_hat ~ LogitNormal({config.get("t_hat_m", "?")}, {config.get("t_hat_s", "?")});
-student timesteps {{1, .75, .5, .25}} with p = {config.get("warmup_probs", "?")} for the first
-{config.get("warmup_steps", "?")} steps, then {config.get("full_probs", "?")}.{heads_text(record)}{
-    f" The shipped weights are the EMA (decay {config['ema_decay']}, with warm-up) of the student's weights."
-    if config.get("ema_decay") else ""} Measured wall time on the 2-core CPU: {time_text}.
+{train.get("steps", "?")} steps of batch {train.get("batch_size", "?")} at learning rate {train.get("student_lr", "?")} (heads
+{train.get("heads_lr", "?")}){heads_extras(config)}; heads on teacher blocks
+{ladd.get("blocks", "?")}; t_hat ~ LogitNormal({ladd.get("t_hat_m", "?")}, {ladd.get("t_hat_s", "?")});
+student timesteps {{1, .75, .5, .25}} with p = {ladd.get("warmup_probs", "?")} for the first
+{ladd.get("warmup_steps", "?")} steps, then {ladd.get("full_probs", "?")}.{heads_text(record)}{
+    f" The shipped weights are the EMA (decay {train['ema_decay']}, with warm-up) of the student's weights."
+    if train.get("ema_decay") else ""} Measured wall time on the 2-core CPU: {time_text}.
 
 ## Measured through stock ZImagePipeline (`zlab.measure.evaluate`, one run)
 
@@ -264,11 +269,12 @@ The side-by-side comparison with the teacher is `zlab compare` and lab 06.
 def heads_extras(config: dict) -> str:
     """The model card's words for the heads' options that are on: mismatched negatives, approximate R1, normalised
     text, caption tokens."""
-    parts = [f"mismatched-caption negatives sharing the fake side (weight {config['mismatch_weight']:g})"
-             if config.get("mismatch_weight") else "",
-             f"approximate R1 (weight {config['r1_weight']:g})" if config.get("r1_weight") else "",
-             "layer-normalised pooled text" if config.get("head_text_norm") else "",
-             "each block's caption tokens beside its image map" if config.get("head_caption") else ""]
+    ladd = config.get("ladd", {})
+    parts = [f"mismatched-caption negatives sharing the fake side (weight {ladd['mismatch_weight']:g})"
+             if ladd.get("mismatch_weight") else "",
+             f"approximate R1 (weight {ladd['r1_weight']:g})" if ladd.get("r1_weight") else "",
+             "layer-normalised pooled text" if ladd.get("head_text_norm") else "",
+             "each block's caption tokens beside its image map" if ladd.get("head_caption") else ""]
     parts = [p for p in parts if p]
     return "; the heads train with " + " and ".join(parts) if parts else ""
 
@@ -277,7 +283,7 @@ def heads_text(record: dict, last: int = 100) -> str:
     """The model card's sentence on what the heads told apart over the last ``last`` training steps (when the
     log has :func:`~zlab.distill.losses.head_calls`), and a warning when every head called every input fake."""
     calls = record.get("log", {}).get("head_calls") or []
-    if not calls or not record.get("config", {}).get("adv_weight"):
+    if not calls or not record.get("config", {}).get("ladd", {}).get("adv_weight"):
         return ""
     shares = mean_calls(calls, last)
     text = (f" Over the last {min(last, len(calls))} training steps the heads called real samples real / the "
@@ -290,7 +296,7 @@ def heads_text(record: dict, last: int = 100) -> str:
 
 def sampling_text(record: dict) -> str:
     """The model card's sentence on how the student steps between its times, and why (when chosen on validation)."""
-    stochastic = record.get("stochastic_sampling", record.get("config", {}).get("stochastic_sampling", False))
+    stochastic = record.get("stochastic_sampling", record.get("config", {}).get("ship", {}).get("stochastic_sampling", False))
     text = ("The scheduler has diffusers' `stochastic_sampling` on: between steps it re-noises the student's x0_hat "
             "with fresh noise, exactly the input LADD trains the student on (x_t = (1 - t) x0 + t eps with fresh eps). "
             "`ZImagePipeline` does not pass its generator to the scheduler, so that noise comes from torch's global "

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from zlab.paths import source_root
 from zlab.atomic import write_json, write_text
 from zlab.measure.bench import BenchSetup, bench_parts, format_results, new_results, smoke_setup
 from zlab.recipes.shapes_run import ShapesRunSetup, shapes_phases, smoke_shapes_setup
@@ -140,7 +141,7 @@ def environment(device: str) -> dict:
                    cudnn=torch.backends.cudnn.version())
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                cwd=Path(__file__).resolve().parent)
+                                cwd=source_root())
         if commit.returncode == 0:
             env["commit"] = commit.stdout.strip()
     return env

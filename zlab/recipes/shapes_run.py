@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 
+from zlab.paths import source_root
 from zlab.shapes.world import enumerate_captions, sampling_base
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "gpu"
+CONFIG_DIR = source_root() / "configs" / "gpu"
 
 
 @dataclass
@@ -32,7 +33,7 @@ class ShapesRunSetup:
 
     Attributes:
         vae, teacher, ladd: Keyword overrides of :class:`~zlab.train.vae.VAEConfig`,
-            :class:`~zlab.train.teacher.TeacherConfig`, :class:`~zlab.train.ladd.LADDConfig`.
+            :class:`~zlab.train.teacher.TeacherConfig`, :class:`~zlab.train.ladd.DistillConfig`.
         guidance_scale: diffusers' g of the teacher's ``sampling.json`` (the lab's s = g + 1).
         teacher_steps: the teacher's sampling steps (synthetic data and its evaluation row).
         synth_prompts: train prompts given to ``zlab synth`` (0 = all 270).
@@ -46,8 +47,8 @@ class ShapesRunSetup:
     vae: dict = field(default_factory=lambda: {"steps": 300, "stats_images": 1024, "checkpoint_every": 300})
     teacher: dict = field(default_factory=lambda: {"steps": 400, "batch_size": 128, "num_latents": 8000,
                                                    "warmup": 100, "checkpoint_every": 400})
-    ladd: dict = field(default_factory=lambda: {"steps": 120, "batch_size": 64, "synth_rounds": 1,
-                                                "warmup_steps": 40, "checkpoint_every": 120})
+    ladd: dict = field(default_factory=lambda: {"train": {"steps": 120, "batch_size": 64, "checkpoint_every": 120},
+                                                "data": {"rounds": 1}, "ladd": {"warmup_steps": 40}})
     guidance_scale: float = 2.0
     teacher_steps: int = 50
     synth_prompts: int = 0
@@ -63,20 +64,20 @@ def smoke_shapes_setup() -> ShapesRunSetup:
     return ShapesRunSetup(
         vae={**small, "steps": 4, "batch_size": 4, "stats_images": 64, "warmup": 2, "checkpoint_every": 4},
         teacher={**small, "steps": 6, "batch_size": 8, "num_latents": 64, "warmup": 2, "checkpoint_every": 6},
-        ladd={"steps": 4, "batch_size": 4, "synth_rounds": 1, "head_hidden": 8, "warmup_steps": 2,
-              "checkpoint_every": 4},
+        ladd={"train": {"steps": 4, "batch_size": 4, "checkpoint_every": 4}, "data": {"rounds": 1},
+              "ladd": {"head_hidden": 8, "warmup_steps": 2}},
         teacher_steps=4, synth_prompts=6, eval_prompts=4, eval_seeds=1, device="cpu", dtype="float32")
 
 
 def _configs(setup: ShapesRunSetup):
-    from zlab.train.ladd import LADDConfig
+    from zlab.train.ladd import DistillConfig
     from zlab.train.config import load_config
     from zlab.train.teacher import TeacherConfig
     from zlab.train.vae import VAEConfig
 
     return (load_config(VAEConfig, CONFIG_DIR / "shapes-vae.toml", **setup.vae),
             load_config(TeacherConfig, CONFIG_DIR / "shapes-teacher.toml", **setup.teacher),
-            load_config(LADDConfig, CONFIG_DIR / "shapes-ladd.toml", **setup.ladd))
+            load_config(DistillConfig, CONFIG_DIR / "shapes-ladd.toml", **setup.ladd))
 
 
 def spread(prompts: list[str], k: int) -> list[str]:
@@ -134,19 +135,20 @@ def shapes_phases(setup: ShapesRunSetup, run_dir: str | Path, record: dict,
 
         prompts = spread(enumerate_captions("train"), setup.synth_prompts)
         synthesize_from(run_dir / "teacher-pipeline", run_dir / "synth", device=setup.device,
-                        dtype=DTYPES[setup.dtype], rounds=ladd_cfg.synth_rounds, seed=ladd_cfg.seed, prompts=prompts,
+                        dtype=DTYPES[setup.dtype], rounds=ladd_cfg.data.rounds, seed=ladd_cfg.train.seed, prompts=prompts,
                         progress=False)
-        record["synth"] = {"prompts": len(prompts), "rounds": ladd_cfg.synth_rounds}
+        record["synth"] = {"prompts": len(prompts), "rounds": ladd_cfg.data.rounds}
 
     def ladd() -> None:
-        from dataclasses import replace
+        from dataclasses import asdict, replace
 
         from zlab.train.models import fit_config
         from zlab.train.ladd import train_ladd
 
-        config = fit_config(replace(ladd_cfg, teacher=str(run_dir / "teacher-pipeline"), data=str(run_dir / "synth")),
+        data = replace(ladd_cfg.data, teacher=str(run_dir / "teacher-pipeline"), folder=str(run_dir / "synth"))
+        config = fit_config(replace(ladd_cfg, data=data),
                             teacher_cfg.architecture().n_layers, "cuda" if torch.cuda.is_available() else "cpu")
-        record["configs"]["ladd"] = config.__dict__
+        record["configs"]["ladd"] = asdict(config)
         student, _, log = train_ladd(config, run_dir / "ladd", progress=False)
         state["student"] = student
         record["losses"].update({"ladd_d": curve(log["d_loss"]), "ladd_g": curve(log["g_loss"]),

@@ -29,7 +29,7 @@ from zlab.recipes.cards import student_card
 from zlab.recipes.sampling_choice import choose_sampling_mode
 from zlab.distill.schedule import STUDENT_STEPS
 from zlab.distill.student import check_student_schedule, save_student, student_pipeline
-from zlab.train.ladd import LADDConfig, train_ladd
+from zlab.train.ladd import DistillConfig, train_ladd
 from zlab.shapes.world import canvas_size, sampling_base
 from zlab.shapes.net import ShapesNet
 from zlab.train.loop import load_checkpoint
@@ -81,7 +81,7 @@ def open_test_rows(teacher: ZImagePipeline, teacher_sampling: dict, student: ZIm
                                           for n in STUDENT_STEPS}, net, prompts, seeds, per_prompt, reference)
 
 
-def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "runs/ladd", resume: bool = False,
+def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "runs/ladd", resume: bool = False,
                  progress: bool = True, measure: bool = True) -> list[dict]:
     """Synth (if needed), train, ship: the whole student recipe, timed stage by stage (one process)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would synthesise and ship the same folders
@@ -89,24 +89,24 @@ def make_student(config: LADDConfig, out: str | Path, run_dir: str | Path = "run
                          "once, then `accelerate launch ... -m zlab.cli ladd --config ... --out DIR`")
     start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    synthesize_from(config.teacher, config.data, rounds=config.synth_rounds, seed=config.seed, progress=progress,
-                    device=device, sizes=[canvas_size(size) for size in config.synth_sizes], source=config.real)
+    synthesize_from(config.data.teacher, config.data.folder, rounds=config.data.rounds, seed=config.train.seed, progress=progress,
+                    device=device, sizes=[canvas_size(size) for size in config.data.sizes], source=config.data.real)
     synth_s = time.perf_counter() - start
     before = load_checkpoint(run_dir) if resume else None  # a finished run (e.g. the search's chosen one) only ships
-    finished_before = before is not None and before["step"] >= config.steps
+    finished_before = before is not None and before["step"] >= config.train.steps
     del before
     transformer, disc, log = train_ladd(config, run_dir, resume=resume, progress=progress)
     train_s = time.perf_counter() - start - synth_s
-    teacher = ZImagePipeline.from_pretrained(config.teacher).to(transformer.device)  # one device, the student's
+    teacher = ZImagePipeline.from_pretrained(config.data.teacher).to(transformer.device)  # one device, the student's
     record = {"config": asdict(config), "timings": {"synth_s": synth_s, "train_s": train_s},
               "log": {k: v[-200:] for k, v in log.items()}}
     if finished_before:  # e.g. the run of the recipe search that was chosen: its training time is in that record
         record["trained_earlier_in"] = str(run_dir)
     start = time.perf_counter()
-    teacher_sampling = read_sampling(config.teacher)
+    teacher_sampling = read_sampling(config.data.teacher)
     image_size = teacher_sampling.get("height", 64)  # the student samples at its teacher's size
-    stochastic = config.stochastic_sampling
-    if config.choose_sampling and measure:
+    stochastic = config.ship.stochastic_sampling
+    if config.ship.choose_sampling and measure:
         record["sampling_choice"] = choose_sampling_mode(teacher, transformer, student_sampling(image_size))
         stochastic = record["sampling_choice"]["chosen"] == "stochastic"
     rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=stochastic,

@@ -7,26 +7,48 @@ import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
+from zlab.checks import check_range
+
 C = TypeVar("C")
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``--set KEY=VALUE`` items as config overrides, each VALUE read as a TOML value (``steps=200``,
-    ``loss="non-saturating"`` or ``loss=non-saturating``, ``blocks=[2, 3]``); ValueError names a bad item."""
+    """``--set KEY=VALUE`` items as config overrides, each VALUE read as a TOML value (``train.steps=200``,
+    ``ladd.loss="non-saturating"`` or ``ladd.loss=non-saturating``, ``ladd.blocks=[2, 3]``); a dotted KEY names a
+    setting inside a section. ValueError names a bad item."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
         try:
-            out[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+            value = tomllib.loads(f"v = {value.strip()}")["v"]
         except tomllib.TOMLDecodeError:
-            out[key.strip()] = value.strip()  # a bare word is a string
+            value = value.strip()  # a bare word is a string
+        merge(out, dotted(key.strip(), value))
     return out
 
 
+def dotted(key: str, value: Any) -> dict[str, Any]:
+    """``"ladd.t_hat_m", -2`` -> ``{"ladd": {"t_hat_m": -2}}``."""
+    for part in reversed(key.split(".")[1:]):
+        value = {part: value}
+    return {key.split(".")[0]: value}
+
+
+def merge(into: dict, more: dict) -> dict:
+    """Merge ``more`` into ``into`` in place, section by section (nested dicts merge, other values replace)."""
+    for key, value in more.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
 def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) -> C:
-    """Build ``cls`` from a TOML file plus keyword overrides; unknown keys and bad values raise ValueError."""
+    """Build ``cls`` from a TOML file plus keyword overrides (a section's overrides as a dict, ``train={"steps": 2}``,
+    or dotted, ``**{"train.steps": 2}``); unknown keys and bad values raise ValueError."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -36,31 +58,44 @@ def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) 
             values = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"{path} is not valid TOML: {err}") from err
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown config key(s) {unknown} for {cls.__name__}; known keys: {sorted(fields)}")
-    for name, value in values.items():
-        default = fields[name].default
-        if isinstance(default, tuple) and isinstance(value, list):
-            values[name] = tuple(value)
-        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            values[name] = float(value)
-        expected = type(default) if default is not dataclasses.MISSING else None
-        if expected is not None and default is not None and not isinstance(values[name], expected):
-            raise ValueError(f"config key {name!r} must be {expected.__name__}, got {value!r}")
-    config = cls(**values)
+    for key, value in overrides.items():
+        if value is not None:
+            merge(values, dotted(key, value))
+    config = build(cls, values)
     validate = getattr(config, "validate", None)
     if validate is not None:
         validate()
     return config
 
 
-def check_range(name: str, value: float, low: float, high: float) -> None:
-    """Raise ValueError naming ``name`` and the accepted range unless ``low <= value <= high``."""
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+def build(cls: type[C], values: dict[str, Any], where: str = "") -> C:
+    """``cls`` from a dict whose tables fill its nested dataclass fields (sections); values are checked for type."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {[where + k for k in unknown]} for {cls.__name__}; known keys: "
+                         f"{sorted(fields)}")
+    out = {}
+    for name, value in values.items():
+        field = fields[name]
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ValueError(f"config key {where + name!r} is a section ([{where + name}]), got {value!r}")
+            out[name] = build(type(default), {**_shallow(default), **value}, f"{where}{name}.")
+            continue
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if default is not dataclasses.MISSING and default is not None and not isinstance(value, type(default)):
+            raise ValueError(f"config key {where + name!r} must be {type(default).__name__}, got {value!r}")
+        out[name] = value
+    return cls(**out)
+
+
+def _shallow(section) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
 
 
 def check_common(config) -> None:

@@ -151,7 +151,7 @@ def _dtype_bytes(dtype: torch.dtype) -> int:
 
 def predict(config, transformer_config: dict, height: int, width: int, cap_len: int = 128,
             text_dim: int | None = None, shards: int = 1) -> MemoryEstimate:
-    """Peak bytes of one LADD step for ``config`` (a :class:`~zlab.train.ladd.LADDConfig`: batch size,
+    """Peak bytes of one LADD step for ``config`` (a :class:`~zlab.train.ladd.DistillConfig`: batch size,
     dtypes, LoRA, checkpointing, optimizer, blocks) and a transformer config (a dict or a model's
     ``.config``) at ``height x width``.
 
@@ -168,23 +168,25 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
     """
     if not isinstance(shards, int) or not 1 <= shards <= 65536:
         raise ValueError(f"shards (GPUs) must be an integer in [1, 65536], got {shards!r}")
-    if shards > 1 and config.lora_rank > 0:
+    if shards > 1 and config.scale.lora_rank > 0:
         raise ValueError("FSDP shards a full fine-tuning (lora_rank = 0); a LoRA run is data-parallel (shards = 1)")
     transformer_config = init_kwargs(transformer_config)
     text_dim = text_dim or transformer_config["cap_feat_dim"]
     with torch.device("meta"):
         teacher = ZImageTransformer2DModel(**transformer_config)
-        models = build_models(replace(config, gradient_checkpointing=False, student_init=""), teacher, text_dim)
-    batch = _zero_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim)
+        plain_run = replace(config, scale=replace(config.scale, gradient_checkpointing=False),
+                            train=replace(config.train, student_init=""))
+        models = build_models(plain_run, teacher, text_dim)
+    batch = _zero_batch(config.train.batch_size, height // 8, width // 8, cap_len, text_dim)
     plain, checkpointed = trace_activations(models, batch)
 
-    wbytes = _dtype_bytes(DTYPES[config.weights_dtype])
+    wbytes = _dtype_bytes(DTYPES[config.scale.weights_dtype])
     n_base = sum(p.numel() for n, p in models.teacher.named_parameters() if "lora_" not in n)
     trainable = models.trainable()
     n_train = sum(p.numel() for p in trainable)
     tbytes = _dtype_bytes(trainable[0].dtype)
     n_heads = sum(p.numel() for p in models.disc.parameters())
-    state_bytes = 1 if config.optimizer == "adam8bit" else tbytes
+    state_bytes = 1 if config.scale.optimizer == "adam8bit" else tbytes
     share = lambda n: -(-n // shards)  # noqa: E731  (this GPU's shard, rounded up)
     parts = {
         "teacher weights": n_base * wbytes,
@@ -192,27 +194,27 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
         "heads (weights, grads, Adam)": n_heads * 4 * 4,  # replicated on every GPU, also under FSDP
         "student gradients": share(n_train) * tbytes,
         "optimizer state": 2 * share(n_train) * state_bytes,
-        "activations": checkpointed if config.gradient_checkpointing else plain,
+        "activations": checkpointed if config.scale.gradient_checkpointing else plain,
     }
-    if config.ema_decay > 0:
+    if config.train.ema_decay > 0:
         parts["EMA of the student"] = share(n_train) * tbytes
     if shards > 1:
         block = max(sum(p.numel() for p in layer.parameters()) for layer in models.student.layers)
-        compute_bytes = 2 if config.mixed_precision == "bf16" else tbytes
+        compute_bytes = 2 if config.scale.mixed_precision == "bf16" else tbytes
         parts["gathered blocks (FSDP)"] = block * (2 * compute_bytes + tbytes)
-    elif config.mixed_precision == "bf16" and tbytes == 4 and not models.lora:
+    elif config.scale.mixed_precision == "bf16" and tbytes == 4 and not models.lora:
         parts["autocast weight copies"] = n_train * 2
     notes = {
-        "teacher weights": f"{n_base / 1e9:.3f}B parameters x {wbytes} B ({config.weights_dtype})",
-        "student weights": (f"LoRA rank {config.lora_rank}: {n_train / 1e6:.1f}M parameters x {tbytes} B; the base is "
+        "teacher weights": f"{n_base / 1e9:.3f}B parameters x {wbytes} B ({config.scale.weights_dtype})",
+        "student weights": (f"LoRA rank {config.scale.lora_rank}: {n_train / 1e6:.1f}M parameters x {tbytes} B; the base is "
                             "the teacher's" if models.lora else f"a full copy of the teacher, {tbytes} B per parameter"),
         "student gradients": f"{n_train / 1e6:,.1f}M trained parameters x {tbytes} B",
-        "optimizer state": f"Adam: 2 x {state_bytes} B per trained parameter ({config.optimizer})",
-        "EMA of the student": f"shadow copy of the trained parameters (ema_decay {config.ema_decay})",
+        "optimizer state": f"Adam: 2 x {state_bytes} B per trained parameter ({config.scale.optimizer})",
+        "EMA of the student": f"shadow copy of the trained parameters (ema_decay {config.train.ema_decay})",
         "autocast weight copies": "bf16 casts of the fp32 student's weights, kept for backward",
         "gathered blocks (FSDP)": "two blocks' gathered weights (this one, the prefetched next) + one block's gradient",
-        "activations": (f"{config.batch_size} x {height}x{width}, traced on the meta device; "
-                        + ("gradient checkpointing (block inputs + one block)" if config.gradient_checkpointing
+        "activations": (f"{config.train.batch_size} x {height}x{width}, traced on the meta device; "
+                        + ("gradient checkpointing (block inputs + one block)" if config.scale.gradient_checkpointing
                            else "no checkpointing")),
     }
     if shards > 1:
@@ -240,20 +242,20 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
     models = build_models(config, teacher, text_dim)
     models.disc.to(device)
     if accelerator is None:
-        accelerator = make_accelerator(config.mixed_precision, cpu=device.type == "cpu")
+        accelerator = make_accelerator(config.scale.mixed_precision, cpu=device.type == "cpu")
         student, disc = models.student, models.disc
         opt_student, opt_heads = make_optimizers(config, models)
         ema = make_ema(config, models.trainable())
     else:
         sharded = uses_fsdp(accelerator, config)
         student, disc, opt_student, opt_heads, ema = prepare(accelerator, config, models, sharded)
-    batch = _zero_batch(config.batch_size, height // 8, width // 8, cap_len, text_dim, device=device)
+    batch = _zero_batch(config.train.batch_size, height // 8, width // 8, cap_len, text_dim, device=device)
     for x in (batch.x0, batch.eps, batch.eps_hat):
         x.normal_()
 
     def step():
         result = ladd_step(accelerator, student, disc, accelerator.unwrap_model(disc), models.tap, batch,
-                           opt_student, opt_heads, config, ema=ema)
+                           opt_student, opt_heads, config.ladd, grad_clip=config.train.grad_clip, ema=ema)
         if not result.ok:  # a skipped update would time and measure a step without its backward passes
             raise FloatingPointError(f"non-finite LADD losses (G {result.g_loss.item()}, D {result.d_loss.item()})")
 

@@ -117,35 +117,35 @@ def _in_dtype(model, dtype: torch.dtype):
 def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LADDModels:
     """Freeze ``teacher`` and build the student, heads and feature tap that ``config`` asks for.
 
-    ``config`` is a :class:`zlab.train.ladd.LADDConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
+    ``config`` is a :class:`zlab.train.ladd.DistillConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
     lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm, head_caption, student_init).
     """
-    teacher = _in_dtype(teacher, DTYPES[config.weights_dtype]).eval().requires_grad_(False)
-    if config.lora_rank > 0:
+    teacher = _in_dtype(teacher, DTYPES[config.scale.weights_dtype]).eval().requires_grad_(False)
+    if config.scale.lora_rank > 0:
         from peft import LoraConfig
 
-        teacher.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha or config.lora_rank,
-                                       target_modules=list(config.lora_targets), init_lora_weights=True))
+        teacher.add_adapter(LoraConfig(r=config.scale.lora_rank, lora_alpha=config.scale.lora_alpha or config.scale.lora_rank,
+                                       target_modules=list(config.scale.lora_targets), init_lora_weights=True))
         for name, p in teacher.named_parameters():  # the adapter in student_dtype; the base stays in weights_dtype
             if "lora_" in name:
-                p.data = p.data.to(DTYPES[config.student_dtype])
+                p.data = p.data.to(DTYPES[config.scale.student_dtype])
                 p.requires_grad_(True)
         student = teacher
-        tap = FeatureTap(teacher, config.blocks, context=adapters_off(teacher), caption=config.head_caption)
+        tap = FeatureTap(teacher, config.ladd.blocks, context=adapters_off(teacher), caption=config.ladd.head_caption)
     else:
-        student = _in_dtype(copy.deepcopy(teacher), DTYPES[config.student_dtype]).train().requires_grad_(True)
-        if config.student_init:
-            start_from(student, config.student_init)
-        tap = FeatureTap(teacher, config.blocks, caption=config.head_caption)
-    if config.gradient_checkpointing:  # the fake path backpropagates through the teacher too: recompute both
+        student = _in_dtype(copy.deepcopy(teacher), DTYPES[config.scale.student_dtype]).train().requires_grad_(True)
+        if config.train.student_init:
+            start_from(student, config.train.student_init)
+        tap = FeatureTap(teacher, config.ladd.blocks, caption=config.ladd.head_caption)
+    if config.scale.gradient_checkpointing:  # the fake path backpropagates through the teacher too: recompute both
         for model in {id(m): m for m in (student, teacher)}.values():
-            model.enable_gradient_checkpointing(_checkpoint_keeping_adapter_state(model) if config.lora_rank else None)
+            model.enable_gradient_checkpointing(_checkpoint_keeping_adapter_state(model) if config.scale.lora_rank else None)
     student.train()
-    if config.features == "pixels":  # the discriminative ablation: a frozen image network instead of the teacher
+    if config.ladd.features == "pixels":  # the discriminative ablation: a frozen image network instead of the teacher
         tap = pixel_tap(config, teacher.device)
-    disc = Discriminator(config.blocks, tap.channels, text_dim, hidden=config.head_hidden, text_norm=config.head_text_norm,
-                         caption=config.head_caption)
-    return LADDModels(teacher, student, disc, tap, lora=config.lora_rank > 0)
+    disc = Discriminator(config.ladd.blocks, tap.channels, text_dim, hidden=config.ladd.head_hidden, text_norm=config.ladd.head_text_norm,
+                         caption=config.ladd.head_caption)
+    return LADDModels(teacher, student, disc, tap, lora=config.scale.lora_rank > 0)
 
 
 def start_from(student: ZImageTransformer2DModel, folder: str) -> None:
@@ -164,13 +164,13 @@ def start_from(student: ZImageTransformer2DModel, folder: str) -> None:
 
 
 def pixel_tap(config, device) -> PixelFeatureTap:
-    """ShapesNet (``config.features_net``) on the teacher folder's VAE decodings, on ``device``, in fp32."""
+    """ShapesNet (``config.ladd.features_net``) on the teacher folder's VAE decodings, on ``device``, in fp32."""
     from diffusers import AutoencoderKL
 
     from zlab.shapes.net import ShapesNet
 
-    vae = AutoencoderKL.from_pretrained(config.teacher, subfolder="vae").to(device)
-    return PixelFeatureTap(vae, ShapesNet.load(config.features_net).to(device), config.blocks)
+    vae = AutoencoderKL.from_pretrained(config.data.teacher, subfolder="vae").to(device)
+    return PixelFeatureTap(vae, ShapesNet.load(config.ladd.features_net).to(device), config.ladd.blocks)
 
 
 def fit_config(config, n_layers: int, device: str = "cuda"):
@@ -179,20 +179,21 @@ def fit_config(config, n_layers: int, device: str = "cuda"):
     and bitsandbytes are GPU features). Used to run the real-scale configs on the tiny pipeline."""
     from dataclasses import replace
 
-    blocks = tuple(config.blocks)
+    blocks = tuple(config.ladd.blocks)
     if max(blocks) >= n_layers:
         k = min(len(blocks), n_layers)
         blocks = tuple(sorted({round(i * (n_layers - 1) / max(1, k - 1)) for i in range(k)}))
     if device == "cpu":
-        return replace(config, blocks=blocks, weights_dtype="float32", student_dtype="float32", mixed_precision="no",
-                       optimizer="adam")
-    return replace(config, blocks=blocks)
+        scale = replace(config.scale, weights_dtype="float32", student_dtype="float32", mixed_precision="no",
+                        optimizer="adam")
+        return replace(config, ladd=replace(config.ladd, blocks=blocks), scale=scale)
+    return replace(config, ladd=replace(config.ladd, blocks=blocks))
 
 
 def make_optimizers(config, models: LADDModels):
     """``(student optimizer, heads optimizer)`` of a run, as ``config`` asks for them (the heads: plain Adam)."""
-    opt_student = make_optimizer(config.optimizer, models.trainable(), config.student_lr, config.betas)
-    opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.heads_lr, betas=config.betas)
+    opt_student = make_optimizer(config.scale.optimizer, models.trainable(), config.train.student_lr, config.train.betas)
+    opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.train.heads_lr, betas=config.train.betas)
     return opt_student, opt_heads
 
 
@@ -203,9 +204,9 @@ def make_ema(config, params):
     shards like the parameters they follow."""
     from diffusers.training_utils import EMAModel
 
-    if config.ema_decay <= 0:
+    if config.train.ema_decay <= 0:
         return None
-    return EMAModel(list(params), decay=config.ema_decay, use_ema_warmup=True, power=0.75)
+    return EMAModel(list(params), decay=config.train.ema_decay, use_ema_warmup=True, power=0.75)
 
 
 def make_optimizer(kind: str, params, lr: float, betas) -> torch.optim.Optimizer:

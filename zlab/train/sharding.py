@@ -35,11 +35,11 @@ def uses_fsdp(accelerator, config) -> bool:
     if not accelerator.is_fsdp2:
         raise ValueError("the LADD trainer supports FSDP2 only: set `fsdp_version: 2` in the accelerate config "
                          "(see configs/accelerate-fsdp.yaml)")
-    if config.lora_rank > 0:
-        raise ValueError(f"a LoRA student (lora_rank = {config.lora_rank}) shares its module with the teacher and "
+    if config.scale.lora_rank > 0:
+        raise ValueError(f"a LoRA student (lora_rank = {config.scale.lora_rank}) shares its module with the teacher and "
                          "cannot be sharded by FSDP; its adapter is small enough to replicate: launch it with DDP "
                          "(configs/accelerate-ddp.yaml), or set lora_rank = 0 for a sharded full fine-tuning")
-    if config.optimizer == "adam8bit":
+    if config.scale.optimizer == "adam8bit":
         raise ValueError("optimizer 'adam8bit' (bitsandbytes) does not take FSDP's sharded parameters; "
                          "use 'adam_fused' or 'adam' with configs/accelerate-fsdp.yaml")
     return True

@@ -28,7 +28,8 @@ from zlab.shapes.dataset import ShapesDataset
 from zlab.shapes.world import canvas_size, enumerate_specs
 from zlab.shapes.draw import image_to_tensor, render_batch
 from zlab.tiny import TINY_SIZES, TinySize, build_scheduler, build_text_encoder, build_tokenizer, build_transformer
-from zlab.train.config import check_common, check_range
+from zlab.checks import check_range
+from zlab.train.config import check_common
 from zlab.train.loop import fit, make_accelerator, optimizer_step, resume_run, seed_everything, warmup_cosine
 from zlab.zimage import encode_images, encode_prompts
 

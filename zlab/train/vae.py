@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 
 from zlab.shapes.dataset import ShapesDataset
 from zlab.tiny import TINY_SIZES, build_vae
-from zlab.train.config import check_common, check_range
+from zlab.checks import check_range
+from zlab.train.config import check_common
 from zlab.train.loop import fit, make_accelerator, optimizer_step, resume_run, seed_everything, warmup_cosine
 from zlab.atomic import write_folder
 
