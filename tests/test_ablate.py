@@ -5,9 +5,11 @@ import math
 
 import pytest
 
+from zlab.measure.settings import Setting
 from zlab.recipes import ablate
 from zlab.zimage import save_pipeline
 
+T2 = Setting("teacher", 2, cfg=True, note="sampling.json").label  # the teacher reference, at its sampling.json
 SAMPLING = {"num_inference_steps": 2, "guidance_scale": 1.0, "cfg_truncation": 1.0, "height": 64, "width": 64}
 
 
@@ -47,14 +49,14 @@ def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teache
     assert json.loads(out.read_text()) == json.loads(json.dumps(record))
     assert record["wall_s"] > sum(r["train_s"] + r["measure_s"] for r in record["runs"])  # + data and references
     for run in record["runs"]:
-        assert run["split"] == "validation" and set(run["metrics"]) == {"N=1", "N=2", "N=4"}
+        assert run["split"] == "validation" and set(run["metrics"]) == {"student 1 step", "student 2 steps", "student 4 steps"}
         for groups in run["metrics"].values():
             assert set(groups) == {"0", "2+", "all"}
             assert 0.0 <= groups["all"]["valid"] <= 1.0 and groups["all"]["fd_teacher"] >= 0
     assert record["runs"][2]["set"] == {"ladd": {"t_hat_m": -2.0}}
     ref = record["references"]["64x64"]  # what the runs are read against: the teacher (2 steps here), the renders
-    assert set(ref["teacher"]) == {"N=2"} and set(ref["teacher"]["N=2"]) == {"0", "2+", "all"}
-    assert 0.0 <= ref["teacher"]["N=2"]["all"]["valid"] <= 1.0 and ref["teacher"]["N=2"]["all"]["fd_teacher"] >= 0
+    assert set(ref["teacher"]) == {T2} and set(ref["teacher"][T2]) == {"0", "2+", "all"}
+    assert 0.0 <= ref["teacher"][T2]["all"]["valid"] <= 1.0 and ref["teacher"][T2]["all"]["fd_teacher"] >= 0
     assert ref["renders"]["all"]["valid"] > 0.9 and 0.0 <= ref["renders"]["all"]["coverage_entropy"] <= 1.0
     # different training seeds train different students (their runs differ), one teacher's data serves both
     assert (tmp_path / "runs" / "base" / "seed0").is_dir() and (tmp_path / "runs" / "base" / "seed1").is_dir()
@@ -71,9 +73,9 @@ def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teache
     assert len(again["runs"]) == 4 and again["wall_s"] == record["wall_s"]  # nothing left to do: nothing written
 
     rows = ablate.summary(record)
-    assert [(r["variant"], r["setting"]) for r in rows][:3] == [("base", "N=1"), ("base", "N=2"), ("base", "N=4")]
+    assert [(r["variant"], r["setting"]) for r in rows][:3] == [("base", "student 1 step"), ("base", "student 2 steps"), ("base", "student 4 steps")]
     assert all(r["seeds"] == 2 for r in rows)
-    verdict = ablate.compare(record, "m-2", "base", "N=4", "all", "valid")
+    verdict = ablate.compare(record, "m-2", "base", Setting("student", 4).label, "all", "valid")
     assert verdict["seeds"] == 2 and verdict["verdict"] in {"better", "worse", "inconclusive"}
     table = ablate.format_summary(record)
     assert "| m-2 | 4 | 2 |" in table and "| *teacher, 64x64* | 2 | – |" in table and "| *renders, 64x64* |" in table
@@ -84,17 +86,17 @@ def test_intervals_use_student_t():
     assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / math.sqrt(3))
     assert math.isnan(ablate.interval([1.0])[1])
     assert ablate.t95(40) == 1.96 and ablate.t95(11) == 2.228  # between tabled dofs: the wider one below
-    record = {"runs": [{"variant": v, "seed": s, "metrics": {"N=1": {"2+": {"valid": x}}}}
+    record = {"runs": [{"variant": v, "seed": s, "metrics": {"student 1 step": {"2+": {"valid": x}}}}
                        for v, xs in (("a", (0.5, 0.6, 0.7)), ("b", (0.7, 0.8, 0.9))) for s, x in enumerate(xs)]}
-    better = ablate.compare(record, "b", "a", "N=1", "2+", "valid")  # +0.2 on every seed: an interval of width 0
+    better = ablate.compare(record, "b", "a", "student 1 step", "2+", "valid")  # +0.2 on every seed: an interval of width 0
     assert better["diff"] == pytest.approx(0.2) and better["verdict"] == "better"
-    assert ablate.compare(record, "a", "b", "N=1", "2+", "valid")["verdict"] == "worse"
+    assert ablate.compare(record, "a", "b", "student 1 step", "2+", "valid")["verdict"] == "worse"
 
 
 def test_a_claim_holds_only_when_every_other_arm_is_worse_beyond_its_interval():
     def run(variant, seed, valid):
         return {"variant": variant, "seed": seed,
-                "metrics": {f"N={n}": {"2+": {"valid": valid + 0.01 * n}} for n in (1, 2, 4)}}
+                "metrics": {Setting("student", n).label: {"2+": {"valid": valid + 0.01 * n}} for n in (1, 2, 4)}}
 
     record = {"runs": [run("lad", s, 0.8 + 0.01 * s) for s in range(3)] + [run("alt", s, 0.6 + 0.02 * s) for s in range(3)]
               + [run("same", s, 0.8 + (0.05 if s == 1 else -0.02 * s)) for s in range(3)]}
@@ -119,7 +121,7 @@ def test_grid_errors_name_the_problem(teacher, tmp_path):
 
 def test_the_recipe_is_chosen_on_validation_among_ladd_runs_by_the_declared_score():
     def run(variant, seed, valid, named, coverage, split="validation", **extra):
-        metrics = {f"N={n}": {"2+": {"valid": valid, "coverage_entropy": coverage}, "0": {"named_accuracy": named}}
+        metrics = {Setting("student", n).label: {"2+": {"valid": valid, "coverage_entropy": coverage}, "0": {"named_accuracy": named}}
                    for n in (1, 2, 4)}
         return {"variant": variant, "seed": seed, "split": split, "set": extra, "metrics": metrics}
 
@@ -145,7 +147,7 @@ def test_the_shipped_grids_load(path):
 
 def _record(arms: dict[str, tuple[float, ...]]) -> dict:
     """A record whose arm ``name`` has end-point validity ``values[s]`` for training seed s (flat over N)."""
-    return {"runs": [{"variant": name, "seed": s, "metrics": {f"N={n}": {"2+": {"valid": x}} for n in (1, 2, 4)}}
+    return {"runs": [{"variant": name, "seed": s, "metrics": {Setting("student", n).label: {"2+": {"valid": x}} for n in (1, 2, 4)}}
                      for name, values in arms.items() for s, x in enumerate(values)]}
 
 

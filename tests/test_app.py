@@ -104,8 +104,9 @@ def test_seeds_grid_gives_every_column_with_its_measures(client):
     for grid in grids:
         assert _png(grid["value"] if isinstance(grid, dict) else grid).shape == (4 * tile_h, 2 * tile_w, 3)
     rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ") and "NFE" not in line]
-    assert [r[0].strip() for r in rows] == ["teacher 50 steps, g = 1", "teacher 2 steps, g = 1", "regression student 1",
-                                            "regression student 4", "LADD student 1", "LADD student 2", "LADD student 4"]
+    assert [r[0].strip() for r in rows] == ["teacher 50 steps + CFG (g = 1)", "teacher 2 steps + CFG (g = 1)",
+                                            "regression student 1 step", "regression student 4 steps",
+                                            "LADD student 1 step", "LADD student 2 steps", "LADD student 4 steps"]
     assert [int(r[1]) for r in rows] == [100, 4, 1, 4, 1, 2, 4]
     for r in rows:
         assert 0.0 <= float(r[2]) <= 1.0 and 0.0 <= float(r[4]) <= 1.0  # validity, coverage (colour named only)
@@ -187,7 +188,7 @@ def test_real_browser_generates_and_shows_the_discriminator_tab(app_url, browser
                            timeout=180_000)
     page.screenshot(path=str(shots / "app-compare.png"), full_page=True)
     page.get_by_role("button", name="Sample the seeds grid").click()
-    page.wait_for_function("[...document.querySelectorAll('td')].some(td => td.textContent.includes('LADD student 4'))",
+    page.wait_for_function("[...document.querySelectorAll('td')].some(td => td.textContent.includes('LADD student 4 steps'))",
                            timeout=300_000)
     page.screenshot(path=str(shots / "app-seeds-grid.png"), full_page=True)
     page.get_by_role("tab", name="Discriminator view").click()

@@ -15,8 +15,8 @@ def test_columns_sample_every_seed_and_score_the_prompt():
     sampling = {"num_inference_steps": 3, "guidance_scale": 1.0, "height": 64, "width": 64, "max_sequence_length": 64}
     plan = column_plan(teacher, student, sampling, naive_steps=1, baseline=student, size={"width": 96})
     names = [name for _, name, _ in plan]
-    assert names == ["teacher 3 steps, g = 1", "teacher 1 steps, g = 1", "regression student 1", "regression student 4",
-                     "LADD student 1", "LADD student 2", "LADD student 4"]
+    assert names == ["teacher 3 steps + CFG (g = 1)", "teacher 1 step + CFG (g = 1)", "regression student 1 step",
+                     "regression student 4 steps", "LADD student 1 step", "LADD student 2 steps", "LADD student 4 steps"]
     assert all(setting["width"] == 96 and setting["height"] == 64 for _, _, setting in plan)
     assert [setting["guidance_scale"] for _, _, setting in plan] == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     seen = []

@@ -119,9 +119,9 @@ def test_cli_eval_measures_open_captions_of_a_prompt_set(micro, tmp_path, capsys
     assert main(["eval", "--pipeline", str(folder), "--steps", "1,2", "--open", "validation", "--per-count", "1",
                  "--seeds", "2", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert {r["setting"] for r in rows} == {"1 steps", "2 steps"} and {"0", "2+", "all"} <= {r["group"] for r in rows}
+    assert {r["setting"] for r in rows} == {f"{folder.name} 1 step", f"{folder.name} 2 steps"} and {"0", "2+", "all"} <= {r["group"] for r in rows}
     printed = capsys.readouterr().out
-    assert "coverage_entropy, validation prompts (1 per open count x 2 seeds)" in printed and "| 2 steps |" in printed
+    assert "coverage_entropy, validation prompts (1 per open count x 2 seeds)" in printed and f"| {folder.name} 2 steps |" in printed
     # the stochastic sampler: a different picture at 2 steps, the same at 1 (nothing to re-noise), repeatable
     again = tmp_path / "stochastic.json"
     args = ["eval", "--pipeline", str(folder), "--steps", "1,2", "--open", "validation", "--per-count", "1",

@@ -148,6 +148,7 @@ def _calibrate_open_prob(args: argparse.Namespace) -> None:
 
 def _eval(args: argparse.Namespace) -> None:
     from zlab.measure.evaluate import evaluate_settings, format_table
+    from zlab.measure.settings import Setting, by_label
     from zlab.shapes.net import ShapesNet
     from zlab.zimage import load_pipeline, read_sampling
 
@@ -164,7 +165,7 @@ def _eval(args: argparse.Namespace) -> None:
     base.setdefault("height", 64)
     base.setdefault("width", 64)
     steps = [int(n) for n in args.steps.split(",")] if args.steps else [base.get("num_inference_steps", 50)]
-    settings = {f"{n} steps": {**base, "num_inference_steps": n} for n in steps}
+    settings = by_label([Setting(Path(args.pipeline).name, n) for n in steps], base)
     if args.open:  # open captions of one prompt set, split by the number of open attributes
         from zlab.measure.evaluate import evaluate_open, format_open_table
         from zlab.shapes.prompt_sets import prompts_and_seeds

@@ -219,3 +219,40 @@ def check_set(chosen: ShapesSet) -> None:
     if blocks and max(blocks) >= layers:
         raise ValueError(f"teacher {chosen.teacher} has {layers} blocks but the {chosen.profile!r} profile's "
                          f"{chosen.config('shapes-ladd.toml').relative_to(chosen.root)} taps blocks {blocks}: {fix}")
+
+
+SMALL_RUN_ENV = "ZLAB_SMALL_RUN"
+
+
+@dataclass(frozen=True)
+class Lab:
+    """What a lab's first cell knows: whether this is a small run, and where the Shapes set it reads lives.
+
+    Attributes:
+        small: ``$ZLAB_SMALL_RUN == "1"`` (CI and ``pytest --nbval-lax``): heavy cells run at a small size.
+        root: the repository root.
+        shapes: the profile's Shapes set (configs and checkpoints), or None for a lab that reads none.
+    """
+
+    small: bool
+    root: Path
+    shapes: ShapesSet | None
+
+    def __getattr__(self, name: str):
+        """The Shapes set's folders and configs directly: ``lab.teacher``, ``lab.student``, ``lab.config(...)``."""
+        shapes = object.__getattribute__(self, "shapes")
+        if shapes is None:
+            raise AttributeError(f"this lab reads no Shapes set, so it has no {name!r}")
+        return getattr(shapes, name)
+
+
+def lab_setup(need: tuple[str, ...] | None = ("teacher",)) -> Lab:
+    """The first cell of every lab: the small-run switch and the Shapes set the lab reads (``need``: the checkpoints
+    it cannot run without; None: none at all), printed so the reader sees what the lab will use."""
+    small = os.environ.get(SMALL_RUN_ENV) == "1"
+    shapes = None if need is None else shapes_set(need=need)
+    lab = Lab(small, shapes.root if shapes else repo_root(), shapes)
+    print(f"small run: {small} (${SMALL_RUN_ENV}); repository {lab.root}")
+    if shapes is not None:
+        print(shapes.describe())
+    return lab

@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from zlab.shapes.metrics import open_verdict
+from zlab.toy import NUM_CLASSES
 
 
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], cols: int, row_labels: Sequence[str] | None = None,
@@ -60,3 +62,42 @@ def to_uint8(images) -> np.ndarray:
     """Images in [0, 1] (torch or numpy, (..., H, W, 3)) as uint8 for ``go.Image``."""
     array = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
     return (np.clip(array, 0, 1) * 255).round().astype(np.uint8)
+
+
+# Lab 01's 2D toy: points and paths coloured by class, panels with equal axes.
+TOY_COLOURS = plotly.colors.qualitative.Plotly
+PATH_COLOURS = {"linear": "#1f77b4", "vp": "#d62728"}  # the straight (rectified-flow) path and the curved VP path
+
+
+def equal_axes(fig: go.Figure, n: int = 1) -> None:
+    """One unit on x is one unit on y in each of the first ``n`` panels: angles and curvature are not distorted."""
+    for i in range(1, n + 1):
+        fig.layout["yaxis" + ("" if i == 1 else str(i))].update(scaleanchor="x" + ("" if i == 1 else str(i)))
+
+
+def class_scatter(fig: go.Figure, x, labels, row=None, col=None, size: int = 4, showlegend: bool = True,
+                  opacity: float = 0.8) -> None:
+    """2D points ``x`` (N, 2), one trace per class of ``labels`` (N,)."""
+    for k in range(NUM_CLASSES):
+        pts = x[labels == k].numpy()
+        fig.add_scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name=f"class {k}", legendgroup=f"class {k}",
+                        marker=dict(color=TOY_COLOURS[k], size=size, opacity=opacity), showlegend=showlegend,
+                        row=row, col=col)
+
+
+def class_lines(fig: go.Figure, xs, labels, row=None, col=None, width: int = 1) -> None:
+    """Trajectories ``xs`` (T, B, 2), one trace per class, paths separated by NaN gaps."""
+    for k in range(NUM_CLASSES):
+        paths = xs[:, labels == k].numpy()
+        if paths.shape[1] == 0:
+            continue
+        pts = np.concatenate([paths, np.full((1, paths.shape[1], 2), np.nan)]).transpose(1, 0, 2).reshape(-1, 2)
+        fig.add_scatter(x=pts[:, 0], y=pts[:, 1], mode="lines", line=dict(color=TOY_COLOURS[k], width=width),
+                        showlegend=False, row=row, col=col)
+
+
+def text_table(rows, columns) -> str:
+    """A plain-text table: one line per row, columns padded to their widest entry."""
+    cells = [[str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in [list(columns), *cells])

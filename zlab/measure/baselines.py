@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from zlab.measure.settings import Setting, parse, teacher_steps
 from zlab.measure.evaluate import format_cell
 
 COLUMNS = (("valid", "validity"), ("named_accuracy", "named accuracy"), ("coverage_entropy", "coverage"),
@@ -30,14 +32,14 @@ def shipped_rows(teacher: str | Path, students: Mapping[str, str | Path]) -> lis
     prompts = {r["group"]: r["prompts"] for r in rows}
     for name, folder in students.items():
         record = json.loads((Path(folder) / "eval.json").read_text())
-        mine = [r for r in record.get("open", []) if r["setting"].startswith("student")]
+        mine = [r for r in record.get("open", []) if parse(r["setting"]).who == "student"]
         if not mine:
             raise ValueError(f"{folder}/eval.json has no open test rows (ship it with the teacher's sampling.json)")
         for r in mine:
             if prompts.get(r["group"], r["prompts"]) != r["prompts"]:
                 raise ValueError(f"{folder}: {r['prompts']} prompts with {r['group']} open, the teacher's table has "
                                  f"{prompts[r['group']]}: not the same test plan")
-            rows.append({**r, "setting": r["setting"].replace("student", name, 1)})
+            rows.append({**r, "setting": replace(parse(r["setting"]), who=name).label})
     return rows
 
 
@@ -53,12 +55,8 @@ def group_table(rows: Sequence[Mapping], group: str = "2+", settings: Sequence[s
     return "\n".join(lines)
 
 
-def _name(prefix: str, n: int) -> str:
-    return f"{prefix} {n} step{'s' * (n > 1)}"
-
-
 def student_checks(rows: Sequence[Mapping], student: str = "LADD student", rivals: Sequence[str] = ("regression student",),
-                   teacher: str = "teacher 50 steps + CFG", steps: Sequence[int] = (1, 2, 4)) -> list[dict]:
+                   teacher: str = Setting("teacher", 50, cfg=True).label, steps: Sequence[int] = (1, 2, 4)) -> list[dict]:
     """What a few-step student should reach, checked on :func:`shipped_rows` (test set, mean across prompts):
 
     - open prompts (2+ open attributes): validity within 0.05 of the teacher's at 1 step and 0.03 at 2 and 4;
@@ -79,7 +77,7 @@ def student_checks(rows: Sequence[Mapping], student: str = "LADD student", rival
 
     t_open, t_named = cell.get((teacher, "2+")), cell.get((teacher, "0"))
     for n in steps:
-        s_open, s_named = cell.get((_name(student, n), "2+")), cell.get((_name(student, n), "0"))
+        s_open, s_named = cell.get((Setting(student, n).label, "2+")), cell.get((Setting(student, n).label, "0"))
         if s_open is None or t_open is None:
             continue
         slack = 0.05 if n == 1 else 0.03
@@ -90,8 +88,8 @@ def student_checks(rows: Sequence[Mapping], student: str = "LADD student", rival
             bound = 0.90 if n == 1 else t_named["named_accuracy"] - 0.02
             add(f"{n} NFE, fully named: joint accuracy >= {'0.90' if n == 1 else 'teacher - 0.02'}", s_named,
                 "named_accuracy", bound)
-        others = [cell.get((_name(r, n), "2+")) for r in rivals]
-        others += [cell.get((_name("teacher", n) + suffix, "2+")) for suffix in (" + CFG", ", no CFG")]
+        others = [cell.get((Setting(r, n).label, "2+")) for r in rivals]
+        others += [cell.get((s.label, "2+")) for s in teacher_steps([n])]
         others = [o for o in others if o is not None]
         if others:
             best = max(others, key=lambda r: r["valid"])

@@ -18,7 +18,7 @@ from diffusers import ZImagePipeline
 from torch import Tensor
 
 from zlab.measure.evaluate import count_nfe
-from zlab.distill.schedule import STUDENT_STEPS
+from zlab.measure.settings import Setting, student_steps
 from zlab.zimage import check_size, decode
 
 MAX_SIDE = 1024
@@ -74,10 +74,9 @@ def side_by_side(teacher: ZImagePipeline, student: ZImagePipeline, prompt: str, 
     check_request(prompt, seed, height, width, guidance_scale, cfg_truncation, teacher_steps)
     size = {"height": int(height), "width": int(width), "max_sequence_length": int(max_sequence_length)}
     guided = {"guidance_scale": float(guidance_scale), "cfg_truncation": float(cfg_truncation), **size}
-    plan = [(teacher, f"teacher, {teacher_steps} steps + CFG", {**guided, "num_inference_steps": int(teacher_steps)}),
-            (teacher, f"teacher, {naive_steps} steps + CFG", {**guided, "num_inference_steps": naive_steps})]
-    plan += [(student, f"student, {n} step{'s' * (n > 1)}", {"num_inference_steps": n, "guidance_scale": 0.0, **size})
-             for n in STUDENT_STEPS]
+    plan = [(teacher, s.label, s.kwargs(guided)) for s in (Setting("teacher", int(teacher_steps), cfg=True),
+                                                           Setting("teacher", int(naive_steps), cfg=True))]
+    plan += [(student, s.label, s.kwargs({"guidance_scale": 0.0, **size})) for s in student_steps()]
     columns = []
     for k, (pipe, name, setting) in enumerate(plan):
         if progress is not None:

@@ -21,8 +21,8 @@ import numpy as np
 from diffusers import ZImagePipeline
 
 from zlab.measure.evaluate import count_nfe, stock_samples
-from zlab.distill.schedule import STUDENT_STEPS
 from zlab.shapes.metrics import open_verdict, prompt_records
+from zlab.measure.settings import Setting, student_steps
 from zlab.viz import enlarge
 
 MIN_SEEDS, MAX_SEEDS = 8, 32
@@ -70,14 +70,14 @@ def column_plan(teacher: ZImagePipeline, student: ZImagePipeline, teacher_sampli
     size = {**{k: teacher_sampling[k] for k in ("height", "width", "max_sequence_length") if k in teacher_sampling},
             **(size or {})}
     guided = {**teacher_sampling, **size}
-    steps = guided.get("num_inference_steps", 50)
-    plan = [(teacher, f"teacher {steps} steps, g = {guided.get('guidance_scale', 0):g}", guided),
-            (teacher, f"teacher {naive_steps} steps, g = {guided.get('guidance_scale', 0):g}",
-             {**guided, "num_inference_steps": int(naive_steps)})]
+    g = guided.get("guidance_scale", 0)
+    teachers = [Setting("teacher", int(n), cfg=g > 0, note=f"g = {g:g}")
+                for n in (guided.get("num_inference_steps", 50), naive_steps)]
+    plan = [(teacher, s.label, s.kwargs(guided)) for s in teachers]
     unguided = {**size, "guidance_scale": 0.0}
     if baseline is not None:
-        plan += [(baseline, f"regression student {n}", {**unguided, "num_inference_steps": n}) for n in baseline_steps]
-    plan += [(student, f"LADD student {n}", {**unguided, "num_inference_steps": n}) for n in STUDENT_STEPS]
+        plan += [(baseline, s.label, s.kwargs(unguided)) for s in student_steps("regression student", baseline_steps)]
+    plan += [(student, s.label, s.kwargs(unguided)) for s in student_steps("LADD student")]
     return plan
 
 

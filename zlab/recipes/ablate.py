@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from zlab.measure.settings import Setting, by_label, parse, student_steps
 from zlab.shapes import prompt_sets
 from zlab.measure.evaluate import evaluate_open, teacher_reference
 from zlab.train.synth import synthesize_from
 from zlab.atomic import write_json
-from zlab.distill.schedule import STUDENT_STEPS
 from zlab.distill.student import student_pipeline
 from zlab.train.ladd import DistillConfig, train_ladd
 from zlab.shapes.metrics import open_renders, prompt_records, summarise
@@ -130,10 +130,9 @@ def _metrics(rows) -> dict:
 
 
 def measure_run(teacher, transformer, net: ShapesNet, grid: Grid, size: tuple, prompts, seeds, reference) -> dict:
-    """``{"N=n": {group: {measure: mean, measure_se: se}}}`` of one student on the grid's prompts and seeds."""
+    """``{"student n steps": {group: {measure: mean, measure_se: se}}}`` of one student on the grid's prompts and seeds."""
     base = {"guidance_scale": 0.0, **sampling_base(size[0]), "height": size[0], "width": size[1]}
-    settings = {f"N={n}": {**base, "num_inference_steps": n} for n in STUDENT_STEPS}
-    return _metrics(evaluate_open(student_pipeline(teacher, transformer), settings, net, prompts, seeds,
+    return _metrics(evaluate_open(student_pipeline(teacher, transformer), by_label(student_steps(), base), net, prompts, seeds,
                                   grid.per_prompt, reference, groups=GROUPS))
 
 
@@ -148,7 +147,7 @@ def measure_references(teacher, teacher_path, net: ShapesNet, grid: Grid, size: 
     sampling (50 steps + CFG; its FD to the teacher is the floor that seed-to-seed spread leaves) and the world's
     renders (validity about 1; their coverage is about the most ``per_prompt`` seeds can show)."""
     sampling = teacher_sampling(teacher_path, size)
-    steps = f"N={sampling.get('num_inference_steps', 50)}"
+    steps = Setting("teacher", sampling.get("num_inference_steps", 50), cfg=True, note="sampling.json").label
     teacher_metrics = _metrics(evaluate_open(teacher, {steps: sampling}, net, prompts, seeds, grid.per_prompt,
                                              reference, groups=GROUPS))
     summary = summarise(prompt_records(open_renders(prompts, seeds, size), prompts, grid.per_prompt), GROUPS)
@@ -232,7 +231,7 @@ def _value(metrics: dict, setting: str, group: str, measure: str) -> float:
 
 
 def seed_values(record: dict, variant: str, setting: str, group: str, measure: str) -> dict[int, float]:
-    """``{training seed: value}`` of one measure of one variant (``setting`` "N=1", ... or :data:`PRIMARY`)."""
+    """``{training seed: value}`` of one measure of one variant (``setting`` "student 1 step", ... or :data:`PRIMARY`)."""
     return {r["seed"]: _value(r["metrics"], setting, group, measure) for r in record["runs"] if r["variant"] == variant}
 
 
@@ -278,7 +277,7 @@ def claim_verdict(record: dict, favoured: str, others, setting: str = PRIMARY, g
     return {"verdict": verdict, "favoured": favoured, "diffs": diffs, "end_point": f"{measure}, {group} open, {setting}"}
 
 
-def summary(record: dict, settings=("N=1", "N=2", "N=4"), group: str = "2+",
+def summary(record: dict, settings=tuple(s.label for s in student_steps()), group: str = "2+",
             measures=("valid", "coverage_entropy", "fd_teacher")) -> list[dict]:
     """One row per variant and setting: each measure's mean and 95% interval across seeds."""
     names = list(dict.fromkeys(r["variant"] for r in record["runs"]))
@@ -302,11 +301,11 @@ def format_summary(record: dict, group: str = "2+") -> str:
     for r in rows:
         cells = [f"{r[m]:.3f} [{r[m + '_low']:.3f}, {r[m + '_high']:.3f}]" if m != "fd_teacher" else
                  f"{r[m]:.0f} [{r[m + '_low']:.0f}, {r[m + '_high']:.0f}]" for m in ("valid", "coverage_entropy", "fd_teacher")]
-        lines.append(f"| {r['variant']} | {r['setting'][2:]} | {r['seeds']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['variant']} | {parse(r['setting']).steps} | {r['seeds']} | " + " | ".join(cells) + " |")
     for size, ref in record.get("references", {}).items():  # one measurement each: mean only
         for setting, groups in ref["teacher"].items():
             g = groups[group]
-            lines.append(f"| *teacher, {size}* | {setting[2:]} | – | {g['valid']:.3f} | {g['coverage_entropy']:.3f} | "
+            lines.append(f"| *teacher, {size}* | {parse(setting).steps} | – | {g['valid']:.3f} | {g['coverage_entropy']:.3f} | "
                          f"{g['fd_teacher']:.0f} |")
         g = ref["renders"][group]
         lines.append(f"| *renders, {size}* | – | – | {g['valid']:.3f} | {g['coverage_entropy']:.3f} | – |")

@@ -7,6 +7,7 @@ import json
 
 from zlab.distill.losses import dead_heads, mean_calls
 from zlab.measure.evaluate import format_open_table, format_table
+from zlab.measure.settings import Setting
 from zlab.shapes import prompt_sets
 
 
@@ -26,8 +27,8 @@ def named_table(rows: list[dict]) -> str:
 def validity_gap(steps: list[dict], group: str = "2+") -> tuple[float, float, float]:
     """Validity of the teacher at 50 steps (its sampling.json) and at 1 step without CFG on ``group`` prompts."""
     cell = {(r["setting"], r["group"]): r for r in steps}
-    fifty = cell[("teacher 50 steps + CFG", group)]["valid"]
-    one = cell[("teacher 1 step, no CFG", group)]["valid"]
+    fifty = cell[(Setting("teacher", 50, cfg=True).label, group)]["valid"]
+    one = cell[(Setting("teacher", 1, cfg=False).label, group)]["valid"]
     return fifty, one, fifty - one
 
 

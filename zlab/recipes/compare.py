@@ -8,6 +8,7 @@ from diffusers import ZImagePipeline
 from zlab.distill.schedule import STUDENT_STEPS
 from zlab.distill.student import student_pipeline
 from zlab.measure.evaluate import evaluate_settings, latency_ms, paired_speedup
+from zlab.measure.settings import Setting, by_label, student_steps, teacher_steps
 from zlab.recipes.student import student_settings
 from zlab.shapes.net import ShapesNet
 from zlab.shapes.world import enumerate_captions
@@ -26,17 +27,12 @@ def comparison(teacher: ZImagePipeline, teacher_sampling: dict, student: ZImageP
     (:func:`zlab.measure.evaluate.latency_ms`, median over ``latency_prompts`` train prompts).
     """
     base = {"height": 64, "width": 64, **teacher_sampling}
-    settings = {"teacher 50 steps + CFG (sampling.json)": base}
-    for n in STUDENT_STEPS:
-        settings[f"teacher {n} step{'s' * (n > 1)} + CFG"] = {**base, "num_inference_steps": n}
-    for n in STUDENT_STEPS:
-        settings[f"teacher {n} step{'s' * (n > 1)}, no CFG"] = {**base, "num_inference_steps": n, "guidance_scale": 0.0}
+    settings = {Setting("teacher", 50, cfg=True, note="sampling.json").label: base, **by_label(teacher_steps(STUDENT_STEPS), base)}
     student_base = {"guidance_scale": 0.0, **{k: base[k] for k in ("height", "width", "max_sequence_length") if k in base}}
     plan = [(teacher, settings)]
     if include_init:
         init = student_pipeline(teacher, teacher.transformer)
-        plan.append((init, {name.replace("student", "LADD start (teacher weights, student schedule),"): kw
-                            for name, kw in student_settings(student_base).items()}))
+        plan.append((init, by_label(student_steps("LADD start (teacher weights, student schedule),"), student_base)))
     plan.append((student, student_settings(student_base)))
     rows = []
     timed = enumerate_captions("train")[::max(1, 270 // max(1, latency_prompts))][:latency_prompts]
@@ -49,7 +45,8 @@ def comparison(teacher: ZImagePipeline, teacher_sampling: dict, student: ZImageP
     return rows
 
 
-def speedup(rows: list[dict], slow: str = "teacher 50 steps + CFG (sampling.json)", fast: str = "student 4 steps",
+def speedup(rows: list[dict], slow: str = Setting("teacher", 50, cfg=True, note="sampling.json").label,
+            fast: str = Setting("student", 4).label,
             key: str = "latency_ms") -> float:
     """Wall-clock ratio of two rows measured in the same run: batch-1 latency (``key="latency_ms"``)
     or batch-64 throughput (``key="ms_per_image"``)."""

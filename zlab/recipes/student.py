@@ -25,9 +25,9 @@ from zlab.shapes import prompt_sets
 from zlab.measure.evaluate import (evaluate_open, evaluate_settings, teacher_reference)
 from zlab.train.synth import synthesize_from
 from zlab.distill.heads import Discriminator
+from zlab.measure.settings import Setting, by_label, student_steps
 from zlab.recipes.cards import student_card
 from zlab.recipes.sampling_choice import choose_sampling_mode
-from zlab.distill.schedule import STUDENT_STEPS
 from zlab.distill.student import check_student_schedule, save_student, student_pipeline
 from zlab.train.ladd import DistillConfig, train_ladd
 from zlab.shapes.world import canvas_size, sampling_base
@@ -38,7 +38,7 @@ from zlab.zimage import read_sampling
 
 def student_settings(sampling: dict) -> dict[str, dict]:
     """Student rows of the comparison: N = 1, 2, 4 steps, no CFG."""
-    return {f"student {n} step{'s' * (n > 1)}": {**sampling, "num_inference_steps": n} for n in STUDENT_STEPS}
+    return by_label(student_steps(), sampling)
 
 
 def student_sampling(image_size: int = 64) -> dict:
@@ -75,10 +75,9 @@ def open_test_rows(teacher: ZImagePipeline, teacher_sampling: dict, student: ZIm
     per_count, per_prompt = plan
     prompts, seeds = prompt_sets.prompts_and_seeds("test", per_prompt, per_count=per_count)
     reference = teacher_reference(teacher, teacher_sampling, prompts, seeds)
-    rows = evaluate_open(teacher, {"teacher 50 steps + CFG (sampling.json)": teacher_sampling}, net, prompts, seeds,
+    rows = evaluate_open(teacher, {Setting("teacher", 50, cfg=True, note="sampling.json").label: teacher_sampling}, net, prompts, seeds,
                          per_prompt, reference)
-    return rows + evaluate_open(student, {f"student {n} step{'s' * (n > 1)}": {**sampling, "num_inference_steps": n}
-                                          for n in STUDENT_STEPS}, net, prompts, seeds, per_prompt, reference)
+    return rows + evaluate_open(student, student_settings(sampling), net, prompts, seeds, per_prompt, reference)
 
 
 def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "runs/ladd", resume: bool = False,

@@ -28,6 +28,7 @@ from zlab.train.synth import teacher_fingerprint
 from zlab.shapes.metrics import prompt_records, summarise
 from zlab.shapes.prompt_sets import prompts_and_seeds
 from zlab.shapes.world import sampling_base
+from zlab.measure.settings import by_label, teacher_steps
 from zlab.recipes.cards import teacher_card
 from zlab.shapes.net import ShapesNet
 from zlab.train.config import load_config
@@ -150,10 +151,7 @@ def calibrate_open_prob(candidates: dict[float, ZImagePipeline], guidance_candid
 
 def teacher_settings(sampling: dict) -> dict[str, dict]:
     """The steps table: the teacher at 1..50 steps with its CFG and without CFG."""
-    settings = {f"teacher {n} step{'s' * (n > 1)} + CFG": {**sampling, "num_inference_steps": n} for n in STEP_COUNTS}
-    settings.update({f"teacher {n} step{'s' * (n > 1)}, no CFG": {**sampling, "num_inference_steps": n, "guidance_scale": 0.0}
-                     for n in NO_CFG_STEP_COUNTS})
-    return settings
+    return by_label(teacher_steps(STEP_COUNTS, cfg=(True,)) + teacher_steps(NO_CFG_STEP_COUNTS, cfg=(False,)), sampling)
 
 
 def named_stats(pipe: ZImagePipeline, setting: dict, which: str, per_prompt: int, n_prompts: int | None = None,
