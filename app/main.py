@@ -26,16 +26,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from zlab.measure.compare import check_request, side_by_side  # noqa: E402
-from zlab.measure.diversity import (MAX_SEEDS, MIN_SEEDS, check_seeds, column_plan, grid_image, seeds_columns)  # noqa: E402
-from zlab.features import FeatureTap, pca_rgb  # noqa: E402
-from zlab.flow import logit_normal_pdf  # noqa: E402
-from zlab.shapes import world  # noqa: E402
-from zlab.shapes.open_captions import ANY, build_caption  # noqa: E402
 from zlab.distill.heads import Discriminator  # noqa: E402
 from zlab.distill.student import DISCRIMINATOR, load_discriminator  # noqa: E402
+from zlab.features import FeatureTap, pca_rgb  # noqa: E402
+from zlab.flow import logit_normal_pdf  # noqa: E402
+from zlab.measure.compare import check_request, side_by_side  # noqa: E402
 from zlab.measure.discriminator_view import sweep_t_hat, view_pair  # noqa: E402
+from zlab.measure.diversity import MAX_SEEDS, MIN_SEEDS, check_seeds, column_plan, grid_image, seeds_columns  # noqa: E402
 from zlab.paths import check_pair, shapes_set  # noqa: E402
+from zlab.shapes import world  # noqa: E402
+from zlab.shapes.open_captions import ANY, build_caption  # noqa: E402
 from zlab.viz import enlarge  # noqa: E402
 from zlab.zimage import decode, encode_prompts, load_pipeline, read_sampling  # noqa: E402
 

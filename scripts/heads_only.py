@@ -22,14 +22,14 @@ import sys
 
 import torch
 
-from zlab.flow import add_noise
-from zlab.train.synth import load_buckets
 from zlab.distill.heads import Discriminator
-from zlab.distill.losses import head_calls, mean_calls
-from zlab.train.models import build_models
-from zlab.train.ladd import DistillConfig, draw_batch, load_teacher
 from zlab.distill.ladd import heads_loss, ladd_forward, neighbour_captions
+from zlab.distill.losses import head_calls, mean_calls
+from zlab.flow import add_noise
 from zlab.train.config import load_config
+from zlab.train.ladd import DistillConfig, draw_batch, load_teacher
+from zlab.train.models import build_models
+from zlab.train.synth import load_buckets
 
 
 @torch.no_grad()

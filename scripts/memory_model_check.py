@@ -11,10 +11,10 @@ allocations), the method the sharded-step check on FSDP ranks uses, next to the 
 import copy
 from dataclasses import replace
 
-from zlab.train.memory import make_step, measure, predict
+from zlab.tiny import build_tiny_pipeline
 from zlab.train.config import load_config
 from zlab.train.ladd import DistillConfig
-from zlab.tiny import build_tiny_pipeline
+from zlab.train.memory import make_step, measure, predict
 
 MiB = 2**20
 pipe = build_tiny_pipeline(seed=0)

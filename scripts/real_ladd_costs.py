@@ -25,11 +25,11 @@ import torch
 from diffusers import ZImageTransformer2DModel
 from torch.utils.flop_counter import FlopCounterMode
 
-from zlab.measure.bench import PEAK_BF16_TFLOPS
 from zlab.features import FeatureTap
 from zlab.flow import zimage_velocity
-from zlab.train.ladd import DistillConfig
+from zlab.measure.bench import PEAK_BF16_TFLOPS
 from zlab.train.config import load_config
+from zlab.train.ladd import DistillConfig
 from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
 CONFIGS = {"LoRA": "configs/zimage-ladd-lora.toml", "full": "configs/zimage-ladd-full.toml"}

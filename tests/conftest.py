@@ -17,9 +17,8 @@ def tiny_pipe():
 @pytest.fixture(scope="session")
 def browser():
     """A headless Chromium driven by Playwright (see tests/browser.py for where it comes from)."""
-    from playwright.sync_api import sync_playwright
-
     from browser import HOW_TO_GET_ONE, LAUNCH_ARGS, browser_required, find_browser
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         executable = find_browser(p.chromium.executable_path)

@@ -14,11 +14,11 @@ import sys
 import torch
 from ranks import leave, on_cpu
 
-from zlab.train.memory import make_step, measure, predict
+from zlab.tiny import build_tiny_pipeline
 from zlab.train.config import load_config
 from zlab.train.ladd import DistillConfig
-from zlab.tiny import build_tiny_pipeline
 from zlab.train.loop import make_accelerator
+from zlab.train.memory import make_step, measure, predict
 
 pipe = build_tiny_pipeline(seed=0)
 world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1

@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from zlab.anatomy import (KINDS, adaln_modulation, block_breakdown, check_trace, token_layout, trace_latents, trace_prompts, trace_transformer)
+from zlab.anatomy import (
+    KINDS,
+    adaln_modulation,
+    block_breakdown,
+    check_trace,
+    token_layout,
+    trace_latents,
+    trace_prompts,
+    trace_transformer,
+)
 from zlab.flow import zimage_velocity
 from zlab.zimage import encode_prompts
 

@@ -4,7 +4,6 @@ import os
 import stat
 
 import pytest
-
 from browser import HOW_TO_GET_ONE, browser_required, find_browser
 
 

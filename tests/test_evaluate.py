@@ -4,8 +4,19 @@ import numpy as np
 import pytest
 import torch
 
+from zlab.measure.evaluate import (
+    count_nfe,
+    evaluate_settings,
+    format_table,
+    frechet_distance,
+    mean_pairwise_distance,
+    paired_speedup,
+    prompt_accuracy,
+    real_renders,
+    setting_kwargs,
+    stock_samples,
+)
 from zlab.shapes import world
-from zlab.measure.evaluate import (count_nfe, evaluate_settings, format_table, frechet_distance, mean_pairwise_distance, paired_speedup, prompt_accuracy, real_renders, setting_kwargs, stock_samples)
 from zlab.shapes.net import ShapesNet
 from zlab.tiny import build_tiny_pipeline
 from zlab.zimage import encode_prompts, generate

@@ -10,9 +10,9 @@ from accelerate.utils import DistributedType
 from ranks import fsdp_env, two_ranks, write_config
 from test_ladd_train import teacher_and_data  # noqa: F401  (the same tiny teacher and its synthetic data)
 
-from zlab.train.sharding import uses_fsdp
 from zlab.train.config import load_config
 from zlab.train.ladd import DistillConfig
+from zlab.train.sharding import uses_fsdp
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from zlab.measure import bench
 from zlab.cli import main
+from zlab.measure import bench
 from zlab.recipes.gpu_check import PHASES, Phase, run_phases
 
 

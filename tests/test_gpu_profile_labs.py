@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from gpu_set import gpu_profile_teacher
 
 ROOT = Path(__file__).resolve().parents[1]

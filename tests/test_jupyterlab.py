@@ -19,7 +19,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from lab_server import LabServer, running_lab
 
 ROOT = Path(__file__).resolve().parents[1]

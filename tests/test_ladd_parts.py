@@ -6,16 +6,25 @@ import json
 import pytest
 import torch
 
-from zlab.features import FeatureTap
 from zlab.distill.heads import Discriminator, pool_text
-from zlab.distill.losses import (approximate_r1, dead_heads, discriminator_loss, fake_side, generator_loss, head_accuracy, head_calls, mean_calls)
+from zlab.distill.ladd import LADDBatch, LADDForward, ladd_forward, sampler_inputs
+from zlab.distill.losses import (
+    approximate_r1,
+    dead_heads,
+    discriminator_loss,
+    fake_side,
+    generator_loss,
+    head_accuracy,
+    head_calls,
+    mean_calls,
+)
 from zlab.distill.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, student_timestep_probs
 from zlab.distill.student import student_pipeline
-from zlab.train.models import build_models, make_optimizer
-from zlab.distill.ladd import LADDBatch, LADDForward, ladd_forward, sampler_inputs
+from zlab.features import FeatureTap
+from zlab.flow import add_noise, zimage_velocity
 from zlab.train.config import load_config
 from zlab.train.ladd import DistillConfig
-from zlab.flow import add_noise, zimage_velocity
+from zlab.train.models import build_models, make_optimizer
 from zlab.zimage import encode_prompts
 
 
@@ -131,9 +140,9 @@ def test_losses_match_their_formulas():
 def test_heads_see_wrong_captions_and_perturbed_reals_in_one_forward(tiny_pipe):
     """With mismatched negatives and approximate R1 on, the heads' batch is real, fake, real under the
     neighbour's caption, perturbed real; a neighbour with the same prompt is no negative."""
-    from zlab.train.synth import SynthData
-    from zlab.train.ladd import draw_batch
     from zlab.distill.ladd import heads_inputs
+    from zlab.train.ladd import draw_batch
+    from zlab.train.synth import SynthData
 
     prompts = ["a red shape", "a blue shape", "a red shape"]
     embeds = encode_prompts(tiny_pipe, prompts)
@@ -162,9 +171,9 @@ def test_negatives_share_the_fake_side_so_a_head_that_tells_nothing_apart_is_not
     """A head that gives every input the same logit a in [-1, 1] pays hinge 2 whatever a is, with or without
     mismatched negatives: they share the fake side (real + (fake + w wrong) / (1 + w)). Added on top, they made
     a = -1 (every input fake, no signal for the student) the cheapest answer."""
-    from zlab.train.synth import SynthData
-    from zlab.train.ladd import draw_batch
     from zlab.distill.ladd import heads_loss
+    from zlab.train.ladd import draw_batch
+    from zlab.train.synth import SynthData
 
     prompts = ["a red shape", "a blue shape"]
     data = SynthData(latents=torch.randn(2, 16, 8, 8), prompt_index=torch.tensor([0, 1]), seeds=torch.arange(2),
@@ -182,8 +191,8 @@ def test_negatives_share_the_fake_side_so_a_head_that_tells_nothing_apart_is_not
 def test_caption_tap_puts_each_blocks_caption_state_beside_its_map_and_mismatches_run_the_teacher(tiny_pipe, tmp_path):
     """FeatureTap(caption=True): 2 * dim channels, the second half constant over the grid and set by the caption;
     with mismatched negatives the heads see the teacher's maps of the real sample under the wrong caption."""
-    from zlab.distill.student import load_discriminator, save_discriminator
     from zlab.distill.ladd import heads_inputs
+    from zlab.distill.student import load_discriminator, save_discriminator
 
     dim = tiny_pipe.transformer.config.dim
     embeds = encode_prompts(tiny_pipe, ["a large red circle at the top left", "a small blue square"])

@@ -1,10 +1,10 @@
 """The LADD trainer end to end on a tiny random teacher: synth shards, resume, shipped student, two ranks."""
 
 import copy
-from dataclasses import asdict
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,13 +12,13 @@ import torch
 from diffusers import ZImagePipeline
 from ranks import two_ranks, write_config
 
-from zlab.shapes import prompt_sets
-from zlab.measure.evaluate import count_nfe
-from zlab.train.synth import SynthData, synthesize
-from zlab.recipes.student import ship_student
 from zlab.distill.student import load_discriminator, student_pipeline
-from zlab.train.ladd import DistillConfig, train_ladd
+from zlab.measure.evaluate import count_nfe
+from zlab.recipes.student import ship_student
+from zlab.shapes import prompt_sets
 from zlab.train.config import load_config, merge
+from zlab.train.ladd import DistillConfig, train_ladd
+from zlab.train.synth import SynthData, synthesize
 from zlab.zimage import save_pipeline
 
 PROMPTS = ["a large red circle at the top left", "a small blue square at the bottom right",
@@ -99,8 +99,8 @@ def test_a_rerun_with_other_prompts_or_teacher_regenerates_and_stale_shards_are_
 def test_renders_as_the_real_side_are_the_worlds_images_through_the_vae(tiny_pipe, tmp_path):
     """source = "renders": each prompt's render (open attributes drawn by its seed), VAE-encoded; its own key, so a
     teacher folder is never mistaken for it; regression distillation refuses it (a render has no starting noise)."""
-    from zlab.shapes.metrics import open_renders
     from zlab.shapes.draw import image_to_tensor
+    from zlab.shapes.metrics import open_renders
     from zlab.zimage import encode_images
 
     out = synthesize(tiny_pipe, tmp_path / "renders", SAMPLING, rounds=1, prompts=PROMPTS[:2], progress=False,
@@ -154,8 +154,8 @@ def test_regression_student_learns_the_noise_to_sample_map(teacher_and_data):
 
 
 def test_aspect_buckets_synthesise_and_train_one_bucket_per_batch(teacher_and_data, tiny_pipe, tmp_path):
-    from zlab.train.synth import load_buckets, synthesize_buckets
     from zlab.train.ladd import draw_batch
+    from zlab.train.synth import load_buckets, synthesize_buckets
 
     out = synthesize_buckets(tiny_pipe, tmp_path / "synth", SAMPLING, [(64, 64), (64, 96)], rounds=1, prompts=PROMPTS,
                              progress=False)
@@ -191,8 +191,8 @@ def test_discriminative_pixel_features_train_heads_on_a_frozen_image_network(tea
     """ADD-style heads (features = "pixels"): ShapesNet's conv maps of clean decoded images, one head per conv
     layer with its own width; the student learns through the frozen VAE decoder and network."""
     from zlab.features import PixelFeatureTap
-    from zlab.train.models import pixel_tap
     from zlab.shapes.net import ShapesNet
+    from zlab.train.models import pixel_tap
 
     ShapesNet(width=4, num_features=8).save(tmp_path / "net")
     config = _config(teacher_and_data, ladd={"features": "pixels", "features_net": str(tmp_path / "net"), "blocks": (0, 2)}, train={"steps": 2})
@@ -464,8 +464,8 @@ def test_set_overrides_are_toml_values():
 
 
 def test_discriminator_view_sweeps_t_hat(teacher_and_data, tiny_pipe):
-    from zlab.features import FeatureTap
     from zlab.distill.heads import Discriminator
+    from zlab.features import FeatureTap
     from zlab.measure.discriminator_view import feature_gap, sweep_t_hat, view_pair
     from zlab.zimage import encode_prompts
 

@@ -5,10 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from zlab.shapes import prompt_sets
-from zlab.shapes import checker, draw, world
-from zlab.shapes.open_captions import parse_open_caption
+from zlab.shapes import checker, draw, prompt_sets, world
 from zlab.shapes.metrics import coverage, mean_se, open_renders, prompt_records, region_sizes, summarise, validity
+from zlab.shapes.open_captions import parse_open_caption
 
 
 def _renders(size, seed=0):

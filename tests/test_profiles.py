@@ -4,8 +4,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from gpu_set import gpu_profile_teacher
+
 from zlab.paths import make_command, shapes_set
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from zlab.train.memory import make_step, measure, predict
-from zlab.train.ladd import DistillConfig
 from zlab.train.config import load_config
+from zlab.train.ladd import DistillConfig
+from zlab.train.memory import make_step, measure, predict
 from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
 BASE = load_config(DistillConfig, ladd={"blocks": (1, 3), "head_hidden": 16}, train={"batch_size": 4})

@@ -10,10 +10,19 @@ import torch
 import torch.nn.functional as F
 
 from zlab.shapes import world
-from zlab.shapes.world import (BACKGROUND, HELD_OUT_PAIRS, PALETTE, ShapeSpec, canvas_size, enumerate_captions, enumerate_specs, parse_caption)
 from zlab.shapes.checker import CheckResult, accuracy, check, check_batch, score
 from zlab.shapes.dataset import ShapesDataset
 from zlab.shapes.draw import gaussian_blur, image_to_tensor, object_box, render, render_batch, tensor_to_image
+from zlab.shapes.world import (
+    BACKGROUND,
+    HELD_OUT_PAIRS,
+    PALETTE,
+    ShapeSpec,
+    canvas_size,
+    enumerate_captions,
+    enumerate_specs,
+    parse_caption,
+)
 
 
 def draws(n: int, seed: int, split: str = "all") -> tuple[list[ShapeSpec], list[tuple[int, int]]]:

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from zlab.shapes import draw, world
 from zlab.measure.evaluate import stock_samples
 from zlab.measure.teacher_lab import evaluate_prompts, prompt_seeds, verdict, word_readback
+from zlab.shapes import draw, world
 
 PROMPT = "a large red circle at the top left"
 

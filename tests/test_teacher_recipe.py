@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from zlab.tiny import build_tiny_pipeline
-from zlab.recipes.teacher import Targets, TeacherEval, best_guidance, calibrate_open_prob, ship_teacher
 from zlab.recipes.cards import calibration_table
+from zlab.recipes.teacher import Targets, TeacherEval, best_guidance, calibrate_open_prob, ship_teacher
+from zlab.tiny import build_tiny_pipeline
 
 
 def test_ship_teacher_chooses_on_validation_and_reports_test(tmp_path):

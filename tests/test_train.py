@@ -123,9 +123,9 @@ def test_teacher_trains_on_open_captions_in_aspect_buckets(vae_run, tmp_path):
 
 def test_teacher_captions_are_train_prompts_and_leave_the_image_uniform():
     """Given a caption, every spec that agrees with it is equally likely, and no other set's caption is used."""
+    from zlab.shapes.open_captions import parse_open_caption
     from zlab.shapes.prompt_sets import prompts
     from zlab.shapes.world import enumerate_specs
-    from zlab.shapes.open_captions import parse_open_caption
     from zlab.train.teacher import caption_table
 
     captions = prompts("train")

@@ -7,7 +7,18 @@ import torch
 from diffusers import ZImagePipeline
 
 from zlab.tiny import TINY_SIZES, build_tiny_pipeline
-from zlab.zimage import (check_size, decode, encode_images, encode_prompts, generate, load_pipeline, parameter_breakdown, read_sampling, real_transformer_report, save_pipeline)
+from zlab.zimage import (
+    check_size,
+    decode,
+    encode_images,
+    encode_prompts,
+    generate,
+    load_pipeline,
+    parameter_breakdown,
+    read_sampling,
+    real_transformer_report,
+    save_pipeline,
+)
 
 PROMPT = "a small green square at the middle right"
 

@@ -90,8 +90,8 @@ def _guidance_scales(text: str | None) -> tuple[float, ...]:
 
 
 def _make_teacher(args: argparse.Namespace) -> None:
-    from zlab.recipes.teacher import make_teacher
     from zlab.recipes.cards import summary_tables
+    from zlab.recipes.teacher import make_teacher
 
     calibration = json.loads(Path(args.calibration).read_text()) if args.calibration else None
     record = make_teacher(args.out, args.vae_config, args.teacher_config, args.run, resume=args.resume,
@@ -100,9 +100,9 @@ def _make_teacher(args: argparse.Namespace) -> None:
 
 
 def _ship_teacher(args: argparse.Namespace) -> None:
-    from zlab.train.synth import teacher_fingerprint
-    from zlab.recipes.teacher import ship_teacher
     from zlab.recipes.cards import summary_tables
+    from zlab.recipes.teacher import ship_teacher
+    from zlab.train.synth import teacher_fingerprint
     from zlab.zimage import load_pipeline
 
     training = None
@@ -183,8 +183,8 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _synth(args: argparse.Namespace) -> None:
-    from zlab.train.synth import synthesize_from
     from zlab.train.models import DTYPES
+    from zlab.train.synth import synthesize_from
 
     prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()] \
         if args.prompts else None
@@ -200,9 +200,9 @@ def _synth(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from zlab.measure.bench import BenchSetup, format_results, run_bench, smoke_setup
-
     import torch
+
+    from zlab.measure.bench import BenchSetup, format_results, run_bench, smoke_setup
 
     setup = smoke_setup() if args.smoke else BenchSetup(peak_tflops=args.peak_tflops)
     if not args.smoke and not torch.cuda.is_available():
@@ -228,9 +228,9 @@ def _gpu_check(args: argparse.Namespace) -> int:
 
 
 def _memory(args: argparse.Namespace) -> None:
-    from zlab.train.memory import predict
-    from zlab.train.ladd import DistillConfig
     from zlab.train.config import load_config
+    from zlab.train.ladd import DistillConfig
+    from zlab.train.memory import predict
     from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
     config = load_config(DistillConfig, args.config, **({"train.batch_size": args.batch_size} if args.batch_size else {}))
@@ -245,8 +245,8 @@ def _ladd(args: argparse.Namespace) -> None:
     from accelerate import PartialState
 
     from zlab.distill.student import save_trained_student
-    from zlab.train.ladd import DistillConfig, train_ladd
     from zlab.train.config import load_config, parse_overrides
+    from zlab.train.ladd import DistillConfig, train_ladd
 
     config = load_config(DistillConfig, args.config, **parse_overrides(args.set))
     student, heads, _ = train_ladd(config, args.run, resume=args.resume)
@@ -258,8 +258,8 @@ def _ladd(args: argparse.Namespace) -> None:
 def _make_student(args: argparse.Namespace) -> None:
     from zlab.measure.evaluate import format_table
     from zlab.recipes.student import make_student
-    from zlab.train.ladd import DistillConfig
     from zlab.train.config import load_config, parse_overrides
+    from zlab.train.ladd import DistillConfig
 
     config = load_config(DistillConfig, args.config, **parse_overrides(args.set))
     print(format_table(make_student(config, args.out, args.run, resume=args.resume)))

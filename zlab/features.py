@@ -16,10 +16,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

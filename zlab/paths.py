@@ -19,8 +19,6 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-
-
 PROFILE_ENV = "ZLAB_PROFILE"
 PROFILES = ("cpu", "gpu")
 

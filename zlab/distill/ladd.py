@@ -35,7 +35,6 @@ from zlab.distill.schedule import FULL_PROBS, WARMUP_PROBS, student_timestep_pro
 from zlab.features import FeatureTap, PixelFeatureTap
 from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
 
-
 FEATURES = ("teacher", "pixels")
 
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from zlab.measure.settings import Setting, parse, teacher_steps
 from zlab.measure.evaluate import format_cell
+from zlab.measure.settings import Setting, parse, teacher_steps
 
 COLUMNS = (("valid", "validity"), ("named_accuracy", "named accuracy"), ("coverage_entropy", "coverage"),
            ("fd_teacher", "FD to teacher"), ("fd", "FD to renders"))

@@ -28,14 +28,14 @@ from pathlib import Path
 import torch
 from diffusers import ZImageTransformer2DModel
 
-from zlab.paths import source_root
-from zlab.flow import zimage_velocity
-from zlab.train.memory import make_step, measure, predict, resident_bytes
 from zlab.distill.schedule import STUDENT_TIMESTEPS
-from zlab.train.models import fit_config
-from zlab.train.ladd import DistillConfig
+from zlab.flow import zimage_velocity
+from zlab.paths import source_root
 from zlab.sampling import sample
 from zlab.train.config import load_config
+from zlab.train.ladd import DistillConfig
+from zlab.train.memory import make_step, measure, predict, resident_bytes
+from zlab.train.models import fit_config
 from zlab.zimage import REAL_TRANSFORMER_CONFIG, velocity_model
 
 # Dense bf16 peak of common accelerators, in TFLOP/s (vendor figures, no sparsity).

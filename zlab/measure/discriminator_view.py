@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from zlab.distill.heads import Discriminator, pool_text
 from zlab.features import FeatureTap
 from zlab.flow import add_noise
-from zlab.distill.heads import Discriminator, pool_text
 
 
 @dataclass

@@ -21,8 +21,8 @@ import numpy as np
 from diffusers import ZImagePipeline
 
 from zlab.measure.evaluate import count_nfe, stock_samples
-from zlab.shapes.metrics import open_verdict, prompt_records
 from zlab.measure.settings import Setting, student_steps
+from zlab.shapes.metrics import open_verdict, prompt_records
 from zlab.viz import enlarge
 
 MIN_SEEDS, MAX_SEEDS = 8, 32

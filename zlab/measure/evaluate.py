@@ -21,9 +21,9 @@ import torch
 from diffusers import ZImagePipeline
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from zlab.sampling import cfg_active, guidance_scale_to_s
 from zlab.shapes import checker, dataset, draw, world
 from zlab.shapes.metrics import GROUPS, METRICS, REPORT_GROUPS, open_renders, prompt_records, summarise
-from zlab.sampling import cfg_active, guidance_scale_to_s
 from zlab.shapes.net import ShapesNet
 from zlab.zimage import schedule
 

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from diffusers import ZImagePipeline
 
-from zlab.shapes.checker import verdict
 from zlab.anatomy import trace_prompts
 from zlab.measure.evaluate import measure
+from zlab.shapes.checker import verdict
 from zlab.shapes.net import ShapesNet
 
 __all__ = ["verdict", "prompt_seeds", "evaluate_prompts", "word_readback"]

@@ -28,17 +28,17 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from zlab.measure.settings import Setting, by_label, parse, student_steps
-from zlab.shapes import prompt_sets
-from zlab.measure.evaluate import evaluate_open, teacher_reference
-from zlab.train.synth import synthesize_from
 from zlab.atomic import write_json
 from zlab.distill.student import student_pipeline
-from zlab.train.ladd import DistillConfig, train_ladd
+from zlab.measure.evaluate import evaluate_open, teacher_reference
+from zlab.measure.settings import Setting, by_label, parse, student_steps
+from zlab.shapes import prompt_sets
 from zlab.shapes.metrics import open_renders, prompt_records, summarise
-from zlab.shapes.world import canvas_size, sampling_base
 from zlab.shapes.net import ShapesNet
+from zlab.shapes.world import canvas_size, sampling_base
 from zlab.train.config import load_config, merge
+from zlab.train.ladd import DistillConfig, train_ladd
+from zlab.train.synth import synthesize_from
 from zlab.zimage import load_pipeline, read_sampling
 
 GROUPS = {"0": [0], "2+": [2, 3, 4, 5], "all": [0, 1, 2, 3, 4, 5]}

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import torch
 
-from zlab.paths import source_root
 from zlab.atomic import write_json, write_text
 from zlab.measure.bench import BenchSetup, bench_parts, format_results, new_results, smoke_setup
+from zlab.paths import source_root
 from zlab.recipes.shapes_run import ShapesRunSetup, shapes_phases, smoke_shapes_setup
 
 # Seconds per phase on one H200: estimates with room to spare (set before any H200 run; the JSON records

@@ -21,9 +21,9 @@ import math
 import numpy as np
 from diffusers import ZImagePipeline
 
-from zlab.shapes import prompt_sets
-from zlab.measure.evaluate import stock_samples
 from zlab.distill.student import student_pipeline
+from zlab.measure.evaluate import stock_samples
+from zlab.shapes import prompt_sets
 from zlab.shapes.metrics import prompt_records
 
 MODES = {"deterministic": False, "stochastic": True}

@@ -70,8 +70,8 @@ def smoke_shapes_setup() -> ShapesRunSetup:
 
 
 def _configs(setup: ShapesRunSetup):
-    from zlab.train.ladd import DistillConfig
     from zlab.train.config import load_config
+    from zlab.train.ladd import DistillConfig
     from zlab.train.teacher import TeacherConfig
     from zlab.train.vae import VAEConfig
 
@@ -130,8 +130,8 @@ def shapes_phases(setup: ShapesRunSetup, run_dir: str | Path, record: dict,
         record["teacher_sampling"] = sampling
 
     def synth() -> None:
-        from zlab.train.synth import synthesize_from
         from zlab.train.models import DTYPES
+        from zlab.train.synth import synthesize_from
 
         prompts = spread(enumerate_captions("train"), setup.synth_prompts)
         synthesize_from(run_dir / "teacher-pipeline", run_dir / "synth", device=setup.device,
@@ -142,8 +142,8 @@ def shapes_phases(setup: ShapesRunSetup, run_dir: str | Path, record: dict,
     def ladd() -> None:
         from dataclasses import asdict, replace
 
-        from zlab.train.models import fit_config
         from zlab.train.ladd import train_ladd
+        from zlab.train.models import fit_config
 
         data = replace(ladd_cfg.data, teacher=str(run_dir / "teacher-pipeline"), folder=str(run_dir / "synth"))
         config = fit_config(replace(ladd_cfg, data=data),
@@ -167,10 +167,10 @@ def shapes_phases(setup: ShapesRunSetup, run_dir: str | Path, record: dict,
 def teacher_vs_student(setup: ShapesRunSetup, teacher_dir: Path, student, progress=print) -> list[dict]:
     """The teacher with its ``sampling.json`` and the student at 1, 2 and 4 steps (no CFG), through stock
     ``ZImagePipeline`` on the same prompts and seeds: accuracy (with its binomial standard error), NFE, ms."""
+    from zlab.distill.student import student_pipeline
     from zlab.measure.evaluate import measure
     from zlab.recipes.student import student_settings
     from zlab.train.models import DTYPES
-    from zlab.distill.student import student_pipeline
     from zlab.zimage import load_pipeline, read_sampling
 
     teacher = load_pipeline(teacher_dir, device=setup.device, dtype=DTYPES[setup.dtype])

@@ -21,18 +21,18 @@ from pathlib import Path
 import torch
 from diffusers import ZImagePipeline
 
-from zlab.shapes import prompt_sets
-from zlab.measure.evaluate import (evaluate_open, evaluate_settings, teacher_reference)
-from zlab.train.synth import synthesize_from
 from zlab.distill.heads import Discriminator
+from zlab.distill.student import check_student_schedule, save_student, student_pipeline
+from zlab.measure.evaluate import evaluate_open, evaluate_settings, teacher_reference
 from zlab.measure.settings import Setting, by_label, student_steps
 from zlab.recipes.cards import student_card
 from zlab.recipes.sampling_choice import choose_sampling_mode
-from zlab.distill.student import check_student_schedule, save_student, student_pipeline
-from zlab.train.ladd import DistillConfig, train_ladd
-from zlab.shapes.world import canvas_size, sampling_base
+from zlab.shapes import prompt_sets
 from zlab.shapes.net import ShapesNet
+from zlab.shapes.world import canvas_size, sampling_base
+from zlab.train.ladd import DistillConfig, train_ladd
 from zlab.train.loop import load_checkpoint
+from zlab.train.synth import synthesize_from
 from zlab.zimage import read_sampling
 
 

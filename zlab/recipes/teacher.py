@@ -14,8 +14,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +24,14 @@ from diffusers import AutoencoderKL, ZImagePipeline
 
 from zlab.atomic import write_json, write_text
 from zlab.measure.evaluate import evaluate_open, stock_samples, teacher_reference, vae_reconstruction
-from zlab.train.synth import teacher_fingerprint
-from zlab.shapes.metrics import prompt_records, summarise
-from zlab.shapes.prompt_sets import prompts_and_seeds
-from zlab.shapes.world import sampling_base
 from zlab.measure.settings import by_label, teacher_steps
 from zlab.recipes.cards import teacher_card
+from zlab.shapes.metrics import prompt_records, summarise
 from zlab.shapes.net import ShapesNet
+from zlab.shapes.prompt_sets import prompts_and_seeds
+from zlab.shapes.world import sampling_base
 from zlab.train.config import load_config
+from zlab.train.synth import teacher_fingerprint
 from zlab.train.teacher import TeacherConfig, train_teacher
 from zlab.train.vae import VAEConfig, train_vae
 from zlab.zimage import save_pipeline

@@ -9,7 +9,18 @@ import numpy as np
 from torch import Tensor
 
 from zlab.shapes.draw import template_coverage
-from zlab.shapes.world import (BACKGROUND, COLOURS, COLUMNS, HALF_EXTENT, PALETTE, ROWS, SHAPES, Attributes, ShapeSpec, parse_caption)
+from zlab.shapes.world import (
+    BACKGROUND,
+    COLOURS,
+    COLUMNS,
+    HALF_EXTENT,
+    PALETTE,
+    ROWS,
+    SHAPES,
+    Attributes,
+    ShapeSpec,
+    parse_caption,
+)
 
 # Checker thresholds (see :func:`check`).
 FOREGROUND_DISTANCE = 60.0

@@ -8,7 +8,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zlab.shapes.world import (BACKGROUND, COLUMNS, EDGE_MARGIN, HALF_EXTENT, MAX_JITTER, PALETTE, ROWS, ShapeSpec, Size, canvas_size)
+from zlab.shapes.world import (
+    BACKGROUND,
+    COLUMNS,
+    EDGE_MARGIN,
+    HALF_EXTENT,
+    MAX_JITTER,
+    PALETTE,
+    ROWS,
+    ShapeSpec,
+    Size,
+    canvas_size,
+)
 
 SUPERSAMPLE = 4
 """Sub-samples per pixel side used to anti-alias edges (coverage = mean of 4 x 4 point tests)."""

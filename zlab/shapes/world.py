@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import itertools
 import re
-
-import numpy as np
 from dataclasses import dataclass
 from typing import Literal, TypedDict
+
+import numpy as np
 
 Split = Literal["train", "heldout", "all"]
 Size = int | tuple[int, int]

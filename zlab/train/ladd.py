@@ -18,15 +18,25 @@ from pathlib import Path
 import torch
 from diffusers import ZImageTransformer2DModel
 
-from zlab.distill.heads import pool_text
 from zlab.checks import check_choice, check_range
+from zlab.distill.heads import pool_text
 from zlab.distill.ladd import LADDBatch, LADDOptions, ladd_step
 from zlab.distill.losses import head_accuracy, head_calls, mean_calls
 from zlab.distill.schedule import sample_student_t, sample_t_hat
 from zlab.shapes.world import canvas_size
 from zlab.train.loop import fit, make_accelerator, resume_run, seed_everything
 from zlab.train.models import DTYPES, OPTIMIZERS, build_models, make_ema, make_optimizers
-from zlab.train.sharding import (ema_state, gathered_student, load_ema_state, load_optimizer_state, mixed_precision_policy, model_state, optimizer_state, replicate, uses_fsdp)
+from zlab.train.sharding import (
+    ema_state,
+    gathered_student,
+    load_ema_state,
+    load_optimizer_state,
+    mixed_precision_policy,
+    model_state,
+    optimizer_state,
+    replicate,
+    uses_fsdp,
+)
 from zlab.train.synth import SOURCES, SynthData, load_buckets
 
 MAX_BAD_STEPS = 10

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -231,11 +231,11 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
     With an ``accelerator`` the models are prepared on it as the trainer prepares them (e.g. the
     student sharded under FSDP); without one they run as they are, on one process.
     """
-    from zlab.train.models import make_ema, make_optimizers
-    from zlab.train.sharding import uses_fsdp
     from zlab.distill.ladd import ladd_step
     from zlab.train.ladd import prepare
     from zlab.train.loop import make_accelerator
+    from zlab.train.models import make_ema, make_optimizers
+    from zlab.train.sharding import uses_fsdp
 
     device = teacher.device
     text_dim = text_dim or teacher.config.cap_feat_dim

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from diffusers import ZImageTransformer2DModel
 
-from zlab.features import FeatureTap, PixelFeatureTap
 from zlab.distill.heads import Discriminator
+from zlab.features import FeatureTap, PixelFeatureTap
 
 OPTIMIZERS = ("adam", "adam_fused", "adam8bit")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}

@@ -28,11 +28,19 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from zlab.atomic import atomic_file, write_json
-from zlab.shapes import prompt_sets
 from zlab.sampling import guidance_scale_to_s
-from zlab.shapes.metrics import open_renders
+from zlab.shapes import prompt_sets
 from zlab.shapes.draw import image_to_tensor
-from zlab.zimage import (SAMPLING_FILE, encode_images, encode_prompts, generate, initial_noise, load_pipeline, read_sampling)
+from zlab.shapes.metrics import open_renders
+from zlab.zimage import (
+    SAMPLING_FILE,
+    encode_images,
+    encode_prompts,
+    generate,
+    initial_noise,
+    load_pipeline,
+    read_sampling,
+)
 
 MANIFEST = "synth.json"
 TEXT = "text.safetensors"

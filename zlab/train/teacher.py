@@ -21,14 +21,14 @@ from diffusers import AutoencoderKL, ZImagePipeline, ZImageTransformer2DModel
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from zlab.checks import check_range
 from zlab.flow import add_noise, resolution_mu, sample_logit_normal, time_shift, velocity_target, zimage_velocity
+from zlab.shapes.dataset import ShapesDataset
+from zlab.shapes.draw import image_to_tensor, render_batch
 from zlab.shapes.open_captions import ATTRIBUTES, OpenSpec
 from zlab.shapes.prompt_sets import prompts
-from zlab.shapes.dataset import ShapesDataset
 from zlab.shapes.world import canvas_size, enumerate_specs
-from zlab.shapes.draw import image_to_tensor, render_batch
 from zlab.tiny import TINY_SIZES, TinySize, build_scheduler, build_text_encoder, build_tokenizer, build_transformer
-from zlab.checks import check_range
 from zlab.train.config import check_common
 from zlab.train.loop import fit, make_accelerator, optimizer_step, resume_run, seed_everything, warmup_cosine
 from zlab.zimage import encode_images, encode_prompts

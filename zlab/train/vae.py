@@ -15,12 +15,12 @@ import torch
 from diffusers import AutoencoderKL
 from torch.utils.data import DataLoader
 
+from zlab.atomic import write_folder
+from zlab.checks import check_range
 from zlab.shapes.dataset import ShapesDataset
 from zlab.tiny import TINY_SIZES, build_vae
-from zlab.checks import check_range
 from zlab.train.config import check_common
 from zlab.train.loop import fit, make_accelerator, optimizer_step, resume_run, seed_everything, warmup_cosine
-from zlab.atomic import write_folder
 
 
 @dataclass
