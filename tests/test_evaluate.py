@@ -122,6 +122,7 @@ def test_cli_eval_measures_open_captions_of_a_prompt_set(micro, tmp_path, capsys
     import json
 
     from zlab.cli import main
+    from zlab.measure.settings import Setting
     from zlab.zimage import save_pipeline
 
     folder = save_pipeline(micro, tmp_path / "micro", sampling={"num_inference_steps": 2, "guidance_scale": 0.0,
@@ -130,14 +131,15 @@ def test_cli_eval_measures_open_captions_of_a_prompt_set(micro, tmp_path, capsys
     assert main(["eval", "--pipeline", str(folder), "--steps", "1,2", "--open", "validation", "--per-count", "1",
                  "--seeds", "2", "--out", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert {r["setting"] for r in rows} == {f"{folder.name} 1 step", f"{folder.name} 2 steps"} and {"0", "2+", "all"} <= {r["group"] for r in rows}
+    assert {r["setting"] for r in rows} == {"micro 1 step", "micro 2 steps"}  # the folder's name, the step count
+    assert {"0", "2+", "all"} <= {r["group"] for r in rows}
     printed = capsys.readouterr().out
-    assert "coverage_entropy, validation prompts (1 per open count x 2 seeds)" in printed and f"| {folder.name} 2 steps |" in printed
+    assert "coverage_entropy, validation prompts (1 per open count x 2 seeds)" in printed and "| micro 2 steps |" in printed
     # the stochastic sampler: a different picture at 2 steps, the same at 1 (nothing to re-noise), repeatable
     again = tmp_path / "stochastic.json"
     args = ["eval", "--pipeline", str(folder), "--steps", "1,2", "--open", "validation", "--per-count", "1",
             "--seeds", "2", "--stochastic"]
     assert main(args + ["--out", str(again)]) == 0 and main(args + ["--out", str(tmp_path / "again.json")]) == 0
-    fd = lambda path, n: [r["fd"] for r in json.loads(path.read_text()) if r["setting"] == f"{n} steps" and r["group"] == "all"]
+    fd = lambda path, n: [r["fd"] for r in json.loads(path.read_text()) if r["setting"] == Setting(folder.name, n).label and r["group"] == "all"]
     assert fd(again, 1) == pytest.approx(fd(out, 1), rel=1e-3) and fd(again, 2) != pytest.approx(fd(out, 2), rel=1e-3)
     assert fd(again, 2) == pytest.approx(fd(tmp_path / "again.json", 2), rel=1e-3)
