@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,6 +97,22 @@ def build(cls: type[C], values: dict[str, Any], where: str = "") -> C:
 
 def _shallow(section) -> dict[str, Any]:
     return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+
+
+@dataclass
+class ShapesRunConfig:
+    """What every Shapes training run (the VAE, the teacher) sets: its architecture and canvas, the optimisation,
+    the checkpoints. A run kind adds its own fields and its own defaults."""
+
+    size: str = "tiny"  # an architecture in zlab.tiny.TINY_SIZES
+    image_size: int = 64
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 100  # linear warm-up steps, then cosine (zlab.train.loop.warmup_cosine)
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 500
 
 
 def check_common(config) -> None:

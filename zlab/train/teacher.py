@@ -29,29 +29,25 @@ from zlab.shapes.open_captions import ATTRIBUTES, OpenSpec
 from zlab.shapes.prompt_sets import prompts
 from zlab.shapes.world import canvas_size, enumerate_specs
 from zlab.tiny import TINY_SIZES, TinySize, build_scheduler, build_text_encoder, build_tokenizer, build_transformer
-from zlab.train.config import check_common
+from zlab.train.config import ShapesRunConfig, check_common
 from zlab.train.loop import fit, make_accelerator, optimizer_step, resume_run, seed_everything, warmup_cosine
 from zlab.zimage import encode_images, encode_prompts
 
 
 @dataclass
-class TeacherConfig:
+class TeacherConfig(ShapesRunConfig):
     """One teacher run. Architecture from :data:`zlab.tiny.TINY_SIZES` with optional overrides."""
 
-    size: str = "tiny"
     dim: int = 0  # 0 keeps the size's value
     n_layers: int = 0
-    image_size: int = 64
     # aspect buckets [[height, width], ...], each batch from one; empty: [[image_size, image_size]]
     image_sizes: list = field(default_factory=list)
     open_prob: float = 0.0  # probability that each attribute is left out of a caption (open captions)
     num_latents: int = 20000  # in all, split evenly over the buckets
     steps: int = 10000
     batch_size: int = 64
-    lr: float = 1e-3
     warmup: int = 300
     weight_decay: float = 0.0
-    grad_clip: float = 1.0
     ema_decay: float = 0.999
     ema_power: float = 0.75
     caption_dropout: float = 0.1
@@ -65,7 +61,6 @@ class TeacherConfig:
     # torch.compile of the repeated transformer blocks for training only (diffusers' regional compilation);
     # the returned pipeline is eager. scripts/bench_teacher_step.py measures what it buys (1.17-1.29x on 2 CPUs)
     compile_blocks: bool = False
-    seed: int = 0
     checkpoint_every: int = 1000
 
     def validate(self) -> None:

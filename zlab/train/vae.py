@@ -19,24 +19,16 @@ from zlab.atomic import write_folder
 from zlab.checks import check_range
 from zlab.shapes.dataset import ShapesDataset
 from zlab.tiny import TINY_SIZES, build_vae
-from zlab.train.config import check_common
+from zlab.train.config import ShapesRunConfig, check_common
 from zlab.train.loop import fit, make_accelerator, optimizer_step, resume_run, seed_everything, warmup_cosine
 
 
 @dataclass
-class VAEConfig:
+class VAEConfig(ShapesRunConfig):
     """One VAE run. ``size`` names the architecture in :data:`zlab.tiny.TINY_SIZES`."""
 
-    size: str = "tiny"
-    image_size: int = 64
     steps: int = 3000
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup: int = 100
     kl_weight: float = 1e-6
-    grad_clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 500
     stats_images: int = 2048
     min_roundtrip_joint: float = 0.0  # make-teacher stops before the teacher if round trips score lower
 
