@@ -24,7 +24,7 @@ import torch
 
 from zlab.distill.heads import Discriminator
 from zlab.distill.ladd import heads_loss, ladd_forward, neighbour_captions
-from zlab.distill.losses import head_calls, mean_calls
+from zlab.distill.head_calls import head_calls, mean_calls
 from zlab.flow import add_noise
 from zlab.train.config import load_config
 from zlab.train.ladd import DistillConfig, draw_batch, load_teacher

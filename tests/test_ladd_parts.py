@@ -7,18 +7,10 @@ import pytest
 import torch
 
 from zlab.distill.heads import Discriminator, pool_text
-from zlab.distill.ladd import LADDBatch, LADDForward, ladd_forward, sampler_inputs
-from zlab.distill.losses import (
-    approximate_r1,
-    dead_heads,
-    discriminator_loss,
-    fake_side,
-    generator_loss,
-    head_accuracy,
-    head_calls,
-    mean_calls,
-)
-from zlab.distill.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, student_timestep_probs
+from zlab.distill.ladd import LADDBatch, LADDForward, ladd_forward
+from zlab.distill.head_calls import dead_heads, head_accuracy, head_calls, mean_calls
+from zlab.distill.losses import approximate_r1, discriminator_loss, fake_side, generator_loss
+from zlab.distill.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, sampler_inputs, student_timestep_probs
 from zlab.distill.student import student_pipeline
 from zlab.features import FeatureTap
 from zlab.flow import add_noise, zimage_velocity

@@ -6,7 +6,7 @@ Per step (the batch, :class:`LADDBatch`, carries every random draw; :func:`zlab.
 1. teacher samples ``x0`` with their prompts;
 2. student times ``t`` from {1, .75, .5, .25}, ``x_t = (1 - t) x0 + t eps`` (or, for a ``backward_sim`` share of
    the ``t < 1`` samples, the ``x_t`` that the student's own deterministic sampler reaches from ``x_1 = eps``,
-   :func:`sampler_inputs`);
+   :func:`zlab.distill.schedule.sampler_inputs`);
 3. the student's ``x0_hat = x_t - t v``;
 4. one fresh ``eps'`` and ``t_hat ~ LogitNormal(m, s)`` re-noise ``x0`` and ``x0_hat`` alike;
 5. the frozen teacher's :class:`~zlab.features.FeatureTap` maps of both (``no_grad`` on the real path only: the
@@ -28,12 +28,12 @@ import torch
 from torch import Tensor
 
 from zlab.checks import check_choice, check_range
-from zlab.collective import all_finite, any_rank
+from zlab.collective import all_finite
 from zlab.distill.losses import LOSSES, approximate_r1, discriminator_loss, fake_side, generator_loss, real_side
 from zlab.distill.regression import regression_loss
-from zlab.distill.schedule import FULL_PROBS, WARMUP_PROBS, student_timestep_probs
+from zlab.distill.schedule import FULL_PROBS, WARMUP_PROBS, sampler_inputs, student_timestep_probs
 from zlab.features import FeatureTap, PixelFeatureTap
-from zlab.flow import add_noise, euler_step, x0_from_velocity, zimage_velocity
+from zlab.flow import add_noise, x0_from_velocity, zimage_velocity
 
 FEATURES = ("teacher", "pixels")
 
@@ -119,34 +119,6 @@ def neighbour_captions(embeds: list[Tensor]) -> list[Tensor]:
     """Each sample's neighbour's caption embeddings: the roll by one that :func:`draw_batch` applies to the pooled
     text (``wrong_text``) for mismatched negatives."""
     return embeds[-1:] + embeds[:-1]
-
-
-@torch.no_grad()
-def sampler_inputs(student, batch: LADDBatch) -> Tensor:
-    """``x_t`` for the student, where samples with ``sim_dt > 0`` get what its own sampler feeds it at ``t``.
-
-    Those samples start at ``x_1 = eps`` and take deterministic Euler steps of ``sim_dt`` (stock
-    ``ZImagePipeline`` with the student's shift-1 scheduler) down to ``t``, with no gradient: the
-    student then learns the step it will really be asked to take (DMD2's "backward simulation"),
-    instead of only steps from noised teacher data. The others get ``(1 - t) x0 + t eps``.
-    """
-    x = add_noise(batch.x0, batch.eps, batch.t)
-    if batch.sim_dt is None:
-        return x
-    now = torch.ones_like(batch.t)
-    x_sim = batch.eps.clone()
-    while True:
-        idx = ((batch.sim_dt > 0) & (now > batch.t + 1e-6)).nonzero().squeeze(1)
-        if not any_rank(len(idx) > 0, student):
-            break
-        if len(idx) == 0:  # done here, but a sharded student's forward is collective: join the other ranks' pass
-            zimage_velocity(student, x_sim[:1], now[:1], batch.embeds[:1])
-            continue
-        v = zimage_velocity(student, x_sim[idx], now[idx], [batch.embeds[i] for i in idx.tolist()])
-        after = now[idx] - batch.sim_dt[idx]
-        x_sim[idx] = euler_step(x_sim[idx], v, now[idx], after).to(x_sim.dtype)
-        now[idx] = after
-    return torch.where((batch.sim_dt > 0)[:, None, None, None], x_sim, x)
 
 
 def ladd_forward(student, tap: FeatureTap | PixelFeatureTap, batch: LADDBatch, sampler=None, adversarial: bool = True) -> LADDForward:

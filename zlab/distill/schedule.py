@@ -1,4 +1,4 @@
-"""Where LADD puts noise: the student's discrete timesteps and the discriminator's t_hat.
+"""Where LADD puts noise: the student's discrete timesteps, its inputs at them, and the discriminator's t_hat.
 
 Follows LADD (Sauer et al. 2024, "Fast High-Resolution Image Synthesis with Latent Adversarial
 Diffusion Distillation").
@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from zlab.flow import sample_logit_normal
+from zlab.collective import any_rank
+from zlab.flow import add_noise, euler_step, sample_logit_normal, zimage_velocity
 
 STUDENT_TIMESTEPS = (1.0, 0.75, 0.5, 0.25)
 STUDENT_STEPS = (1, 2, 4)  # the step counts the student samples with: {1}, {1, .5}, {1, .75, .5, .25}
@@ -46,3 +47,33 @@ def sample_student_t(n: int, step: int, warmup_steps: int, generator: torch.Gene
 def sample_t_hat(n: int, m: float = 1.0, s: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     """Discriminator noise levels ``t_hat ~ LogitNormal(m, s)`` (LADD's m = s = 1 by default)."""
     return sample_logit_normal(n, m, s, generator)
+
+
+@torch.no_grad()
+def sampler_inputs(student, batch) -> Tensor:
+    """``x_t`` for the student, where samples with ``sim_dt > 0`` get what its own sampler feeds it at ``t``.
+
+    ``batch`` carries ``x0``, ``eps``, ``t``, ``sim_dt`` and ``embeds`` (:class:`zlab.distill.ladd.LADDBatch`).
+
+    Those samples start at ``x_1 = eps`` and take deterministic Euler steps of ``sim_dt`` (stock
+    ``ZImagePipeline`` with the student's shift-1 scheduler) down to ``t``, with no gradient: the
+    student then learns the step it will really be asked to take (DMD2's "backward simulation"),
+    instead of only steps from noised teacher data. The others get ``(1 - t) x0 + t eps``.
+    """
+    x = add_noise(batch.x0, batch.eps, batch.t)
+    if batch.sim_dt is None:
+        return x
+    now = torch.ones_like(batch.t)
+    x_sim = batch.eps.clone()
+    while True:
+        idx = ((batch.sim_dt > 0) & (now > batch.t + 1e-6)).nonzero().squeeze(1)
+        if not any_rank(len(idx) > 0, student):
+            break
+        if len(idx) == 0:  # done here, but a sharded student's forward is collective: join the other ranks' pass
+            zimage_velocity(student, x_sim[:1], now[:1], batch.embeds[:1])
+            continue
+        v = zimage_velocity(student, x_sim[idx], now[idx], [batch.embeds[i] for i in idx.tolist()])
+        after = now[idx] - batch.sim_dt[idx]
+        x_sim[idx] = euler_step(x_sim[idx], v, now[idx], after).to(x_sim.dtype)
+        now[idx] = after
+    return torch.where((batch.sim_dt > 0)[:, None, None, None], x_sim, x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from zlab.distill.losses import dead_heads, mean_calls
+from zlab.distill.head_calls import dead_heads, mean_calls
 from zlab.measure.evaluate import format_open_table, format_table
 from zlab.measure.settings import Setting
 from zlab.shapes import prompt_sets

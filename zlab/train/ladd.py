@@ -21,7 +21,7 @@ from diffusers import ZImageTransformer2DModel
 from zlab.checks import check_choice, check_range
 from zlab.distill.heads import pool_text
 from zlab.distill.ladd import LADDBatch, LADDOptions, ladd_step
-from zlab.distill.losses import head_accuracy, head_calls, mean_calls
+from zlab.distill.head_calls import head_accuracy, head_calls, mean_calls
 from zlab.distill.schedule import sample_student_t, sample_t_hat
 from zlab.shapes.world import canvas_size
 from zlab.train.loop import fit, make_accelerator, resume_run, seed_everything
