@@ -1,5 +1,5 @@
 """The memory model against PyTorch's CPU memory profiler: one LADD step of the tiny pipeline, batch 4,
-64x64, four configurations (tests/test_scale.py asserts the same 0.8-1.2 band).
+64x64, four configurations (tests/train/test_scale.py asserts the same 0.8-1.2 band).
 
     python scripts/memory_model_check.py
 

@@ -1,3 +1,5 @@
+"""Shared fixtures: the tiny pipeline, the tiny teacher and its synthetic data, a browser."""
+
 import os
 
 import pytest
@@ -12,6 +14,14 @@ def tiny_pipe():
     from zlab.tiny import build_tiny_pipeline
 
     return build_tiny_pipeline(seed=0)
+
+
+@pytest.fixture(scope="module")
+def teacher_and_data(tmp_path_factory, tiny_pipe):
+    """The tiny pipeline saved as a teacher folder, and its synthetic data (tests/tiny_ladd.py); one per test module."""
+    import tiny_ladd
+
+    return tiny_ladd.teacher_and_data(tmp_path_factory.mktemp("ladd"), tiny_pipe)
 
 
 @pytest.fixture(scope="session")

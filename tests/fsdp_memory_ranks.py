@@ -1,4 +1,4 @@
-"""Run by ``torch.distributed.run`` from tests/test_fsdp.py: the memory model of a sharded step against
+"""Run by ``torch.distributed.run`` from tests/train/test_fsdp.py: the memory model of a sharded step against
 PyTorch's CPU memory profiler on every rank (the tiny pipeline, batch 4 per rank, 64x64).
 
     python -m torch.distributed.run --nproc_per_node=2 tests/fsdp_memory_ranks.py OUT.json

@@ -1,4 +1,4 @@
-"""Run by ``torch.distributed.run`` from tests/test_fsdp.py: LADD on two CPU ranks, then a resumed run.
+"""Run by ``torch.distributed.run`` from tests/train/test_fsdp.py: LADD on two CPU ranks, then a resumed run.
 
     python -m torch.distributed.run --nproc_per_node=2 tests/ladd_ranks.py CONFIG.toml OUT_DIR [HALF_CHECKPOINT]
 

@@ -8,13 +8,12 @@ import pytest
 import torch
 from accelerate.utils import DistributedType
 from ranks import fsdp_env, two_ranks, write_config
-from test_ladd_train import teacher_and_data  # noqa: F401  (the same tiny teacher and its synthetic data)
 
 from zlab.train.config import load_config
 from zlab.train.ladd import DistillConfig
 from zlab.train.sharding import uses_fsdp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_ranks(config: dict, out: Path, env: dict[str, str], cross_from: Path | None = None) -> dict:

@@ -84,7 +84,7 @@ def test_config_errors_name_the_problem(tmp_path):
 
 
 def test_shipped_configs_load():
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[2] / "configs"
     assert load_config(VAEConfig, configs / "shapes-vae.toml").steps > 0
     assert load_config(TeacherConfig, configs / "shapes-teacher.toml").steps > 0
 

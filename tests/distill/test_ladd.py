@@ -6,11 +6,17 @@ import json
 import pytest
 import torch
 
+from zlab.distill.head_calls import dead_heads, head_accuracy, head_calls, mean_calls
 from zlab.distill.heads import Discriminator, pool_text
 from zlab.distill.ladd import LADDBatch, LADDForward, ladd_forward
-from zlab.distill.head_calls import dead_heads, head_accuracy, head_calls, mean_calls
 from zlab.distill.losses import approximate_r1, discriminator_loss, fake_side, generator_loss
-from zlab.distill.schedule import STUDENT_TIMESTEPS, sample_student_t, sample_t_hat, sampler_inputs, student_timestep_probs
+from zlab.distill.schedule import (
+    STUDENT_TIMESTEPS,
+    sample_student_t,
+    sample_t_hat,
+    sampler_inputs,
+    student_timestep_probs,
+)
 from zlab.distill.student import student_pipeline
 from zlab.features import FeatureTap
 from zlab.flow import add_noise, zimage_velocity
@@ -33,16 +39,6 @@ def test_head_calls_tell_a_dead_head_from_a_guessing_one():
     assert mean_calls(dead + guessing, last=10) == [(0.25, 0.75)]
 
 
-def test_the_student_card_warns_when_every_head_called_everything_fake():
-    from zlab.recipes.cards import heads_text
-
-    dead = {"config": {"ladd": {"adv_weight": 1.0}}, "log": {"head_calls": [[(0.0, 1.0), (0.02, 0.99)]] * 150}}
-    text = heads_text(dead)
-    assert "last 100 training steps" in text and "0.00 / 1.00, 0.02 / 0.99" in text and "no signal" in text
-    alive = {"config": {"ladd": {"adv_weight": 1.0}}, "log": {"head_calls": [[(0.7, 0.6)]] * 50}}
-    assert "last 50 training steps" in heads_text(alive) and "no signal" not in heads_text(alive)
-    assert heads_text({"config": {"ladd": {"adv_weight": 0.0}}, "log": dead["log"]}) == ""  # regression alone: no heads to speak of
-    assert heads_text({"config": {"ladd": {"adv_weight": 1.0}}, "log": {}}) == ""  # a log from before the calls were logged
 
 
 def test_warmup_then_full_timestep_probabilities():

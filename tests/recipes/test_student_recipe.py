@@ -1,0 +1,108 @@
+"""make-student: the whole recipe, the shipped folder and its card, the comparison rows."""
+
+import json
+from pathlib import Path
+
+import pytest
+from diffusers import ZImagePipeline
+from tiny_ladd import SAMPLING, ladd_config
+
+from zlab.distill.student import student_pipeline
+from zlab.recipes.student import ship_student
+from zlab.shapes import prompt_sets
+from zlab.train.synth import SynthData
+
+
+def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
+    from zlab.recipes.student import make_student
+
+    config = ladd_config(teacher_and_data, data={"folder": str(tmp_path / "synth"), "rounds": 1}, train={"steps": 2})
+    make_student(config, tmp_path / "student", tmp_path / "run", progress=False, measure=False)
+    record = json.loads((tmp_path / "student" / "eval.json").read_text())
+    assert set(record["timings"]) == {"synth_s", "train_s"} and record["config"]["train"]["steps"] == 2
+    assert len(SynthData.load(tmp_path / "synth")) == len(prompt_sets.prompts("train"))  # every train prompt, one round
+    card = (tmp_path / "student" / "README.md").read_text()
+    assert "shift = 1" in card and card.startswith("# shapes-student: a 1/2/4-step LADD student")
+    assert "the adversarial loss (hinge, weight 1) alone" in card
+    assert ZImagePipeline.from_pretrained(tmp_path / "student").scheduler.config.shift == 1.0
+    teacher_size = json.loads((Path(config.data.teacher) / "sampling.json").read_text())["height"]
+    assert json.loads((tmp_path / "student" / "sampling.json").read_text())["height"] == teacher_size
+    assert 'from_pretrained("checkpoints/shapes-student")' in card and "trained_earlier_in" not in record
+    # shipping a finished run again (the chosen run of a recipe search) trains nothing and says so on the card
+    make_student(config, tmp_path / "again", tmp_path / "run", resume=True, progress=False, measure=False)
+    again = json.loads((tmp_path / "again" / "eval.json").read_text())
+    assert again["trained_earlier_in"] == str(tmp_path / "run")
+    assert "which this run resumed: its time is not in this figure" in (tmp_path / "again" / "README.md").read_text()
+
+
+def test_the_card_names_the_students_loss():
+    from zlab.recipes.cards import objective, student_title
+
+    regression = {"ladd": {"adv_weight": 0.0, "regression_weight": 1.0, "loss": "hinge"}}
+    assert student_title(regression).startswith("shapes-regression: a 1/2/4-step regression-distilled student")
+    assert objective(regression).startswith("regression alone: MSE of its x0_hat")
+    both = {"ladd": {"adv_weight": 1.0, "regression_weight": 0.5, "loss": "hinge"}}
+    assert "LADD + regression" in student_title(both) and "plus MSE" in objective(both) and "weight 0.5" in objective(both)
+
+
+def test_a_student_ships_at_its_teachers_image_size(teacher_and_data, tmp_path):
+    """The GPU profile's 128-px teacher gets a 128-px student sampling.json, not the CPU world's 64."""
+    teacher = ZImagePipeline.from_pretrained(teacher_and_data[0])
+    ship_student(teacher, teacher.transformer, None, tmp_path / "s", {"config": {}}, measure=False, image_size=128)
+    sampling = json.loads((tmp_path / "s" / "sampling.json").read_text())
+    assert sampling["height"] == sampling["width"] == 128
+
+
+def test_make_student_refuses_several_processes(teacher_and_data, tmp_path, monkeypatch):
+    from zlab.recipes.student import make_student
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="zlab.cli ladd"):
+        make_student(ladd_config(teacher_and_data), tmp_path / "student", tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_comparison_rows_and_speedups(tiny_pipe):
+    from zlab.measure.evaluate import count_nfe
+    from zlab.recipes.compare import comparison, speedup
+
+    sampling = {**SAMPLING, "num_inference_steps": 3}
+    student = student_pipeline(tiny_pipe, tiny_pipe.transformer)
+    student.set_progress_bar_config(disable=True)
+    tiny_pipe.set_progress_bar_config(disable=True)
+    names = lambda pipe, settings, net, seeds: [{"setting": n, "nfe": count_nfe(pipe, kw), "ms_per_image": 1.0}
+                                                for n, kw in settings.items()]
+    rows = comparison(tiny_pipe, sampling, student, None, evaluate=names, latency_prompts=2)
+    by = {r["setting"]: r for r in rows}
+    assert by["teacher 50 steps + CFG (sampling.json)"]["nfe"] == 6  # 3 guided steps
+    assert [by[f"teacher {n} step{'s' * (n > 1)} + CFG"]["nfe"] for n in (1, 2, 4)] == [2, 4, 8]
+    assert [by[f"student {n} step{'s' * (n > 1)}"]["nfe"] for n in (1, 2, 4)] == [1, 2, 4]
+    assert len(rows) == 13 and all(r["latency_ms"] > 0 for r in rows)
+    assert speedup(rows) == by["teacher 50 steps + CFG (sampling.json)"]["latency_ms"] / by["student 4 steps"]["latency_ms"]
+    assert speedup(rows, key="ms_per_image") == 1.0
+
+
+def test_the_student_card_reports_open_test_prompts(teacher_and_data, tmp_path):
+    from zlab.recipes.cards import open_section
+    from zlab.recipes.student import open_test_rows
+    from zlab.shapes.net import ShapesNet
+
+    teacher = ZImagePipeline.from_pretrained(teacher_and_data[0])
+    student = student_pipeline(teacher, teacher.transformer)
+    rows = open_test_rows(teacher, SAMPLING, student, {**SAMPLING, "guidance_scale": 0.0}, ShapesNet(), plan=(1, 2))
+    assert {r["setting"] for r in rows} == {"teacher 50 steps + CFG (sampling.json)", "student 1 step", "student 2 steps",
+                                            "student 4 steps"}
+    assert all(0 <= r["valid"] <= 1 and r["fd_teacher"] >= 0 for r in rows if "fd_teacher" in r)
+    assert "| student 4 steps |" in open_section(rows) and "never used to choose" in open_section(rows)
+
+
+def test_the_student_card_warns_when_every_head_called_everything_fake():
+    from zlab.recipes.cards import heads_text
+
+    dead = {"config": {"ladd": {"adv_weight": 1.0}}, "log": {"head_calls": [[(0.0, 1.0), (0.02, 0.99)]] * 150}}
+    text = heads_text(dead)
+    assert "last 100 training steps" in text and "0.00 / 1.00, 0.02 / 0.99" in text and "no signal" in text
+    alive = {"config": {"ladd": {"adv_weight": 1.0}}, "log": {"head_calls": [[(0.7, 0.6)]] * 50}}
+    assert "last 50 training steps" in heads_text(alive) and "no signal" not in heads_text(alive)
+    assert heads_text({"config": {"ladd": {"adv_weight": 0.0}}, "log": dead["log"]}) == ""  # regression alone: no heads to speak of
+    assert heads_text({"config": {"ladd": {"adv_weight": 1.0}}, "log": {}}) == ""  # a log from before the calls were logged

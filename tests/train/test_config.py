@@ -1,0 +1,39 @@
+"""Run configs: nested sections from TOML, --set section.key overrides, errors that name the key."""
+
+
+import pytest
+
+from zlab.train.config import load_config
+from zlab.train.ladd import DistillConfig
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ValueError, match="loss must be one of"):
+        load_config(DistillConfig, ladd={"loss": "wasserstein"})
+    with pytest.raises(ValueError, match="student_lr"):
+        load_config(DistillConfig, train={"student_lr": 5.0})
+    with pytest.raises(ValueError, match="summing to 1"):
+        load_config(DistillConfig, ladd={"full_probs": (0.5, 0.5, 0.5, 0.5)})
+    with pytest.raises(ValueError, match="unknown config key"):
+        load_config(DistillConfig, lr=1e-4)
+    with pytest.raises(ValueError, match="is a section"):
+        load_config(DistillConfig, train=3)
+    assert load_config(DistillConfig, "configs/shapes-ladd.toml").ladd.blocks == (0, 1, 2, 3)
+
+
+def test_set_overrides_are_toml_values():
+    from zlab.train.config import parse_overrides
+
+    over = parse_overrides(["ladd.adv_weight=0", "ladd.regression_weight=1.5", "ladd.loss=non-saturating",
+                            'data.folder="runs/x"', "ladd.blocks=[2, 3]", "ship.stochastic_sampling=true"])
+    assert over == {"ladd": {"adv_weight": 0, "regression_weight": 1.5, "loss": "non-saturating", "blocks": [2, 3]},
+                    "data": {"folder": "runs/x"}, "ship": {"stochastic_sampling": True}}
+    config = load_config(DistillConfig, "configs/shapes-ladd.toml", **over)
+    assert config.ladd.adv_weight == 0.0 and config.ladd.blocks == (2, 3) and config.ladd.loss == "non-saturating"
+    assert config.data.folder == "runs/x" and config.data.teacher == "checkpoints/shapes-teacher"  # the rest kept
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_overrides(["train.steps"])
+    with pytest.raises(ValueError, match="both 0"):
+        load_config(DistillConfig, **parse_overrides(["ladd.adv_weight=0"]))
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['ladd.adv'\]"):
+        load_config(DistillConfig, **parse_overrides(["ladd.adv=0"]))
