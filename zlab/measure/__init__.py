@@ -1,0 +1,1 @@
+"""Measurement: settings as data, evaluate, compare, diversity, baselines, the discriminator view, bench."""
