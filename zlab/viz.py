@@ -101,3 +101,12 @@ def text_table(rows, columns) -> str:
     cells = [[str(r[c]) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in [list(columns), *cells])
+
+
+def moving_average(values, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, means)``: the mean of each ``window`` consecutive values, placed at the step that ends it (a training
+    curve's trend beside its raw, noisy line)."""
+    values = np.asarray(values, dtype=float)
+    window = max(1, min(int(window), len(values)))
+    means = np.convolve(values, np.ones(window) / window, mode="valid")
+    return np.arange(window - 1, len(values)), means
