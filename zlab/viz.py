@@ -12,6 +12,8 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from zlab.anatomy import KINDS
+from zlab.measure.settings import student_steps
 from zlab.shapes.metrics import open_verdict
 from zlab.toy import NUM_CLASSES
 
@@ -110,3 +112,56 @@ def moving_average(values, window: int) -> tuple[np.ndarray, np.ndarray]:
     window = max(1, min(int(window), len(values)))
     means = np.convolve(values, np.ones(window) / window, mode="valid")
     return np.arange(window - 1, len(values)), means
+
+
+def attention_figure(probs, layout, words: Sequence[str], word: int, image: np.ndarray, title: str) -> go.Figure:
+    """Lab 02's attention view of one layer and head: the full (query, key) map with the stream's parts marked, the
+    image tokens' attention to the caption's tokens, and the image patches' attention to caption token ``word``
+    over the picture. ``probs`` (S, S) attention probabilities; ``layout`` the stream's :class:`zlab.anatomy.TokenLayout`."""
+    word_map = layout.image_grid(probs[:, layout.caption.start + word, None][None])[0, 0]  # on the (h, w) grid
+    fig = make_subplots(1, 3, column_widths=[0.36, 0.3, 0.34], horizontal_spacing=0.08,
+                        subplot_titles=["full attention (query rows, key columns)", "image -> caption",
+                                        f"image patches -> '{words[word].split(': ')[-1]}'"])
+    fig.add_trace(go.Heatmap(z=probs.numpy(), colorscale="Viridis", showscale=False), 1, 1)
+    for kind in KINDS[1:]:
+        b = getattr(layout, kind).start - 0.5
+        fig.add_hline(y=b, line=dict(color="white", width=1), row=1, col=1)
+        fig.add_vline(x=b, line=dict(color="white", width=1), row=1, col=1)
+    fig.add_trace(go.Heatmap(z=probs[layout.image, layout.caption].numpy(), x=list(words), colorscale="Viridis",
+                             showscale=False), 1, 2)
+    fig.add_trace(go.Image(z=image, opacity=0.5), 1, 3)
+    fig.add_trace(go.Heatmap(z=word_map.numpy(), x0=7.5, dx=16, y0=7.5, dy=16, colorscale="Hot", opacity=0.6,
+                             colorbar=dict(len=0.8, x=1.02)), 1, 3)
+    for col in (1, 2, 3):
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    fig.update_xaxes(tickangle=-60, row=1, col=2)
+    fig.update_layout(height=420, margin=dict(t=50, b=10, l=10, r=10), title=title)
+    return fig
+
+
+def arm_figure(summary: Sequence[dict], references: dict | None, arms: Sequence[str], measures: Sequence[tuple[str, str]],
+               title: str) -> go.Figure:
+    """Lab 08's arms: each arm's mean and 95% interval across seeds at N = 1, 2, 4 (``summary``: the rows of
+    :func:`zlab.recipes.ablate.summary`), one panel per ``(measure, title)``, against the teacher at its recipe
+    (dashed) and the renders (dotted) measured on the same prompts and seeds (``references`` of one size)."""
+    fig = make_subplots(1, len(measures), subplot_titles=[t for _, t in measures])
+    rows = {(r["variant"], r["setting"]): r for r in summary}
+    for k, arm in enumerate(arms):
+        pts = [rows[(arm, s.label)] for s in student_steps() if (arm, s.label) in rows]
+        for col, (m, _) in enumerate(measures, start=1):
+            fig.add_trace(go.Scatter(
+                x=[n + 0.08 * (k - len(arms) / 2) for n in (1, 2, 4)][:len(pts)], y=[p[m] for p in pts],
+                error_y=dict(type="data", symmetric=False, array=[p[f"{m}_high"] - p[m] for p in pts],
+                             arrayminus=[p[m] - p[f"{m}_low"] for p in pts]),
+                mode="markers+lines", name=arm, legendgroup=arm, showlegend=col == 1,
+                marker=dict(color=f"hsl({int(360 * k / max(1, len(arms)))}, 60%, 45%)")), 1, col)
+    for col, (m, _) in enumerate(measures, start=1):
+        if references:
+            fig.add_hline(y=next(iter(references["teacher"].values()))["2+"][m], line_dash="dash", line_color="gray",
+                          row=1, col=col, annotation_text="teacher 50", annotation_position="bottom right")
+            if m in references["renders"]["2+"]:
+                fig.add_hline(y=references["renders"]["2+"][m], line_dash="dot", line_color="gray", row=1, col=col,
+                              annotation_text="renders", annotation_position="top right")
+    fig.update_xaxes(tickvals=[1, 2, 4], title_text="steps N")
+    fig.update_layout(title=title, height=330, width=980, margin=dict(t=70, b=40))
+    return fig

@@ -106,3 +106,20 @@ def test_the_student_card_warns_when_every_head_called_everything_fake():
     assert "last 50 training steps" in heads_text(alive) and "no signal" not in heads_text(alive)
     assert heads_text({"config": {"ladd": {"adv_weight": 0.0}}, "log": dead["log"]}) == ""  # regression alone: no heads to speak of
     assert heads_text({"config": {"ladd": {"adv_weight": 1.0}}, "log": {}}) == ""  # a log from before the calls were logged
+
+
+def test_compare_findings_state_each_difference_with_its_standard_error():
+    from zlab.recipes.compare import findings
+
+    def row(setting, acc, fd=50.0, diversity=1.0):
+        return {"setting": setting, "acc_joint": acc, "fd": fd, "diversity": diversity}
+
+    rows = [row("teacher 50 steps + CFG (sampling.json)", 0.9, diversity=2.0)]
+    rows += [row(f"teacher {n} step{'s' * (n > 1)} + CFG", 0.5) for n in (1, 2, 4)]
+    rows += [row(f"student {n} step{'s' * (n > 1)}", 0.8, diversity=1.0) for n in (1, 2, 4)]
+    pairs = {"median": 10.0, "q25": 9.0, "q75": 11.0, "pairs": 4, "slow_ms": 100.0, "fast_ms": 10.0}
+    text = findings({"rows": rows, "speedup_teacher50_student4": {"latency_batch1_paired": pairs}}, images=100)
+    # SE of 0.8 over 100 images is 0.04, of 0.5 is 0.05; the difference's is their root sum of squares, 0.064
+    assert "N = 1: student 0.800 ± 0.040 vs teacher + CFG 0.500 ± 0.050 (difference +0.300 ± 0.064)" in text
+    assert "diversity 0.50 x the teacher's" in text and "10.0x, quartiles 9.0x-11.0x over 4 interleaved pairs" in text
+    assert "PASS" not in text and "FAIL" not in text

@@ -74,3 +74,31 @@ def compare_record(teacher_path: str, student_path: str, shapes_net: str, seeds=
     return {"rows": rows, "speedup_teacher50_student4": {
         "latency_batch1": paired["median"], "latency_batch1_paired": paired,
         "throughput_batch64": batched["median"], "throughput_batch64_paired": batched}}
+
+
+def findings(record: dict, images: int | None = None) -> str:
+    """What a ``zlab compare`` record says, as Markdown lines with their uncertainty: per N, the student against the
+    teacher cut to N steps with its CFG (joint accuracy on fully named train prompts, mean ± binomial SE over
+    ``images`` images per setting, default one seed per train prompt as ``zlab compare`` makes it; FD, one number
+    per setting), the student's diversity against the teacher's at its recipe, and the paired wall-clock speed-ups
+    (median and quartiles of interleaved pairs)."""
+    n = images or len(enumerate_captions("train"))
+    se = lambda p: (p * (1 - p) / n) ** 0.5  # noqa: E731
+    by = {r["setting"]: r for r in record["rows"]}
+    top = by[Setting("teacher", 50, cfg=True, note="sampling.json").label]
+    lines = [f"Joint accuracy over {n} images per setting (mean ± SE); FD is one measurement, no SE."]
+    for step in STUDENT_STEPS:
+        s, t = by[Setting("student", step).label], by[Setting("teacher", step, cfg=True).label]
+        diff, diff_se = s["acc_joint"] - t["acc_joint"], (se(s["acc_joint"]) ** 2 + se(t["acc_joint"]) ** 2) ** 0.5
+        lines.append(f"- N = {step}: student {s['acc_joint']:.3f} ± {se(s['acc_joint']):.3f} vs teacher + CFG "
+                     f"{t['acc_joint']:.3f} ± {se(t['acc_joint']):.3f} (difference {diff:+.3f} ± {diff_se:.3f}); "
+                     f"FD {s['fd']:.1f} vs {t['fd']:.1f}; diversity {s['diversity'] / top['diversity']:.2f} x the "
+                     "teacher's at 50 steps")
+    lines.append(f"- teacher at 50 steps + CFG: joint accuracy {top['acc_joint']:.3f} ± {se(top['acc_joint']):.3f}")
+    for key, label in (("latency_batch1_paired", "batch 1 (latency)"), ("throughput_batch64_paired", "batch 64 (throughput)")):
+        pairs = record["speedup_teacher50_student4"].get(key)
+        if pairs:
+            lines.append(f"- wall clock, teacher 50 steps + CFG / student 4 steps at {label}: {pairs['median']:.1f}x, "
+                         f"quartiles {pairs['q25']:.1f}x-{pairs['q75']:.1f}x over {pairs['pairs']} interleaved pairs "
+                         f"({pairs['slow_ms']:.1f} vs {pairs['fast_ms']:.1f} ms per image)")
+    return "\n".join(lines)
