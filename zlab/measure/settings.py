@@ -59,9 +59,9 @@ def by_label(settings: Iterable[Setting], base: dict) -> dict[str, dict]:
     return {s.label: s.kwargs(base) for s in settings}
 
 
-def teacher_steps(steps: Sequence[int], cfg: Sequence[bool] = (True, False), who: str = "teacher") -> list[Setting]:
+def teacher_steps(steps: Sequence[int], cfg: Sequence[bool] = (True, False)) -> list[Setting]:
     """The teacher cut to each step count, with and without its guidance (the naive few-step baseline)."""
-    return [Setting(who, n, c) for c in cfg for n in steps]
+    return [Setting("teacher", n, c) for c in cfg for n in steps]
 
 
 def student_steps(who: str = "student", steps: Sequence[int] = STUDENT_STEPS) -> list[Setting]:

@@ -83,7 +83,7 @@ def build(cls: type[C], values: dict[str, Any], where: str = "") -> C:
         if dataclasses.is_dataclass(default):
             if not isinstance(value, dict):
                 raise ValueError(f"config key {where + name!r} is a section ([{where + name}]), got {value!r}")
-            out[name] = build(type(default), {**_shallow(default), **value}, f"{where}{name}.")
+            out[name] = build(type(default), value, f"{where}{name}.")
             continue
         if isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)
@@ -93,10 +93,6 @@ def build(cls: type[C], values: dict[str, Any], where: str = "") -> C:
             raise ValueError(f"config key {where + name!r} must be {type(default).__name__}, got {value!r}")
         out[name] = value
     return cls(**out)
-
-
-def _shallow(section) -> dict[str, Any]:
-    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
 
 
 @dataclass

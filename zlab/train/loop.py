@@ -56,7 +56,6 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``run_dir/checkpoint.pt`` atomically (temp file + rename): a crash mid-write
     leaves the previous checkpoint intact."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     state = dict(state, rng={"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                              "python": random.getstate()})
     with atomic_file(run_dir / CHECKPOINT) as tmp:
@@ -108,8 +107,8 @@ def optimizer_step(accelerator, loss, model, optimizer, scheduler, grad_clip: fl
 
 def fit(step_fn: Callable[[int], dict[str, str] | None], start: int, steps: int, *, desc: str, progress: bool = True,
         run_dir: str | Path | None = None, state_fn: Callable[[int], dict | None] | None = None,
-        checkpoint_every: int = 0, after: Callable[[int], None] | None = None) -> int:
-    """Run ``step_fn(step)`` for ``step`` in ``[start, steps)``; returns ``steps``.
+        checkpoint_every: int = 0, after: Callable[[int], None] | None = None) -> None:
+    """Run ``step_fn(step)`` for ``step`` in ``[start, steps)``.
 
     What ``step_fn`` returns is shown beside the progress bar. Every ``checkpoint_every`` steps and after the last,
     ``state_fn(steps_done)`` is called on every process (gathering a sharded model is collective) and what it returns
@@ -131,4 +130,3 @@ def fit(step_fn: Callable[[int], dict[str, str] | None], start: int, steps: int,
         if after is not None:
             after(done)
     bar.close()
-    return steps
