@@ -58,3 +58,11 @@ def test_student_checks_compare_with_the_teacher_and_every_rival():
     text = format_checks(student_checks(rows, steps=(1,)))
     assert "FAIL  1 NFE, 2+ open: coverage >= 0.8 x teacher's: 0.660 ± 0.020 vs 0.680" in text
     assert student_checks(rows, student="nobody", steps=(1,)) == []
+
+
+def test_checks_read_as_findings_with_their_margin_in_standard_errors():
+    checks = [{"check": "a >= b", "value": 0.66, "bound": 0.68, "se": 0.02, "higher": True, "ok": False},
+              {"check": "FD < rival", "value": 20.0, "bound": 25.0, "se": float("nan"), "higher": False, "ok": True}]
+    text = format_checks(checks, verdicts=False)
+    assert text.splitlines() == ["a >= b: 0.660 ± 0.020 vs 0.680, margin -0.020 (-1.0 SE)", "FD < rival: 20.000 vs 25.000, margin +5.000"]
+    assert "PASS" not in text and "FAIL" not in text

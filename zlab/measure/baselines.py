@@ -73,7 +73,7 @@ def student_checks(rows: Sequence[Mapping], student: str = "LADD student", rival
     def add(check, row, key, bound, higher=True):
         value = row[key]
         out.append({"check": check, "value": value, "bound": bound, "se": row.get(f"{key}_se", float("nan")),
-                    "ok": bool(value >= bound if higher else value <= bound)})
+                    "higher": higher, "ok": bool(value >= bound if higher else value <= bound)})
 
     t_open, t_named = cell.get((teacher, "2+")), cell.get((teacher, "0"))
     for n in steps:
@@ -102,10 +102,16 @@ def student_checks(rows: Sequence[Mapping], student: str = "LADD student", rival
     return out
 
 
-def format_checks(checks: Sequence[Mapping]) -> str:
-    """:func:`student_checks` as lines ``PASS|FAIL  check: value ± se vs bound``."""
+def format_checks(checks: Sequence[Mapping], verdicts: bool = True) -> str:
+    """:func:`student_checks` as lines ``PASS|FAIL  check: value ± se vs bound``; ``verdicts=False`` states each as a
+    finding instead: ``check: value ± se vs bound, margin m (k SE)``, the margin signed so that positive holds."""
     lines = []
     for c in checks:
         se = "" if c["se"] != c["se"] else f" ± {c['se']:.3f}"
-        lines.append(f"{'PASS' if c['ok'] else 'FAIL'}  {c['check']}: {c['value']:.3f}{se} vs {c['bound']:.3f}")
+        if verdicts:
+            lines.append(f"{'PASS' if c['ok'] else 'FAIL'}  {c['check']}: {c['value']:.3f}{se} vs {c['bound']:.3f}")
+            continue
+        margin = (c["value"] - c["bound"]) * (1 if c["higher"] else -1)
+        in_se = f" ({margin / c['se']:+.1f} SE)" if c["se"] == c["se"] and c["se"] > 0 else ""
+        lines.append(f"{c['check']}: {c['value']:.3f}{se} vs {c['bound']:.3f}, margin {margin:+.3f}{in_se}")
     return "\n".join(lines)
