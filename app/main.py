@@ -6,7 +6,7 @@
                                          # shapes-regression folder beside the student, when there is one)
 
 Everything it shows is computed by ``zlab`` (``zlab.measure.compare``, ``zlab.features``, ``zlab.measure.discriminator_view``,
-``zlab.distill.student``); this file only lays it out.
+``zlab.distill.student``) and drawn by ``zlab.viz.features``; this file only lays it out.
 """
 
 from __future__ import annotations
@@ -21,22 +21,26 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import plotly.graph_objects as go
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from zlab.distill.heads import Discriminator  # noqa: E402
 from zlab.distill.student import DISCRIMINATOR, load_discriminator  # noqa: E402
-from zlab.features import FeatureTap, pca_rgb  # noqa: E402
-from zlab.flow import logit_normal_pdf  # noqa: E402
+from zlab.features import FeatureTap  # noqa: E402
 from zlab.measure.compare import check_request, side_by_side  # noqa: E402
 from zlab.measure.discriminator_view import sweep_t_hat, view_pair  # noqa: E402
 from zlab.measure.diversity import MAX_SEEDS, MIN_SEEDS, check_seeds, column_plan, grid_image, seeds_columns  # noqa: E402
 from zlab.paths import check_pair, shapes_set  # noqa: E402
 from zlab.shapes import world  # noqa: E402
 from zlab.shapes.open_captions import ANY, build_caption  # noqa: E402
-from zlab.viz import enlarge  # noqa: E402
+from zlab.viz.features import (  # noqa: E402
+    head_logits_figure,
+    head_score_sweep_figure,
+    head_scores_table,
+    pca_maps_image,
+    t_hat_density_figure,
+)
+from zlab.viz.images import enlarge  # noqa: E402
 from zlab.zimage import decode, encode_prompts, load_pipeline, read_sampling  # noqa: E402
 
 QUEUE = "models"  # one concurrency group: every model call waits in the same queue
@@ -92,34 +96,6 @@ def _t_hat_law(student: Path) -> tuple[float, float]:
     except (OSError, ValueError):
         config = {}
     return float(config.get("t_hat_m", 1.0)), float(config.get("t_hat_s", 1.0))
-
-
-def _maps_image(maps_real, maps_fake, scale: int = 16) -> np.ndarray:
-    """Rows real / fake, one column per block, in the real maps' PCA colours (per block)."""
-    rows = [[], []]
-    for r, f in zip(maps_real, maps_fake, strict=True):
-        rgb_r, basis = pca_rgb(r)
-        rgb_f, _ = pca_rgb(f, basis)
-        for row, rgb in zip(rows, (rgb_r, rgb_f), strict=True):
-            tile = enlarge(rgb[0], scale).numpy()
-            row.append(np.pad(tile, ((2, 2), (2, 2), (0, 0)), constant_values=1.0))
-    return (np.concatenate([np.concatenate(row, 1) for row in rows], 0) * 255).round().astype(np.uint8)
-
-
-def _logit_figure(view, blocks) -> go.Figure:
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(2, len(blocks), subplot_titles=[f"block {b}, {w}" for w in ("real", "fake") for b in blocks],
-                        vertical_spacing=0.12)
-    for row, logits in ((1, view.real_logits), (2, view.fake_logits)):
-        for col, l in enumerate(logits, start=1):
-            z = l[0, 0].float().cpu().numpy()
-            fig.add_trace(go.Heatmap(z=z[::-1], zmid=0, colorscale="RdBu", showscale=col == 1 and row == 1,
-                                     colorbar=dict(title="logit")), row, col)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(height=380, margin=dict(t=40, b=10), title="each head's spatial logits (red = 'real')")
-    return fig
 
 
 def _loaded(lab: Lab) -> str:
@@ -180,31 +156,13 @@ def build_app(lab: Lab) -> gr.Blocks:
         view = view_pair(lab.tap, real, fake, embeds, float(t_hat), seed=int(seed), disc=lab.disc)
         noisy = [enlarge((decode(lab.teacher, x)[0].numpy() * 255).round().astype(np.uint8), NOISY_SCALE)
                  for x in (view.real_noisy, view.fake_noisy)]
-        grid = torch.linspace(0.005, 0.995, 199)
-        density = go.Figure(go.Scatter(x=grid, y=logit_normal_pdf(grid, float(m), float(s)), fill="tozeroy",
-                                       name=f"LogitNormal({m:g}, {s:g})"))
-        density.add_vline(x=float(t_hat), line_color="crimson", annotation_text=f"t̂ = {t_hat:.2f}")
-        density.update_layout(height=260, margin=dict(t=30, b=10), xaxis_title="t̂", yaxis_title="density")
-        sweep_fig = go.Figure()
-        text = "no discriminator heads in the student folder"
+        ts, sweep, text = np.linspace(0.05, 0.95, 10), None, "no discriminator heads in the student folder"
         if lab.disc is not None:
-            ts = np.linspace(0.05, 0.95, 10)
             sweep = sweep_t_hat(lab.tap, real, fake, embeds, ts, seed=int(seed), disc=lab.disc)
-            for h, b in enumerate(lab.blocks):
-                sweep_fig.add_trace(go.Scatter(x=ts, y=sweep["real"][:, h], name=f"block {b}, real", mode="lines"))
-                sweep_fig.add_trace(go.Scatter(x=ts, y=sweep["fake"][:, h], name=f"block {b}, fake", mode="lines",
-                                               line=dict(dash="dash")))
-            sweep_fig.add_vline(x=float(t_hat), line_color="crimson")
-            real_scores = Discriminator.scores(view.real_logits)[0].tolist()
-            fake_scores = Discriminator.scores(view.fake_logits)[0].tolist()
-            text = "| head (block) | real score | fake score |\n|---|---|---|\n" + "\n".join(
-                f"| {b} | {r:+.3f} | {f:+.3f} |" for b, r, f in zip(lab.blocks, real_scores, fake_scores, strict=True))
-            logits = _logit_figure(view, lab.blocks)
-        else:
-            logits = go.Figure()
-        sweep_fig.update_layout(height=320, margin=dict(t=30, b=10), xaxis_title="t̂", yaxis_title="head score",
-                                title="head scores across t̂ (solid real, dashed fake)")
-        return (density, noisy[0], noisy[1], _maps_image(view.real_maps, view.fake_maps), logits, text, sweep_fig)
+            text = head_scores_table(view.real_logits, view.fake_logits, lab.blocks)
+        return (t_hat_density_figure(m, s, t_hat), noisy[0], noisy[1], pca_maps_image(view.real_maps, view.fake_maps),
+                head_logits_figure(view.real_logits, view.fake_logits, lab.blocks), text,
+                head_score_sweep_figure(ts, sweep, lab.blocks, t_hat))
 
     with gr.Blocks(title="zlab: Z-Image teacher vs LADD student") as app:
         gr.Markdown("# zlab · Z-Image teacher vs its LADD student\nThe teacher samples with 50 guided steps "

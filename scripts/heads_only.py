@@ -27,7 +27,9 @@ from zlab.distill.ladd import heads_loss, ladd_forward, neighbour_captions
 from zlab.distill.head_calls import head_calls, mean_calls
 from zlab.flow import add_noise
 from zlab.train.config import load_config
-from zlab.train.ladd import DistillConfig, draw_batch, load_teacher
+from zlab.train.distill import load_teacher
+from zlab.train.distill_config import DistillConfig
+from zlab.train.ladd import draw_batch
 from zlab.train.models import build_models
 from zlab.train.synth import load_buckets
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from zlab.tiny import build_tiny_pipeline
 from zlab.train.config import load_config
-from zlab.train.ladd import DistillConfig
+from zlab.train.distill_config import DistillConfig
 from zlab.train.memory import make_step, measure, predict
 
 MiB = 2**20

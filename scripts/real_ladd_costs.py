@@ -29,7 +29,7 @@ from zlab.features import FeatureTap
 from zlab.flow import zimage_velocity
 from zlab.measure.bench import PEAK_BF16_TFLOPS
 from zlab.train.config import load_config
-from zlab.train.ladd import DistillConfig
+from zlab.train.distill_config import DistillConfig
 from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
 CONFIGS = {"LoRA": "configs/zimage-ladd-lora.toml", "full": "configs/zimage-ladd-full.toml"}

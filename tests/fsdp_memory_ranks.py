@@ -16,7 +16,7 @@ from ranks import leave, on_cpu
 
 from zlab.tiny import build_tiny_pipeline
 from zlab.train.config import load_config
-from zlab.train.ladd import DistillConfig
+from zlab.train.distill_config import DistillConfig
 from zlab.train.loop import make_accelerator
 from zlab.train.memory import make_step, measure, predict
 

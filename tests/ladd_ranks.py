@@ -15,14 +15,14 @@ from pathlib import Path
 import torch
 from ranks import leave, on_cpu
 
-import zlab.train.ladd as trainer
+import zlab.train.distill as trainer
 from zlab.train.config import load_config
 
 config_path, out = sys.argv[1], Path(sys.argv[2])
 trainer.make_accelerator = on_cpu(trainer.make_accelerator)
 seen = []
 config = load_config(trainer.DistillConfig, config_path)
-straight, heads, log = trainer.train_ladd(config, out / "straight", progress=False, callback_every=config.train.steps,
+straight, heads, log = trainer.train_student(config, out / "straight", progress=False, callback_every=config.train.steps,
                                           callback=lambda step, student, disc: seen.append(
                                               (step, type(student).__name__, type(disc).__name__)))
 is_main = int(os.environ["RANK"]) == 0
@@ -37,12 +37,12 @@ def resume_from(checkpoint: Path, run: Path):
         run.mkdir(parents=True, exist_ok=True)
         torch.save(state, run / "checkpoint.pt")
     torch.distributed.barrier()
-    return trainer.train_ladd(config, run, resume=True, progress=False)[0]
+    return trainer.train_student(config, run, resume=True, progress=False)[0]
 
 
 # Stop after half the steps (keeping that checkpoint as half.pt), then resume the same config to the end.
 half = load_config(trainer.DistillConfig, config_path, **{"train.steps": config.train.steps // 2})
-trainer.train_ladd(half, out / "half", progress=False)
+trainer.train_student(half, out / "half", progress=False)
 torch.distributed.barrier()
 resumed = resume_from(out / "half" / "checkpoint.pt", out / "resumed")
 # A half-way checkpoint of another launch (argv[3], e.g. DDP's for this FSDP run) resumes here too.

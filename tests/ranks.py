@@ -45,11 +45,16 @@ def leave() -> None:
 
 
 def write_config(path: Path, values: dict) -> Path:
-    """A TOML config file of ``values`` (numbers, strings, booleans and lists/tuples of them; a dict is a section)."""
+    """A TOML config file of ``values`` (numbers, strings, booleans and lists/tuples of them; a dict is a section,
+    a dict inside it a sub-section such as ``[dmd.ca_noise]``)."""
     line = lambda k, v: f"{k} = {json.dumps(v)}\n"  # noqa: E731
-    top = [line(k, v) for k, v in values.items() if not isinstance(v, dict)]
-    tables = [f"[{k}]\n" + "".join(line(kk, vv) for kk, vv in v.items()) for k, v in values.items() if isinstance(v, dict)]
-    path.write_text("".join(top) + "".join(tables))
+
+    def table(name: str, d: dict) -> str:
+        head = f"[{name}]\n" if name else ""
+        own = "".join(line(k, v) for k, v in d.items() if not isinstance(v, dict))
+        return head + own + "".join(table(f"{name}.{k}" if name else k, v) for k, v in d.items() if isinstance(v, dict))
+
+    path.write_text(table("", values))
     return path
 
 

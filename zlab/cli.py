@@ -101,33 +101,19 @@ def _make_teacher(args: argparse.Namespace) -> None:
 
 def _ship_teacher(args: argparse.Namespace) -> None:
     from zlab.recipes.cards import summary_tables
-    from zlab.recipes.teacher import ship_teacher
-    from zlab.train.synth import teacher_fingerprint
-    from zlab.zimage import load_pipeline
+    from zlab.recipes.teacher import profile_image_size, ship_teacher_folder
 
-    training = None
-    if args.training_json:  # a training record from elsewhere: its times and this measurement's are not one run
-        training = {**json.loads(Path(args.training_json).read_text()), "measured_apart": True}
-    pipe, sweep = load_pipeline(args.pipeline), None
-    if args.calibration:
-        calibration = json.loads(Path(args.calibration).read_text())
-        training = {**(training or {}), "open_prob_calibration": calibration}
-        chosen = calibration["candidates"][f"{calibration['chosen']:g}"]
-        same = chosen.get("transformer") == teacher_fingerprint(pipe.transformer)
-        if same and all("shortfall" in v for v in chosen["sweep"].values()):  # this teacher, today's criterion
-            sweep = {float(g): v for g, v in chosen["sweep"].items()}
-    record = ship_teacher(pipe, args.out, training=training, sweep=sweep,
-                          image_size=args.image_size or _profile_image_size(),
-                          guidance_candidates=_guidance_scales(args.guidance_scales))
+    training = json.loads(Path(args.training_json).read_text()) if args.training_json else None
+    calibration = json.loads(Path(args.calibration).read_text()) if args.calibration else None
+    record = ship_teacher_folder(args.pipeline, args.out, _guidance_scales(args.guidance_scales), training=training,
+                                 calibration=calibration, image_size=args.image_size or profile_image_size())
     print(summary_tables(record))
 
 
-def _calibrate_open_prob(args: argparse.Namespace) -> None:
-    from zlab.recipes.teacher import calibrate_open_prob
-    from zlab.zimage import load_pipeline
-
-    candidates = {}
-    for item in args.pipeline:
+def _open_prob_folders(items: list[str]) -> dict[float, str]:
+    """``--pipeline OPEN_PROB=FOLDER`` (repeated): ``{open_prob: folder}``, each open_prob in [0, 1]."""
+    folders = {}
+    for item in items:
         open_prob, sep, path = item.partition("=")
         try:
             value = float(open_prob)
@@ -135,51 +121,42 @@ def _calibrate_open_prob(args: argparse.Namespace) -> None:
             value = -1.0
         if not sep or not 0.0 <= value <= 1.0:
             raise SystemExit(f"--pipeline takes OPEN_PROB=FOLDER with OPEN_PROB in [0, 1], got {item!r}")
-        candidates[value] = load_pipeline(path)
-    record = calibrate_open_prob(candidates, _guidance_scales(args.guidance_scales),
-                                 image_size=args.image_size or _profile_image_size())
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        folders[value] = path
+    return folders
+
+
+def _calibrate_open_prob(args: argparse.Namespace) -> None:
+    from zlab.recipes import teacher
+    from zlab.zimage import load_pipeline
+
+    candidates = {p: load_pipeline(path) for p, path in _open_prob_folders(args.pipeline).items()}
+    record = teacher.calibrate_open_prob(candidates, _guidance_scales(args.guidance_scales),
+                                         image_size=args.image_size or teacher.profile_image_size())
     write_json(args.out, record)
-    for p, row in record["candidates"].items():
-        print(f"open_prob {p}: best g {row['best_guidance']:g}, validity {row['valid']:.3f}, "
-              f"named accuracy {row['named_accuracy']:.3f}, coverage {row['coverage_entropy']:.3f}, score {row['score']:.3f}")
-    print(f"chosen on validation: open_prob = {record['chosen']:g}")
+    print(teacher.format_calibration(record))
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from zlab.measure.evaluate import evaluate_settings, format_table
-    from zlab.measure.settings import Setting, by_label
-    from zlab.shapes.net import ShapesNet
-    from zlab.zimage import load_pipeline, read_sampling
+    from zlab.measure.evaluate import evaluate_folder
 
-    pipe = load_pipeline(args.pipeline)
-    if args.stochastic:  # re-noise x0_hat with fresh noise between steps, the inputs LADD trains the student on
-        from diffusers import FlowMatchEulerDiscreteScheduler
-
-        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, stochastic_sampling=True)
-    base = read_sampling(args.pipeline) if (Path(args.pipeline) / "sampling.json").is_file() else {}
-    if args.guidance_scale is not None:
-        base["guidance_scale"] = args.guidance_scale
-    if args.cfg_truncation is not None:
-        base["cfg_truncation"] = args.cfg_truncation
-    base.setdefault("height", 64)
-    base.setdefault("width", 64)
-    steps = [int(n) for n in args.steps.split(",")] if args.steps else [base.get("num_inference_steps", 50)]
-    settings = by_label([Setting(Path(args.pipeline).name, n) for n in steps], base)
-    if args.open:  # open captions of one prompt set, split by the number of open attributes
-        from zlab.measure.evaluate import evaluate_open, format_open_table
-        from zlab.shapes.prompt_sets import prompts_and_seeds
-
-        prompts, seeds = prompts_and_seeds(args.open, args.seeds, per_count=args.per_count)
-        rows = evaluate_open(pipe, settings, ShapesNet.load(args.shapes_net), prompts, seeds, args.seeds)
-        for metric in ("valid", "named_accuracy", "coverage_entropy", "fd"):
-            print(f"\n{metric}, {args.open} prompts ({args.per_count} per open count x {args.seeds} seeds):\n"
-                  + format_open_table(rows, metric))
-    else:
-        rows = evaluate_settings(pipe, settings, ShapesNet.load(args.shapes_net), seeds=range(args.seeds))
-        print(format_table(rows))
+    steps = [int(n) for n in args.steps.split(",")] if args.steps else None
+    rows, text = evaluate_folder(args.pipeline, args.shapes_net, steps, args.seeds, prompt_set=args.open,
+                                 per_count=args.per_count, guidance_scale=args.guidance_scale,
+                                 cfg_truncation=args.cfg_truncation, stochastic=args.stochastic)
+    print(text)
     if args.out:
         write_json(args.out, rows)
+
+
+def _sizes(text: str | None) -> list[tuple[int, int]]:
+    """``--sizes``: aspect buckets ``HxW[,HxW...]`` as (height, width) pairs; none when not given."""
+    sizes = []
+    for item in filter(None, (text or "").split(",")):
+        height, _, width = item.strip().partition("x")
+        if not (height.isdigit() and width.isdigit()):
+            raise SystemExit(f"--sizes takes HxW[,HxW...] such as 64x64,64x96, got {item!r}")
+        sizes.append((int(height), int(width)))
+    return sizes
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -188,15 +165,9 @@ def _synth(args: argparse.Namespace) -> None:
 
     prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()] \
         if args.prompts else None
-    sizes = []
-    for item in filter(None, (args.sizes or "").split(",")):
-        height, _, width = item.strip().partition("x")
-        if not (height.isdigit() and width.isdigit()):
-            raise SystemExit(f"--sizes takes HxW[,HxW...] such as 64x64,64x96, got {item!r}")
-        sizes.append((int(height), int(width)))
     print(synthesize_from(args.teacher, args.out, sampling=json.loads(args.sampling) if args.sampling else None,
                           device=args.device, dtype=DTYPES[args.dtype], rounds=args.rounds, seed=args.seed,
-                          prompts=prompts, batch_size=args.batch_size, sizes=sizes, source=args.source))
+                          prompts=prompts, batch_size=args.batch_size, sizes=_sizes(args.sizes), source=args.source))
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -229,7 +200,7 @@ def _gpu_check(args: argparse.Namespace) -> int:
 
 def _memory(args: argparse.Namespace) -> None:
     from zlab.train.config import load_config
-    from zlab.train.ladd import DistillConfig
+    from zlab.train.distill_config import DistillConfig
     from zlab.train.memory import predict
     from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
@@ -241,85 +212,58 @@ def _memory(args: argparse.Namespace) -> None:
     print(predict(config, transformer, args.size, args.size, cap_len=args.cap_len, shards=args.gpus).table())
 
 
-def _ladd(args: argparse.Namespace) -> None:
+def _distill(args: argparse.Namespace) -> None:
     from accelerate import PartialState
 
     from zlab.distill.student import save_trained_student
     from zlab.train.config import load_config, parse_overrides
-    from zlab.train.ladd import DistillConfig, train_ladd
+    from zlab.train.distill import train_student
+    from zlab.train.distill_config import DistillConfig
 
     config = load_config(DistillConfig, args.config, **parse_overrides(args.set))
-    student, heads, _ = train_ladd(config, args.run, resume=args.resume)
+    student, critic, _ = train_student(config, args.run, resume=args.resume)
     print(f"{args.run}/checkpoint.pt")
     if args.out and PartialState().is_main_process:  # one writer (under FSDP the only rank with a whole student)
-        print(save_trained_student(config.data.teacher, student, heads, args.out, config.ship.stochastic_sampling))
+        print(save_trained_student(config.data.teacher, student, critic, args.out, config.ship.stochastic_sampling))
 
 
 def _make_student(args: argparse.Namespace) -> None:
     from zlab.measure.evaluate import format_table
     from zlab.recipes.student import make_student
     from zlab.train.config import load_config, parse_overrides
-    from zlab.train.ladd import DistillConfig
+    from zlab.train.distill_config import DistillConfig
 
     config = load_config(DistillConfig, args.config, **parse_overrides(args.set))
     print(format_table(make_student(config, args.out, args.run, resume=args.resume)))
 
 
 def _ablate(args: argparse.Namespace) -> None:
-    from zlab.recipes.ablate import choose_recipe, format_summary, is_ladd_run, load_grid, read_record, run_grid
-    from zlab.recipes.claims import format_verdicts
+    from zlab.recipes.ablate import load_grid, read_record, run_grid
+    from zlab.recipes.ablate_report import format_report
 
     grid = load_grid(args.grid)
     record = read_record(Path(args.out)) if args.report else run_grid(grid, args.out, args.runs, only=args.only)
     if not record["runs"]:
         raise SystemExit(f"{args.out} holds no runs yet: run the grid first (without --report)")
-    print(format_summary(record))
-    if grid.split == "test":
-        print("\nVerdicts (validity, 2+ open, mean over N = 1, 2, 4; paired by training seed):\n")
-        print(format_verdicts(record))
-    if grid.split == "validation" and any(is_ladd_run(record, r) for r in record["runs"]):
-        choice = choose_recipe(record)  # the rule of configs/ladd-search.toml
-        print("\n".join(f"{s:.3f}  {name}" for name, s in sorted(choice["scores"].items(), key=lambda x: -x[1])))
-        print(f"chosen on validation: {choice['chosen']}")
+    print(format_report(record, grid.split))
 
 
 def _compare(args: argparse.Namespace) -> None:
     from zlab.measure.evaluate import format_table
-    from zlab.recipes.compare import compare_record
+    from zlab.recipes.compare import compare_record, format_speedup
 
     record = compare_record(args.teacher, args.student, args.shapes_net, seeds=range(args.seeds), rounds=args.rounds)
     print(format_table(record["rows"]))
-    paired, batched = (record["speedup_teacher50_student4"][k] for k in ("latency_batch1_paired", "throughput_batch64_paired"))
-    print("wall-clock teacher 50 steps + CFG / student 4 steps, per image, median of interleaved pairs: "
-          f"{paired['median']:.1f}x at batch 1 (quartiles {paired['q25']:.1f}-{paired['q75']:.1f}, {paired['pairs']} pairs), "
-          f"{batched['median']:.1f}x at batch 64 (quartiles {batched['q25']:.1f}-{batched['q75']:.1f}, "
-          f"{batched['pairs']} pairs)")
+    print(format_speedup(record))
     if args.out:
         write_json(args.out, record)
 
 
 def _bench_speedup(args: argparse.Namespace) -> None:
-    from zlab.recipes.compare import pipeline_speedup
-    from zlab.zimage import load_pipeline
+    from zlab.recipes.compare import bench_speedup
 
-    teacher, student = load_pipeline(args.teacher), load_pipeline(args.student)
-    print(f"teacher {args.teacher} (sampling.json) vs student {args.student} (sampling.json), per image, "
-          f"{args.rounds} rounds, teacher and student calls interleaved (batch 1: 8 prompts a round; batch 64: one batch)")
-    print("| batch | prompt padding | teacher ms/image | student ms/image | ratio: median | quartiles | min-max |\n"
-          "|---|---|---|---|---|---|---|")
-    for batch in (1, 64):
-        for label, override in (("sampling.json", {}), ("stock default (512 tokens)", {"max_sequence_length": 512})):
-            r = pipeline_speedup(args.teacher, teacher, args.student, student, args.rounds, batch_size=batch, **override)
-            print(f"| {batch} | {label} | {r['slow_ms']:.1f} | {r['fast_ms']:.1f} | {r['median']:.2f}x | "
-                  f"{r['q25']:.2f}-{r['q75']:.2f} | {r['min']:.2f}-{r['max']:.2f} |", flush=True)
-
-
-def _profile_image_size() -> int:
-    from zlab.paths import config_path, repo_root
-    from zlab.train.config import load_config
-    from zlab.train.teacher import TeacherConfig
-
-    return load_config(TeacherConfig, repo_root() / config_path("shapes-teacher.toml")).image_size
+    for line in bench_speedup(args.teacher, args.student, args.rounds):
+        print(line, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -443,13 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(configs/accelerate-fsdp.yaml; full fine-tuning only); 1 = one GPU or DDP")
     p.set_defaults(func=_memory)
 
-    p = sub.add_parser("ladd", help="train a LADD student (accelerate: one process, or `accelerate launch`)")
+    p = sub.add_parser("distill", help="train a student by the config's method, LADD or DMD (accelerate: one process, "
+                                       "or `accelerate launch`)")
     p.add_argument("--config", default=config_path("shapes-ladd.toml"))
     p.add_argument("--run", default=output_path("runs/ladd"))
     p.add_argument("--resume", action="store_true")
     p.add_argument("--out", help="also write the trained student as a stock ZImagePipeline folder")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
-    p.set_defaults(func=_ladd)
+    p.set_defaults(func=_distill)
 
     p = sub.add_parser("make-student", help="the whole student recipe: synth, LADD, shipped folder")
     p.add_argument("--config", default=config_path("shapes-ladd.toml"))

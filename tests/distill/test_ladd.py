@@ -21,7 +21,7 @@ from zlab.distill.student import student_pipeline
 from zlab.features import FeatureTap
 from zlab.flow import add_noise, zimage_velocity
 from zlab.train.config import load_config
-from zlab.train.ladd import DistillConfig
+from zlab.train.distill_config import DistillConfig
 from zlab.train.models import build_models, make_optimizer
 from zlab.zimage import encode_prompts
 

@@ -7,6 +7,8 @@ import torch
 from zlab.measure.evaluate import (
     count_nfe,
     evaluate_settings,
+    folder_settings,
+    format_open_report,
     format_table,
     frechet_distance,
     mean_pairwise_distance,
@@ -15,6 +17,7 @@ from zlab.measure.evaluate import (
     real_renders,
     setting_kwargs,
     stock_samples,
+    use_stochastic_sampling,
 )
 from zlab.shapes import world
 from zlab.shapes.net import ShapesNet
@@ -143,3 +146,41 @@ def test_cli_eval_measures_open_captions_of_a_prompt_set(micro, tmp_path, capsys
     fd = lambda path, n: [r["fd"] for r in json.loads(path.read_text()) if r["setting"] == Setting(folder.name, n).label and r["group"] == "all"]
     assert fd(again, 1) == pytest.approx(fd(out, 1), rel=1e-3) and fd(again, 2) != pytest.approx(fd(out, 2), rel=1e-3)
     assert fd(again, 2) == pytest.approx(fd(tmp_path / "again.json", 2), rel=1e-3)
+
+
+def test_folder_settings_are_the_folders_sampling_json_with_the_overrides(tmp_path):
+    import json
+
+    folder = tmp_path / "my-teacher"
+    folder.mkdir()
+    (folder / "sampling.json").write_text(json.dumps({"num_inference_steps": 8, "guidance_scale": 0.5, "height": 96}))
+    assert folder_settings(folder) == {"my-teacher 8 steps": {"num_inference_steps": 8, "guidance_scale": 0.5,
+                                                              "height": 96, "width": 64}}
+    swept = folder_settings(folder, steps=[1, 2], guidance_scale=0.0, cfg_truncation=0.6)
+    assert list(swept) == ["my-teacher 1 step", "my-teacher 2 steps"]
+    assert swept["my-teacher 2 steps"] == {"num_inference_steps": 2, "guidance_scale": 0.0, "cfg_truncation": 0.6,
+                                           "height": 96, "width": 64}
+    (tmp_path / "bare").mkdir()  # no sampling.json: 50 steps at 64 x 64, the pipeline's own guidance
+    assert folder_settings(tmp_path / "bare") == {"bare 50 steps": {"num_inference_steps": 50, "height": 64, "width": 64}}
+
+
+def test_the_open_report_titles_one_table_per_measure():
+    rows = [{"setting": "micro 1 step", "group": g, "nfe": 1, "valid": 0.5, "valid_se": 0.1, "named_accuracy": 0.25,
+             "coverage_entropy": 0.75, "fd": 12.04} for g in ("0", "1", "2+", "all")]
+    text = format_open_report(rows, "test", per_count=2, seeds=3)
+    titles = [line for line in text.splitlines() if line.endswith("seeds):")]
+    assert titles == [f"{m}, test prompts (2 per open count x 3 seeds):"
+                      for m in ("valid", "named_accuracy", "coverage_entropy", "fd")]
+    assert text.startswith("\nvalid, test prompts") and text.count("| micro 1 step | 1 |") == 4
+    assert "0.500 ± 0.100" in text and "| 12.0 |" in text
+
+
+def test_stochastic_sampling_keeps_the_rest_of_the_scheduler():
+    from types import SimpleNamespace
+
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    pipe = SimpleNamespace(scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0))
+    assert not pipe.scheduler.config.stochastic_sampling
+    use_stochastic_sampling(pipe)
+    assert pipe.scheduler.config.stochastic_sampling and pipe.scheduler.config.shift == 3.0

@@ -68,7 +68,7 @@ def test_a_grid_runs_every_variant_and_seed_once_and_a_restart_skips_them(teache
     def no_training(*args, **kwargs):
         raise AssertionError("a finished (variant, seed) was trained again")
 
-    monkeypatch.setattr(ablate, "train_ladd", no_training)
+    monkeypatch.setattr(ablate, "train_student", no_training)
     again = ablate.run_grid(grid, out, tmp_path / "runs", progress=False)
     assert len(again["runs"]) == 4 and again["wall_s"] == record["wall_s"]  # nothing left to do: nothing written
 

@@ -57,7 +57,7 @@ def test_make_student_refuses_several_processes(teacher_and_data, tmp_path, monk
     from zlab.recipes.student import make_student
 
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ValueError, match="zlab.cli ladd"):
+    with pytest.raises(ValueError, match="zlab.cli distill"):
         make_student(ladd_config(teacher_and_data), tmp_path / "student", tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 

@@ -5,7 +5,16 @@ import json
 import pytest
 
 from zlab.recipes.cards import calibration_table
-from zlab.recipes.teacher import Targets, TeacherEval, best_guidance, calibrate_open_prob, ship_teacher
+from zlab.recipes.teacher import (
+    Targets,
+    TeacherEval,
+    best_guidance,
+    calibrate_open_prob,
+    calibrated_sweep,
+    format_calibration,
+    profile_image_size,
+    ship_teacher,
+)
 from zlab.tiny import build_tiny_pipeline
 
 
@@ -107,3 +116,56 @@ def test_make_teacher_stops_before_the_teacher_when_the_vae_round_trips_badly(tm
                      progress=False)
     assert (tmp_path / "runs" / "vae" / "vae" / "config.json").is_file()
     assert not (tmp_path / "runs" / "teacher").exists() and not (tmp_path / "teacher").exists()
+
+
+def _calibration(fingerprint: str, criterion: bool = True) -> dict:
+    """A calibration record that chose open_prob 0.3, whose sweep measured the teacher ``fingerprint``."""
+    entry = {"score": 0.8, **({"shortfall": 0.1} if criterion else {})}
+    return {"chosen": 0.3, "candidates": {"0.1": {"transformer": "first", "sweep": {"0.5": entry}},
+                                          "0.3": {"transformer": fingerprint, "sweep": {"0.25": entry, "0.5": entry}}}}
+
+
+def test_a_calibrated_sweep_is_reused_only_for_the_chosen_teacher_under_todays_criterion():
+    entry = {"score": 0.8, "shortfall": 0.1}
+    assert calibrated_sweep(_calibration("abc"), "abc") == {0.25: entry, 0.5: entry}
+    assert calibrated_sweep(_calibration("abc"), "first") is None  # a candidate's teacher, but not the chosen one
+    assert calibrated_sweep(_calibration("abc", criterion=False), "abc") is None  # measured before the targets
+
+
+def test_ship_teacher_folder_marks_outside_training_and_reuses_the_calibrated_sweep(tmp_path, monkeypatch):
+    from zlab.recipes import teacher
+    from zlab.train.synth import teacher_fingerprint
+    from zlab.zimage import load_pipeline, save_pipeline
+
+    folder = save_pipeline(build_tiny_pipeline("micro", seed=0), tmp_path / "trained")
+    calls = []
+    monkeypatch.setattr(teacher, "ship_teacher", lambda pipe, out, guidance, **kw: calls.append((guidance, kw)) or {})
+    calibration = _calibration(teacher_fingerprint(load_pipeline(folder).transformer))
+    teacher.ship_teacher_folder(folder, tmp_path / "out", (0.5,), training={"teacher_s": 1.0}, calibration=calibration,
+                                image_size=96)
+    guidance, kw = calls[-1]
+    assert guidance == (0.5,) and kw["image_size"] == 96
+    assert kw["training"] == {"teacher_s": 1.0, "measured_apart": True, "open_prob_calibration": calibration}
+    assert set(kw["sweep"]) == {0.25, 0.5}
+    other = _calibration("another teacher")
+    teacher.ship_teacher_folder(folder, tmp_path / "out", calibration=other)
+    assert calls[-1][1]["training"] == {"open_prob_calibration": other} and calls[-1][1]["sweep"] is None
+    teacher.ship_teacher_folder(folder, tmp_path / "out")
+    assert calls[-1][1]["training"] is None and calls[-1][1]["sweep"] is None
+
+
+def test_format_calibration_lists_each_candidate_at_its_best_guidance_then_the_choice():
+    def row(g, valid):
+        return {"best_guidance": g, "valid": valid, "named_accuracy": 0.9, "coverage_entropy": 0.8, "score": 0.85}
+
+    text = format_calibration({"candidates": {"0.1": row(0.25, 0.91), "0.3": row(0.5, 0.9549)}, "chosen": 0.3})
+    assert text.splitlines() == [
+        "open_prob 0.1: best g 0.25, validity 0.910, named accuracy 0.900, coverage 0.800, score 0.850",
+        "open_prob 0.3: best g 0.5, validity 0.955, named accuracy 0.900, coverage 0.800, score 0.850",
+        "chosen on validation: open_prob = 0.3"]
+
+
+@pytest.mark.parametrize("profile,side", [("cpu", 64), ("gpu", 128)])
+def test_the_profile_image_size_is_the_profiles_teacher_config(monkeypatch, profile, side):
+    monkeypatch.setenv("ZLAB_PROFILE", profile)
+    assert profile_image_size() == side

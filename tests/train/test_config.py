@@ -4,7 +4,7 @@
 import pytest
 
 from zlab.train.config import load_config
-from zlab.train.ladd import DistillConfig
+from zlab.train.distill_config import DistillConfig
 
 
 def test_config_errors_name_the_key(tmp_path):

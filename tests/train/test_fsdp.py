@@ -10,7 +10,7 @@ from accelerate.utils import DistributedType
 from ranks import fsdp_env, two_ranks, write_config
 
 from zlab.train.config import load_config
-from zlab.train.ladd import DistillConfig
+from zlab.train.distill_config import DistillConfig
 from zlab.train.sharding import uses_fsdp
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,13 +11,14 @@ import pytest
 import torch
 from diffusers import ZImagePipeline
 from ranks import two_ranks, write_config
-from tiny_ladd import PROMPTS, ladd_config
+from tiny_ladd import PROMPTS, ladd_config, stopped_and_resumed
 
 from zlab.distill.student import load_discriminator
 from zlab.measure.evaluate import count_nfe
 from zlab.recipes.student import ship_student
 from zlab.train.config import load_config, merge
-from zlab.train.ladd import DistillConfig, train_ladd
+from zlab.train.distill import train_student
+from zlab.train.distill_config import DistillConfig
 from zlab.train.synth import SynthData
 
 
@@ -39,7 +40,7 @@ def test_regression_student_learns_the_noise_to_sample_map(teacher_and_data):
         return (x0_hat - data.latents).pow(2).mean().item()
 
     teacher = ZImagePipeline.from_pretrained(teacher_and_data[0]).transformer
-    student, _, log = train_ladd(config, Path(teacher_and_data[1]).parent / "regression", progress=False)
+    student, _, log = train_student(config, Path(teacher_and_data[1]).parent / "regression", progress=False)
     assert error(student) < 0.5 * error(teacher)
     batch = draw_batch(data, config, 0, torch.Generator().manual_seed(0))
     plain = draw_batch(data, ladd_config(teacher_and_data), 0, torch.Generator().manual_seed(0))
@@ -53,7 +54,7 @@ def test_heads_options_train_and_change_the_heads_loss(teacher_and_data, tmp_pat
     side (the formula is tested in tests/distill/test_ladd.py), so they change it, up or down; both train without skips."""
     logs = {}
     for name, extra in {"plain": {}, "r1": {"r1_weight": 10.0}, "both": {"r1_weight": 10.0, "mismatch_weight": 1.0}}.items():
-        logs[name] = train_ladd(ladd_config(teacher_and_data, train={"steps": 2}, ladd=extra), tmp_path / name, progress=False)[2]
+        logs[name] = train_student(ladd_config(teacher_and_data, train={"steps": 2}, ladd=extra), tmp_path / name, progress=False)[2]
     assert logs["both"]["skipped"] == [] and logs["both"]["heads_skipped"] == []
     for name in ("r1", "both"):  # the same first batch and student step
         assert logs[name]["g_loss"][0] == pytest.approx(logs["plain"]["g_loss"][0])
@@ -77,7 +78,7 @@ def test_discriminative_pixel_features_train_heads_on_a_frozen_image_network(tea
     assert [m.shape for m in maps] == [(2, 4, 32, 32), (2, 16, 8, 8)]
     maps[1].sum().backward()
     assert x0.grad.abs().sum() > 0  # the fake path reaches the student through decoder and network
-    student, disc, log = train_ladd(config, tmp_path / "run", progress=False)
+    student, disc, log = train_student(config, tmp_path / "run", progress=False)
     assert [h.conv_in.in_channels for h in disc.heads] == [4, 16] and log["skipped"] == []
     teacher = ZImagePipeline.from_pretrained(config.data.teacher).transformer
     assert any(not torch.equal(a, b) for a, b in zip(student.state_dict().values(), teacher.state_dict().values()))
@@ -89,16 +90,10 @@ def test_discriminative_pixel_features_train_heads_on_a_frozen_image_network(tea
 
 def test_train_resume_is_exact_and_ships_a_stock_student(teacher_and_data, tmp_path):
     config = ladd_config(teacher_and_data)
-    straight, disc, log = train_ladd(config, tmp_path / "a", progress=False)
+    straight, disc, log = train_student(config, tmp_path / "a", progress=False)
     assert len(log["d_loss"]) == 4 and all(len(a) == 2 for a in log["head_acc"])
     assert len(log["head_calls"]) == 4 and all(0 <= share <= 1 for step in log["head_calls"] for head in step for share in head)
-    half = ladd_config(teacher_and_data, train={"steps": 2})
-    train_ladd(half, tmp_path / "b", progress=False)
-    # continue the 2-step run to 4 steps: same config as `straight` except steps, so rewrite the stored config
-    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    state["config"]["train"]["steps"] = 4
-    torch.save(state, tmp_path / "b" / "checkpoint.pt")
-    resumed, _, _ = train_ladd(config, tmp_path / "b", resume=True, progress=False)
+    resumed, _, _ = stopped_and_resumed(config, tmp_path / "b")
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
     teacher = ZImagePipeline.from_pretrained(config.data.teacher)
@@ -125,13 +120,13 @@ def test_lora_ema_checkpointed_run_resumes_exactly_and_ships_merged(teacher_and_
     """The scale options together (LoRA sharing the teacher's weights, recomputation, EMA, fused Adam)."""
     kw = {"scale": {"lora_rank": 4, "gradient_checkpointing": True, "optimizer": "adam_fused"}, "train": {"ema_decay": 0.9},
           "ladd": {"backward_sim": 0.5}}
-    straight, _, log = train_ladd(ladd_config(teacher_and_data, **kw), tmp_path / "a", progress=False)
-    train_ladd(ladd_config(teacher_and_data, **merge(copy.deepcopy(kw), {"train": {"steps": 2}})), tmp_path / "b", progress=False)
+    straight, _, log = train_student(ladd_config(teacher_and_data, **kw), tmp_path / "a", progress=False)
+    train_student(ladd_config(teacher_and_data, **merge(copy.deepcopy(kw), {"train": {"steps": 2}})), tmp_path / "b", progress=False)
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     assert state["student"] and all("lora_" in k for k in state["student"])  # the adapter only, not the base weights
     state["config"]["train"]["steps"] = 4
     torch.save(state, tmp_path / "b" / "checkpoint.pt")
-    resumed, _, _ = train_ladd(ladd_config(teacher_and_data, **kw), tmp_path / "b", resume=True, progress=False)
+    resumed, _, _ = train_student(ladd_config(teacher_and_data, **kw), tmp_path / "b", resume=True, progress=False)
     teacher = ZImagePipeline.from_pretrained(teacher_and_data[0]).transformer
     assert set(straight.state_dict()) == set(teacher.state_dict())  # merged: a stock transformer again
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
@@ -145,9 +140,10 @@ def test_two_processes_keep_identical_students(teacher_and_data, tmp_path):
     script = tmp_path / "rank_check.py"
     script.write_text(f"""
 import sys, torch, torch.distributed as dist
-from zlab.train.ladd import DistillConfig, train_ladd
+from zlab.train.distill import train_student
+from zlab.train.distill_config import DistillConfig
 from zlab.train.config import load_config
-student, _, _ = train_ladd(load_config(DistillConfig, {str(path)!r}), {str(tmp_path / 'run')!r}, progress=False)
+student, _, _ = train_student(load_config(DistillConfig, {str(path)!r}), {str(tmp_path / 'run')!r}, progress=False)
 flat = torch.cat([p.detach().flatten() for p in student.parameters()])
 gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
 dist.all_gather(gathered, flat)
@@ -169,7 +165,7 @@ leave()
 def test_ladd_cli_writes_the_student_folder(teacher_and_data, tmp_path):
     config = ladd_config(teacher_and_data, train={"steps": 1})
     path = write_config(tmp_path / "ladd.toml", asdict(config))
-    result = subprocess.run([sys.executable, "-m", "zlab.cli", "ladd", "--config", str(path),
+    result = subprocess.run([sys.executable, "-m", "zlab.cli", "distill", "--config", str(path),
                              "--run", str(tmp_path / "run"), "--out", str(tmp_path / "student")],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -182,15 +178,15 @@ def test_ladd_cli_writes_the_student_folder(teacher_and_data, tmp_path):
 
 def test_same_seed_same_student(teacher_and_data, tmp_path):
     config = ladd_config(teacher_and_data, train={"steps": 2})
-    a, _, log_a = train_ladd(config, tmp_path / "a", progress=False)
-    b, _, log_b = train_ladd(config, tmp_path / "b", progress=False)
+    a, _, log_a = train_student(config, tmp_path / "a", progress=False)
+    b, _, log_b = train_student(config, tmp_path / "b", progress=False)
     assert log_a["d_loss"] == log_b["d_loss"]
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 def test_non_finite_losses_stop_the_run_and_keep_the_checkpoint(teacher_and_data, tmp_path, monkeypatch):
     import zlab.distill.ladd as method
-    import zlab.train.ladd as trainer
+    import zlab.train.distill as trainer
 
     config = ladd_config(teacher_and_data, train={"steps": 30, "checkpoint_every": 1})
     calls = {"n": 0}
@@ -203,7 +199,7 @@ def test_non_finite_losses_stop_the_run_and_keep_the_checkpoint(teacher_and_data
 
     monkeypatch.setattr(method, "generator_loss", flaky)
     with pytest.raises(FloatingPointError, match="non-finite"):
-        train_ladd(config, tmp_path / "run", progress=False)
+        train_student(config, tmp_path / "run", progress=False)
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     # two good steps, then skipped steps (weights untouched) until the guard gives up
     assert state["log"]["skipped"] == list(range(2, 2 + trainer.MAX_BAD_STEPS - 1))
@@ -226,7 +222,7 @@ def test_a_non_finite_heads_loss_after_a_good_student_step_is_logged_as_what_hap
         return loss * float("nan") if calls["n"] == 2 else loss
 
     monkeypatch.setattr(method, "discriminator_loss", flaky)
-    train_ladd(config, tmp_path / "run", progress=False)
+    train_student(config, tmp_path / "run", progress=False)
     log = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["log"]
     assert log["skipped"] == [] and log["heads_skipped"] == [1]
 
@@ -245,5 +241,5 @@ def test_a_non_finite_heads_loss_after_a_good_student_step_is_logged_as_what_hap
 
     calls["n"] = 0
     monkeypatch.setattr(trainer, "ladd_step", watched)
-    train_ladd(config, tmp_path / "run2", progress=False)
+    train_student(config, tmp_path / "run2", progress=False)
     assert steps[1] == (True, False, True, False) and steps[0] == (True, True, True, True)

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from zlab.train.config import load_config
-from zlab.train.ladd import DistillConfig
+from zlab.train.distill_config import DistillConfig
 from zlab.train.memory import make_step, measure, predict
 from zlab.zimage import REAL_TRANSFORMER_CONFIG
 

@@ -8,7 +8,8 @@ import torch
 from tiny_ladd import PROMPTS, SAMPLING, ladd_config
 
 from zlab.train.config import load_config
-from zlab.train.ladd import DistillConfig, train_ladd
+from zlab.train.distill import train_student
+from zlab.train.distill_config import DistillConfig
 from zlab.train.synth import SynthData, synthesize
 
 
@@ -109,7 +110,7 @@ def test_aspect_buckets_synthesise_and_train_one_bucket_per_batch(teacher_and_da
     generator = torch.Generator().manual_seed(0)
     widths = {draw_batch(buckets, config, 0, generator).x0.shape[-1] for _ in range(12)}
     assert widths == {8, 12}
-    _, _, log = train_ladd(config, tmp_path / "run", progress=False)
+    _, _, log = train_student(config, tmp_path / "run", progress=False)
     assert len(log["d_loss"]) == 2 and log["skipped"] == []
     assert len(load_buckets(teacher_and_data[1])) == 1  # a plain synth folder is one bucket
     with pytest.raises(ValueError, match="multiples of 16"):

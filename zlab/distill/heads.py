@@ -13,14 +13,11 @@ Conditioning, per head:
   channels (FiLM), so a head knows what level of detail to expect;
 * a projection term ``<h(x), W text>`` adds a prompt-alignment score (projection discriminator,
   Miyato & Koyama 2018): a red circle that should have been blue can be called fake;
-* ``text_norm=True`` layer-normalises the pooled text first. The tiny Shapes text encoder pools to vectors of
-  norm about 0.14 that differ between prompts by about 0.05 (mean cosine 0.85), too faint for the heads to
-  read the caption: on validation, normalised text kept more of the student's colour (docs/ladd-adv-weight.json).
+* ``text_norm=True`` layer-normalises the pooled text first: the tiny Shapes encoder's pooled prompts differ too
+  faintly for the heads to read them otherwise (docs/ladd-adv-weight.json).
 
-With ``caption=True`` the maps come from a ``FeatureTap(caption=True)``: each block's pooled caption state sits
-beside its image map (:func:`zlab.features.beside_caption`), so the first convolution already sees image and
-caption together, as the teacher's own attention related them. The flag is kept so that a saved discriminator
-rebuilds the tap it was trained on.
+With ``caption=True`` each block's pooled caption state sits beside its image map
+(:func:`zlab.features.beside_caption`), so the first convolution sees image and caption together.
 """
 
 from __future__ import annotations

@@ -28,10 +28,22 @@ import torch
 from torch import Tensor
 
 from zlab.checks import check_choice, check_range
-from zlab.collective import all_finite
-from zlab.distill.losses import LOSSES, approximate_r1, discriminator_loss, fake_side, generator_loss, real_side
+from zlab.distill.losses import (
+    LOSSES,
+    approximate_r1,
+    discriminator_loss,
+    fake_side,
+    generator_loss,
+    real_side,
+)
 from zlab.distill.regression import regression_loss
-from zlab.distill.schedule import FULL_PROBS, WARMUP_PROBS, sampler_inputs, student_timestep_probs
+from zlab.distill.schedule import (
+    FULL_PROBS,
+    WARMUP_PROBS,
+    sampler_inputs,
+    student_timestep_probs,
+)
+from zlab.distill.update import guarded_update
 from zlab.features import FeatureTap, PixelFeatureTap
 from zlab.flow import add_noise, x0_from_velocity, zimage_velocity
 
@@ -241,20 +253,11 @@ def ladd_step(accelerator, student, disc, heads, tap: FeatureTap, batch: LADDBat
         heads.requires_grad_(False)
         g_loss = student_loss(fwd, heads, batch, options)
     heads.requires_grad_(True)
-    ok = all_finite(accelerator, g_loss)  # every rank skips together: a backward alone would wait for the others
-    if ok:
-        accelerator.backward(g_loss)
-        accelerator.clip_grad_norm_([p for p in student.parameters() if p.requires_grad], grad_clip)
-        opt_student.step()
-        if ema is not None:
-            ema.step([p for p in accelerator.unwrap_model(student).parameters() if p.requires_grad])
-    opt_student.zero_grad(set_to_none=True)
+    trained = lambda: [p for p in student.parameters() if p.requires_grad]
+    ema_step = (lambda: ema.step([p for p in accelerator.unwrap_model(student).parameters() if p.requires_grad])) \
+        if ema is not None else None
+    ok = guarded_update(accelerator, g_loss, trained, opt_student, grad_clip, after=ema_step)
     with accelerator.autocast():
         d_loss, real, fake = heads_loss(disc, fwd, batch, options)
-    heads_ok = ok and all_finite(accelerator, d_loss)
-    if heads_ok:
-        accelerator.backward(d_loss)
-        accelerator.clip_grad_norm_(disc.parameters(), grad_clip)
-        opt_heads.step()
-    opt_heads.zero_grad(set_to_none=True)
+    heads_ok = guarded_update(accelerator, d_loss, disc.parameters, opt_heads, grad_clip, enabled=ok)
     return StepResult(ok, heads_ok, g_loss.detach(), d_loss.detach(), real, fake)

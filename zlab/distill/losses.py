@@ -22,21 +22,25 @@ def _check(kind: str) -> None:
         raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
 
 
+def _penalty(logits: Tensor, sign: int, kind: str) -> Tensor:
+    """Per position: hinge ``relu(1 + sign D)``, non-saturating ``softplus(sign D)``; ``sign`` -1 asks D to say real."""
+    _check(kind)
+    return F.relu(1 + sign * logits) if kind == "hinge" else F.softplus(sign * logits)
+
+
 def real_side(real: Sequence[Tensor], kind: str = "hinge") -> Tensor:
     """The heads' loss on logits that should say real: hinge ``E[relu(1 - D)]``, non-saturating
     ``E[softplus(-D)]``, summed over heads."""
-    _check(kind)
-    return sum((F.relu(1 - r) if kind == "hinge" else F.softplus(-r)).mean() for r in real)
+    return sum(_penalty(r, -1, kind).mean() for r in real)
 
 
 def fake_side(fake: Sequence[Tensor], kind: str = "hinge", weight: Tensor | None = None) -> Tensor:
     """The heads' loss on logits that should say fake: hinge ``E[relu(1 + D)]``, non-saturating
     ``E[softplus(D)]``, summed over heads (also for real samples under a wrong caption). ``weight``
     (B,): a weighted mean over samples instead (0 leaves a sample out)."""
-    _check(kind)
     if weight is None:
-        return sum((F.relu(1 + f) if kind == "hinge" else F.softplus(f)).mean() for f in fake)
-    per_sample = [(F.relu(1 + f) if kind == "hinge" else F.softplus(f)).flatten(1).mean(1) for f in fake]
+        return sum(_penalty(f, 1, kind).mean() for f in fake)
+    per_sample = [_penalty(f, 1, kind).flatten(1).mean(1) for f in fake]
     return sum((loss * weight).sum() for loss in per_sample) / weight.sum().clamp(min=1)
 
 
@@ -58,6 +62,4 @@ def approximate_r1(real: Sequence[Tensor], perturbed: Sequence[Tensor]) -> Tenso
 def generator_loss(fake: Sequence[Tensor], kind: str = "hinge") -> Tensor:
     """The student's L_adv: hinge ``-E[D(fake)]``, non-saturating ``E[softplus(-D(fake))]``, summed over heads."""
     _check(kind)
-    if kind == "hinge":
-        return sum(-f.mean() for f in fake)
-    return sum(F.softplus(-f).mean() for f in fake)
+    return sum(-f.mean() if kind == "hinge" else _penalty(f, -1, kind).mean() for f in fake)

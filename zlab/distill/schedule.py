@@ -49,6 +49,16 @@ def sample_t_hat(n: int, m: float = 1.0, s: float = 1.0, generator: torch.Genera
     return sample_logit_normal(n, m, s, generator)
 
 
+def backward_sim_dt(t: Tensor, share: float, generator: torch.Generator | None = None) -> Tensor:
+    """Per sample, the Euler step size of the student's own sampler that makes its ``x_t`` (0 = noised data): a
+    ``share`` of the ``t < 1`` samples are simulated; t = .75 and .25 are reached by the 4-step sampler (1/4), t = .5
+    by the 2- or 4-step one (1/2 or 1/4, evenly)."""
+    n = len(t)
+    simulate = (torch.rand(n, generator=generator) < share) & (t < 1)
+    two_step = (t == 0.5) & (torch.rand(n, generator=generator) < 0.5)
+    return torch.where(simulate, torch.where(two_step, 0.5, 0.25), 0.0)
+
+
 @torch.no_grad()
 def sampler_inputs(student, batch) -> Tensor:
     """``x_t`` for the student, where samples with ``sim_dt > 0`` get what its own sampler feeds it at ``t``.

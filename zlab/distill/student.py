@@ -4,8 +4,8 @@
 shift. With ``shift = 1`` and no dynamic shifting that schedule *is* the student's: N = 1 gives
 {1}, N = 2 gives {1, .5}, N = 4 gives {1, .75, .5, .25}, the times LADD (Sauer et al. 2024)
 trains and samples at. So a plain ``pipe(prompt, num_inference_steps=N, guidance_scale=0.0)``
-samples the student as trained, with no zlab code. The discriminator heads ship next to the
-pipeline (``discriminator/``) for the app's discriminator view; diffusers ignores that folder.
+samples the student as trained, with no zlab code. Its critic ships next to the pipeline for the app's views:
+LADD's heads (``discriminator/``) or DMD's fake score (``fake_score/``); diffusers ignores both folders.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from zlab.distill.heads import Discriminator
 from zlab.distill.schedule import STUDENT_STEPS
 from zlab.zimage import SAMPLING_FILE, read_sampling, save_pipeline, schedule
 
-DISCRIMINATOR = "discriminator"
+DISCRIMINATOR = "discriminator"  # LADD's heads, beside the pipeline
+FAKE_SCORE = "fake_score"  # DMD's fake score (a transformer of the teacher's architecture), beside the pipeline
 
 
 def student_scheduler(teacher_scheduler: FlowMatchEulerDiscreteScheduler,
@@ -66,13 +67,16 @@ def load_discriminator(folder: str | Path) -> Discriminator:
     return disc.eval()
 
 
-def save_student(pipe: ZImagePipeline, disc: Discriminator | None, path: str | Path, sampling: dict,
+def save_student(pipe: ZImagePipeline, critic, path: str | Path, sampling: dict,
                  extra: dict[str, str] | None = None) -> Path:
-    """Write the student folder atomically: pipeline, ``sampling.json``, discriminator, extra text files."""
+    """Write the student folder atomically: pipeline, ``sampling.json``, its critic (LADD's discriminator heads in
+    ``discriminator/``, DMD's fake score in ``fake_score/``, for the app's views), extra text files."""
 
     def write_extra(folder: Path) -> None:
-        if disc is not None:
-            save_discriminator(disc, folder / DISCRIMINATOR)
+        if isinstance(critic, Discriminator):
+            save_discriminator(critic, folder / DISCRIMINATOR)
+        elif critic is not None:
+            critic.save_pretrained(folder / FAKE_SCORE)
         for name, text in (extra or {}).items():
             (folder / name).write_text(text)
 
@@ -85,9 +89,8 @@ def check_student_schedule(pipe: ZImagePipeline, steps=STUDENT_STEPS, height: in
                                                       vae_scale_factor=pipe.vae_scale_factor)[:-1]] for n in steps}
 
 
-def save_trained_student(teacher: str, transformer, disc: Discriminator | None, out: str | Path,
-                         stochastic: bool = False) -> Path:
-    """A student folder straight from a LADD run (``zlab ladd --out``), for any teacher folder or hub id.
+def save_trained_student(teacher: str, transformer, critic, out: str | Path, stochastic: bool = False) -> Path:
+    """A student folder straight from a run (``zlab distill --out``), for any teacher folder or hub id.
 
     The teacher's VAE, tokenizer and text encoder around the trained ``transformer`` (the teacher's
     own transformer is not loaded), the shift-1 scheduler, and ``sampling.json``: the teacher's
@@ -99,4 +102,4 @@ def save_trained_student(teacher: str, transformer, disc: Discriminator | None, 
     keep = ("height", "width", "max_sequence_length")
     sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, **{k: teacher_sampling[k] for k in keep
                                                                      if k in teacher_sampling}}
-    return save_student(pipe, disc, out, sampling)
+    return save_student(pipe, critic, out, sampling)

@@ -5,7 +5,7 @@ What it measures, each in one run:
 * forward latency of the transformer at 512² and 1024² (bf16, PyTorch SDPA), batch 1;
 * the student's 4-step latency at 1024² (four transformer calls and Euler steps; the text encoder
   and VAE are outside the student's cost);
-* one LADD training step (:func:`zlab.train.ladd.ladd_step`: student forward, the teacher's
+* one LADD training step (:func:`zlab.distill.ladd.ladd_step`: student forward, the teacher's
   tapped forward on both paths, heads, both backward passes and optimizer steps) at 1024², for a
   LoRA student and for full fine-tuning (``configs/zimage-ladd-{lora,full}.toml``): time, measured
   peak memory and the memory model's prediction (:mod:`zlab.train.memory`);
@@ -33,7 +33,7 @@ from zlab.flow import zimage_velocity
 from zlab.paths import source_root
 from zlab.sampling import sample
 from zlab.train.config import load_config
-from zlab.train.ladd import DistillConfig
+from zlab.train.distill_config import DistillConfig
 from zlab.train.memory import make_step, measure, predict, resident_bytes
 from zlab.train.models import fit_config
 from zlab.zimage import REAL_TRANSFORMER_CONFIG, velocity_model

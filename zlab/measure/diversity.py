@@ -23,7 +23,7 @@ from diffusers import ZImagePipeline
 from zlab.measure.evaluate import count_nfe, stock_samples
 from zlab.measure.settings import Setting, student_steps
 from zlab.shapes.metrics import open_verdict, prompt_records
-from zlab.viz import enlarge
+from zlab.viz.images import enlarge
 
 MIN_SEEDS, MAX_SEEDS = 8, 32
 BORDER = {"✓": (40, 170, 70), "✗": (210, 40, 40)}  # valid and right / invalid or a named attribute wrong

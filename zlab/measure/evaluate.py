@@ -9,23 +9,28 @@ feature space of :class:`zlab.shapes.net.ShapesNet` (FD through torchmetrics'
 Example:
     >>> rows = evaluate_settings(pipe, {"teacher-50": sampling}, net, seeds=range(2))
     >>> print(format_table(rows))
+
+``zlab eval`` measures a pipeline folder at its own ``sampling.json`` with :func:`evaluate_folder`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import ZImagePipeline
+from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from zlab.measure.settings import Setting, by_label
 from zlab.sampling import cfg_active, guidance_scale_to_s
 from zlab.shapes import checker, dataset, draw, world
 from zlab.shapes.metrics import GROUPS, METRICS, REPORT_GROUPS, open_renders, prompt_records, summarise
 from zlab.shapes.net import ShapesNet
-from zlab.zimage import schedule
+from zlab.shapes.prompt_sets import prompts_and_seeds
+from zlab.zimage import SAMPLING_FILE, load_pipeline, read_sampling, schedule
 
 STOCK_KEYS = {"num_inference_steps", "guidance_scale", "cfg_truncation", "cfg_normalization", "height", "width", "sigmas",
               "max_sequence_length"}
@@ -281,3 +286,54 @@ def format_open_table(rows: Sequence[Mapping], metric: str, groups: Sequence[str
         nfe = next(r["nfe"] for r in rows if r["setting"] == name)
         lines.append(f"| {name} | {nfe} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+OPEN_MEASURES = ("valid", "named_accuracy", "coverage_entropy", "fd")  # the tables of ``zlab eval --open``
+
+
+def format_open_report(rows: Sequence[Mapping], prompt_set: str, per_count: int, seeds: int) -> str:
+    """:func:`format_open_table` of each of :data:`OPEN_MEASURES`, each titled with the prompts it was measured on."""
+    return "\n".join(f"\n{metric}, {prompt_set} prompts ({per_count} per open count x {seeds} seeds):\n"
+                     + format_open_table(rows, metric) for metric in OPEN_MEASURES)
+
+
+def folder_settings(pipeline: str | Path, steps: Sequence[int] | None = None, guidance_scale: float | None = None,
+                    cfg_truncation: float | None = None) -> dict[str, dict]:
+    """The settings ``zlab eval`` measures a pipeline folder at: its ``sampling.json`` (if it has one) with
+    ``guidance_scale`` and ``cfg_truncation`` where given, 64 x 64 unless it says otherwise, at each of ``steps``
+    (default: its own step count, else 50); each named after the folder and the step count."""
+    folder = Path(pipeline)
+    base = read_sampling(folder) if (folder / SAMPLING_FILE).is_file() else {}
+    if guidance_scale is not None:
+        base["guidance_scale"] = guidance_scale
+    if cfg_truncation is not None:
+        base["cfg_truncation"] = cfg_truncation
+    base.setdefault("height", 64)
+    base.setdefault("width", 64)
+    steps = steps or [base.get("num_inference_steps", 50)]
+    return by_label([Setting(folder.name, n) for n in steps], base)
+
+
+def use_stochastic_sampling(pipe: ZImagePipeline) -> ZImagePipeline:
+    """Give ``pipe`` its scheduler with diffusers' ``stochastic_sampling``: between steps it re-noises x0_hat with
+    fresh noise, the inputs LADD trains a student on, instead of taking deterministic Euler steps."""
+    pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, stochastic_sampling=True)
+    return pipe
+
+
+def evaluate_folder(pipeline: str | Path, shapes_net: str | Path, steps: Sequence[int] | None = None, seeds: int = 1,
+                    prompt_set: str | None = None, per_count: int = 8, guidance_scale: float | None = None,
+                    cfg_truncation: float | None = None, stochastic: bool = False) -> tuple[list[dict], str]:
+    """``zlab eval``: a pipeline folder at :func:`folder_settings`, ``seeds`` per prompt, on the fully named train and
+    held-out captions (:func:`evaluate_settings`) or, with ``prompt_set``, on open captions of that set, ``per_count``
+    per number of open attributes (:func:`evaluate_open`). Returns the rows and their tables as Markdown."""
+    pipe = load_pipeline(pipeline)
+    if stochastic:
+        use_stochastic_sampling(pipe)
+    settings = folder_settings(pipeline, steps, guidance_scale, cfg_truncation)
+    if prompt_set:
+        prompts, prompt_seeds = prompts_and_seeds(prompt_set, seeds, per_count=per_count)
+        rows = evaluate_open(pipe, settings, ShapesNet.load(shapes_net), prompts, prompt_seeds, seeds)
+        return rows, format_open_report(rows, prompt_set, per_count, seeds)
+    rows = evaluate_settings(pipe, settings, ShapesNet.load(shapes_net), seeds=range(seeds))
+    return rows, format_table(rows)

@@ -37,7 +37,8 @@ from zlab.shapes.metrics import open_renders, prompt_records, summarise
 from zlab.shapes.net import ShapesNet
 from zlab.shapes.world import canvas_size, sampling_base
 from zlab.train.config import load_config, merge
-from zlab.train.ladd import DistillConfig, train_ladd
+from zlab.train.distill import train_student
+from zlab.train.distill_config import DistillConfig
 from zlab.train.synth import synthesize_from
 from zlab.zimage import load_pipeline, read_sampling
 
@@ -209,7 +210,7 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
                             prompts=prompt_sets.prompts("train")[:grid.synth_prompts] if grid.synth_prompts else None)
             made.add(config.data.folder)
         start = time.perf_counter()
-        transformer, _, _ = train_ladd(config, runs / variant.name / f"seed{seed}", resume=True, progress=progress)
+        transformer, _, _ = train_student(config, runs / variant.name / f"seed{seed}", resume=True, progress=progress)
         train_s = time.perf_counter() - start
         metrics = measure_run(teacher, transformer, net, grid, variant.size, prompts, seeds, reference)
         record["runs"].append({"variant": variant.name, "seed": seed, "claim": variant.claim, "set": variant.set,
@@ -340,3 +341,9 @@ def choose_recipe(record: dict, split: str = "validation") -> dict:
         raise ValueError("no LADD run (adv_weight > 0) in the record to choose from")
     means = {name: float(np.mean(v)) for name, v in scores.items()}
     return {"chosen": max(means, key=means.get), "scores": means}
+
+
+def format_choice(choice: dict) -> str:
+    """A :func:`choose_recipe` result: every variant's score, best first, then the chosen variant."""
+    scores = [f"{s:.3f}  {name}" for name, s in sorted(choice["scores"].items(), key=lambda x: -x[1])]
+    return "\n".join([*scores, f"chosen on validation: {choice['chosen']}"])

@@ -1,7 +1,10 @@
 """Teacher against student in one run, every row through stock ``ZImagePipeline`` (``zlab compare``, lab 06):
-accuracy, FD, NFE and latency per setting, and the wall-clock speed-up from interleaved pairs."""
+accuracy, FD, NFE and latency per setting, and the wall-clock speed-up from interleaved pairs
+(``zlab bench-speedup``: the speed-up alone, at batch 1 and 64, with two prompt paddings)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
 
 from diffusers import ZImagePipeline
 
@@ -74,6 +77,42 @@ def compare_record(teacher_path: str, student_path: str, shapes_net: str, seeds=
     return {"rows": rows, "speedup_teacher50_student4": {
         "latency_batch1": paired["median"], "latency_batch1_paired": paired,
         "throughput_batch64": batched["median"], "throughput_batch64_paired": batched}}
+
+
+def format_speedup(record: dict) -> str:
+    """The paired speed-ups of a :func:`compare_record` in one line: median and quartiles at batch 1 and 64."""
+    speedup = record["speedup_teacher50_student4"]
+    paired, batched = speedup["latency_batch1_paired"], speedup["throughput_batch64_paired"]
+    return ("wall-clock teacher 50 steps + CFG / student 4 steps, per image, median of interleaved pairs: "
+            f"{paired['median']:.1f}x at batch 1 (quartiles {paired['q25']:.1f}-{paired['q75']:.1f}, {paired['pairs']} "
+            f"pairs), {batched['median']:.1f}x at batch 64 (quartiles {batched['q25']:.1f}-{batched['q75']:.1f}, "
+            f"{batched['pairs']} pairs)")
+
+
+# prompt padding of the benchmark: the checkpoints' own (Shapes prompts are short) and the stock pipeline's default
+PADDINGS = (("sampling.json", {}), ("stock default (512 tokens)", {"max_sequence_length": 512}))
+SPEEDUP_HEADER = ("| batch | prompt padding | teacher ms/image | student ms/image | ratio: median | quartiles | min-max |\n"
+                  "|---|---|---|---|---|---|---|")
+
+
+def format_speedup_row(batch_size: int, padding: str, pairs: dict) -> str:
+    """One :func:`pipeline_speedup` as a row under :data:`SPEEDUP_HEADER`."""
+    return (f"| {batch_size} | {padding} | {pairs['slow_ms']:.1f} | {pairs['fast_ms']:.1f} | {pairs['median']:.2f}x | "
+            f"{pairs['q25']:.2f}-{pairs['q75']:.2f} | {pairs['min']:.2f}-{pairs['max']:.2f} |")
+
+
+def bench_speedup(teacher_path: str, student_path: str, rounds: int = 3,
+                  batch_sizes: Sequence[int] = (1, 64)) -> Iterator[str]:
+    """``zlab bench-speedup``: the lines of a table of :func:`pipeline_speedup` at each batch size and each of
+    :data:`PADDINGS`, each row yielded as soon as it is measured (the whole table takes minutes)."""
+    teacher, student = load_pipeline(teacher_path), load_pipeline(student_path)
+    yield (f"teacher {teacher_path} (sampling.json) vs student {student_path} (sampling.json), per image, {rounds} "
+           "rounds, teacher and student calls interleaved (batch 1: 8 prompts a round; batch 64: one batch)")
+    yield SPEEDUP_HEADER
+    for batch_size in batch_sizes:
+        for padding, override in PADDINGS:
+            pairs = pipeline_speedup(teacher_path, teacher, student_path, student, rounds, batch_size, **override)
+            yield format_speedup_row(batch_size, padding, pairs)
 
 
 def findings(record: dict, images: int | None = None) -> str:

@@ -3,7 +3,7 @@ LADD, then teacher vs student on a few prompts.
 
 Every phase calls the recipe's own functions (:func:`~zlab.train.vae.train_vae`,
 :func:`~zlab.train.teacher.train_teacher`, :func:`~zlab.train.synth.synthesize_from`,
-:func:`~zlab.train.ladd.train_ladd`, :func:`~zlab.distill.student.student_pipeline`,
+:func:`~zlab.train.distill.train_student`, :func:`~zlab.distill.student.student_pipeline`,
 :func:`zlab.measure.evaluate.measure`) with the GPU profile's configs (``configs/gpu/``) and only the step
 counts cut, so the run shows the trainers working on CUDA in bf16, not a good student. On CPU
 (``--smoke``) the same code runs the ``micro`` architecture at 64 px for a handful of steps.
@@ -33,7 +33,7 @@ class ShapesRunSetup:
 
     Attributes:
         vae, teacher, ladd: Keyword overrides of :class:`~zlab.train.vae.VAEConfig`,
-            :class:`~zlab.train.teacher.TeacherConfig`, :class:`~zlab.train.ladd.DistillConfig`.
+            :class:`~zlab.train.teacher.TeacherConfig`, :class:`~zlab.train.distill_config.DistillConfig`.
         guidance_scale: diffusers' g of the teacher's ``sampling.json`` (the lab's s = g + 1).
         teacher_steps: the teacher's sampling steps (synthetic data and its evaluation row).
         synth_prompts: train prompts given to ``zlab synth`` (0 = all 270).
@@ -71,7 +71,7 @@ def smoke_shapes_setup() -> ShapesRunSetup:
 
 def _configs(setup: ShapesRunSetup):
     from zlab.train.config import load_config
-    from zlab.train.ladd import DistillConfig
+    from zlab.train.distill_config import DistillConfig
     from zlab.train.teacher import TeacherConfig
     from zlab.train.vae import VAEConfig
 
@@ -142,14 +142,14 @@ def shapes_phases(setup: ShapesRunSetup, run_dir: str | Path, record: dict,
     def ladd() -> None:
         from dataclasses import asdict, replace
 
-        from zlab.train.ladd import train_ladd
+        from zlab.train.distill import train_student
         from zlab.train.models import fit_config
 
         data = replace(ladd_cfg.data, teacher=str(run_dir / "teacher-pipeline"), folder=str(run_dir / "synth"))
         config = fit_config(replace(ladd_cfg, data=data),
                             teacher_cfg.architecture().n_layers, "cuda" if torch.cuda.is_available() else "cpu")
         record["configs"]["ladd"] = asdict(config)
-        student, _, log = train_ladd(config, run_dir / "ladd", progress=False)
+        student, _, log = train_student(config, run_dir / "ladd", progress=False)
         state["student"] = student
         record["losses"].update({"ladd_d": curve(log["d_loss"]), "ladd_g": curve(log["g_loss"]),
                                  "ladd_head_accuracy": curve([sum(a) / len(a) for a in log["head_acc"]]),

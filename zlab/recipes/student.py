@@ -5,7 +5,7 @@
 1. ``zlab synth``: the teacher's ``sampling.json`` samples of every train prompt x ``synth_rounds``
    seeds (a shard already there is kept if the same prompts, sampling, seed and teacher made it, else
    regenerated);
-2. ``zlab ladd``: the adversarial trainer (resumable);
+2. ``zlab distill``: the adversarial trainer (resumable);
 3. :func:`ship_student`: the student pipeline with the shift-1 scheduler, ``sampling.json`` (4
    steps, no CFG), the discriminator heads, ``eval.json`` and a model card, written atomically.
 """
@@ -30,7 +30,8 @@ from zlab.recipes.sampling_choice import choose_sampling_mode
 from zlab.shapes import prompt_sets
 from zlab.shapes.net import ShapesNet
 from zlab.shapes.world import canvas_size, sampling_base
-from zlab.train.ladd import DistillConfig, train_ladd
+from zlab.train.distill import train_student
+from zlab.train.distill_config import DistillConfig
 from zlab.train.loop import load_checkpoint
 from zlab.train.synth import synthesize_from
 from zlab.zimage import read_sampling
@@ -85,7 +86,7 @@ def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "
     """Synth (if needed), train, ship: the whole student recipe, timed stage by stage (one process)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would synthesise and ship the same folders
         raise ValueError("make-student is the one-process Shapes recipe; under `accelerate launch` run `zlab synth` "
-                         "once, then `accelerate launch ... -m zlab.cli ladd --config ... --out DIR`")
+                         "once, then `accelerate launch ... -m zlab.cli distill --config ... --out DIR`")
     start = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     synthesize_from(config.data.teacher, config.data.folder, rounds=config.data.rounds, seed=config.train.seed, progress=progress,
@@ -94,7 +95,7 @@ def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "
     before = load_checkpoint(run_dir) if resume else None  # a finished run (e.g. the search's chosen one) only ships
     finished_before = before is not None and before["step"] >= config.train.steps
     del before
-    transformer, disc, log = train_ladd(config, run_dir, resume=resume, progress=progress)
+    transformer, disc, log = train_student(config, run_dir, resume=resume, progress=progress)
     train_s = time.perf_counter() - start - synth_s
     teacher = ZImagePipeline.from_pretrained(config.data.teacher).to(transformer.device)  # one device, the student's
     record = {"config": asdict(config), "timings": {"synth_s": synth_s, "train_s": train_s},

@@ -9,6 +9,9 @@
    ``ZImagePipeline`` folder with ``sampling.json``, measure on the **test** prompts and seeds through the stock
    pipeline (fully named prompts at every aspect bucket; the steps table with and without CFG, split by the
    number of open attributes: ``eval.json``) and write the model card (``README.md``).
+
+``zlab ship-teacher`` runs step 2 alone on a trained pipeline folder (:func:`ship_teacher_folder`); ``zlab
+calibrate-open-prob`` chooses the config's ``open_prob`` beforehand (:func:`calibrate_open_prob`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from diffusers import AutoencoderKL, ZImagePipeline
 from zlab.atomic import write_json, write_text
 from zlab.measure.evaluate import evaluate_open, stock_samples, teacher_reference, vae_reconstruction
 from zlab.measure.settings import by_label, teacher_steps
+from zlab.paths import config_path, repo_root
 from zlab.recipes.cards import teacher_card
 from zlab.shapes.metrics import prompt_records, summarise
 from zlab.shapes.net import ShapesNet
@@ -34,7 +38,7 @@ from zlab.train.config import load_config
 from zlab.train.synth import teacher_fingerprint
 from zlab.train.teacher import TeacherConfig, train_teacher
 from zlab.train.vae import VAEConfig, train_vae
-from zlab.zimage import save_pipeline
+from zlab.zimage import load_pipeline, save_pipeline
 
 STEP_COUNTS = (1, 2, 4, 8, 16, 50)
 NO_CFG_STEP_COUNTS = STEP_COUNTS
@@ -149,6 +153,30 @@ def calibrate_open_prob(candidates: dict[float, ZImagePipeline], guidance_candid
     return {"candidates": record, "chosen": float(chosen), "plan": asdict(plan)}
 
 
+def format_calibration(record: dict) -> str:
+    """A :func:`calibrate_open_prob` record in a few lines: each candidate at its best g, then the chosen one."""
+    lines = [f"open_prob {p}: best g {row['best_guidance']:g}, validity {row['valid']:.3f}, named accuracy "
+             f"{row['named_accuracy']:.3f}, coverage {row['coverage_entropy']:.3f}, score {row['score']:.3f}"
+             for p, row in record["candidates"].items()]
+    return "\n".join([*lines, f"chosen on validation: open_prob = {record['chosen']:g}"])
+
+
+def calibrated_sweep(calibration: dict, fingerprint: str) -> dict[float, dict] | None:
+    """The guidance sweep a :func:`calibrate_open_prob` record holds for its chosen ``open_prob``, when that sweep
+    measured this teacher (its transformer's :func:`~zlab.train.synth.teacher_fingerprint` is ``fingerprint``)
+    under today's criterion (every entry has a ``shortfall``); None otherwise: the sweep must be measured again."""
+    chosen = calibration["candidates"][f"{calibration['chosen']:g}"]
+    if chosen.get("transformer") != fingerprint or not all("shortfall" in v for v in chosen["sweep"].values()):
+        return None
+    return {float(g): v for g, v in chosen["sweep"].items()}
+
+
+def profile_image_size() -> int:
+    """The side the profile's teacher trains at (its ``shapes-teacher.toml``): what a teacher is shipped and
+    calibrated at unless told otherwise."""
+    return load_config(TeacherConfig, repo_root() / config_path("shapes-teacher.toml")).image_size
+
+
 def teacher_settings(sampling: dict) -> dict[str, dict]:
     """The steps table: the teacher at 1..50 steps with its CFG and without CFG."""
     return by_label(teacher_steps(STEP_COUNTS, cfg=(True,)) + teacher_steps(NO_CFG_STEP_COUNTS, cfg=(False,)), sampling)
@@ -206,6 +234,22 @@ def ship_teacher(pipe: ZImagePipeline, out: str | Path, guidance_candidates: Seq
     write_json(out / "eval.json", record)
     write_text(out / "README.md", teacher_card(sampling, record))
     return record
+
+
+def ship_teacher_folder(pipeline: str | Path, out: str | Path,
+                        guidance_candidates: Sequence[float] = GUIDANCE_CANDIDATES, training: dict | None = None,
+                        calibration: dict | None = None, image_size: int = 64) -> dict:
+    """:func:`ship_teacher` of a trained pipeline folder (``zlab ship-teacher``). ``training``: a training record
+    from elsewhere, marked ``measured_apart`` (its times and this measurement's are not one run); ``calibration``:
+    the :func:`calibrate_open_prob` record that chose this teacher's ``open_prob``, kept in the record, whose
+    sweep is reused when it measured this very teacher (:func:`calibrated_sweep`). Returns the eval record."""
+    if training is not None:
+        training = {**training, "measured_apart": True}
+    pipe, sweep = load_pipeline(pipeline), None
+    if calibration is not None:
+        training = {**(training or {}), "open_prob_calibration": calibration}
+        sweep = calibrated_sweep(calibration, teacher_fingerprint(pipe.transformer))
+    return ship_teacher(pipe, out, guidance_candidates, training=training, image_size=image_size, sweep=sweep)
 
 
 def check_vae_roundtrip(vae_dir: Path, config: VAEConfig, n: int = 500) -> dict:

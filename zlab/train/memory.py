@@ -151,7 +151,7 @@ def _dtype_bytes(dtype: torch.dtype) -> int:
 
 def predict(config, transformer_config: dict, height: int, width: int, cap_len: int = 128,
             text_dim: int | None = None, shards: int = 1) -> MemoryEstimate:
-    """Peak bytes of one LADD step for ``config`` (a :class:`~zlab.train.ladd.DistillConfig`: batch size,
+    """Peak bytes of one LADD step for ``config`` (a :class:`~zlab.train.distill_config.DistillConfig`: batch size,
     dtypes, LoRA, checkpointing, optimizer, blocks) and a transformer config (a dict or a model's
     ``.config``) at ``height x width``.
 
@@ -225,14 +225,14 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
 
 def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int, cap_len: int = 16,
               text_dim: int | None = None, accelerator=None):
-    """A closure running one full LADD update (:func:`zlab.train.ladd.ladd_step`) on random data
+    """A closure running one full LADD update (:func:`zlab.distill.ladd.ladd_step`) on random data
     on ``teacher``'s device: what ``zlab bench`` times and :func:`measure` profiles.
 
     With an ``accelerator`` the models are prepared on it as the trainer prepares them (e.g. the
     student sharded under FSDP); without one they run as they are, on one process.
     """
     from zlab.distill.ladd import ladd_step
-    from zlab.train.ladd import prepare
+    from zlab.train.distill import prepare
     from zlab.train.loop import make_accelerator
     from zlab.train.models import make_ema, make_optimizers
     from zlab.train.sharding import uses_fsdp

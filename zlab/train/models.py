@@ -1,4 +1,4 @@
-"""What a LADD run holds in memory, built once for the trainer, the memory model and ``zlab bench``.
+"""What a distillation run holds in memory, built once for the trainer, the memory model and ``zlab bench``.
 
 * the frozen teacher transformer, in ``weights_dtype`` (bf16 for the 6B model), and the student's
   trained parameters in ``student_dtype`` (fp32 master weights: a 1e-5 Adam step is below bf16's
@@ -7,7 +7,8 @@
   teacher's own modules. A LoRA student *shares* the 6B base weights with the teacher: the
   teacher's passes simply run with the adapter switched off, so one copy of the weights serves
   both (at 1024 px the memory budget is what makes or breaks LADD on a 6B model);
-* the discriminator heads, always fp32 (they are small and their losses are sensitive);
+* the discriminator heads (LADD), always fp32 (they are small and their losses are sensitive), or the fake score
+  (DMD), a full fp32 copy of the teacher trained beside the student;
 * gradient checkpointing on the shared/student transformer (recompute each block in backward);
 * the optimizers: Adam (``"adam"``), its fused kernel (``"adam_fused"``) or bitsandbytes' 8-bit
   Adam (``"adam8bit"``, states in 1 byte instead of 4).
@@ -30,14 +31,21 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass
-class LADDModels:
-    """The pieces of one LADD step (before ``accelerator.prepare``)."""
+class DistillModels:
+    """The pieces of one distillation step (before ``accelerator.prepare``): LADD's heads and their feature tap, or
+    DMD's fake score."""
 
     teacher: ZImageTransformer2DModel  # frozen; for a LoRA student the same module, adapter off
     student: ZImageTransformer2DModel
-    disc: Discriminator
-    tap: FeatureTap | PixelFeatureTap
+    disc: Discriminator | None
+    tap: FeatureTap | PixelFeatureTap | None
     lora: bool
+    fake: ZImageTransformer2DModel | None = None  # DMD: a trained copy of the teacher that follows the student
+
+    @property
+    def critic(self) -> torch.nn.Module:
+        """The trained judge of the student's samples: the heads (LADD) or the fake score (DMD)."""
+        return self.disc if self.fake is None else self.fake
 
     def trainable(self) -> list[torch.nn.Parameter]:
         """The student's trained parameters (all of them, or only the LoRA matrices)."""
@@ -114,10 +122,11 @@ def _in_dtype(model, dtype: torch.dtype):
     return model if model.dtype == dtype else model.to(dtype)
 
 
-def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LADDModels:
-    """Freeze ``teacher`` and build the student, heads and feature tap that ``config`` asks for.
+def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> DistillModels:
+    """Freeze ``teacher`` and build the student and its critic (heads and feature tap, or a fake score) that
+    ``config`` asks for.
 
-    ``config`` is a :class:`zlab.train.ladd.DistillConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
+    ``config`` is a :class:`zlab.train.distill_config.DistillConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
     lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm, head_caption, student_init).
     """
     teacher = _in_dtype(teacher, DTYPES[config.scale.weights_dtype]).eval().requires_grad_(False)
@@ -141,11 +150,14 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> LA
         for model in {id(m): m for m in (student, teacher)}.values():
             model.enable_gradient_checkpointing(_checkpoint_keeping_adapter_state(model) if config.scale.lora_rank else None)
     student.train()
+    if config.method == "dmd":
+        fake = _in_dtype(copy.deepcopy(teacher), DTYPES[config.scale.student_dtype]).train().requires_grad_(True)
+        return DistillModels(teacher, student, None, None, lora=config.scale.lora_rank > 0, fake=fake)
     if config.ladd.features == "pixels":  # the discriminative ablation: a frozen image network instead of the teacher
         tap = pixel_tap(config, teacher.device)
     disc = Discriminator(config.ladd.blocks, tap.channels, text_dim, hidden=config.ladd.head_hidden, text_norm=config.ladd.head_text_norm,
                          caption=config.ladd.head_caption)
-    return LADDModels(teacher, student, disc, tap, lora=config.scale.lora_rank > 0)
+    return DistillModels(teacher, student, disc, tap, lora=config.scale.lora_rank > 0)
 
 
 def start_from(student: ZImageTransformer2DModel, folder: str) -> None:
@@ -190,11 +202,14 @@ def fit_config(config, n_layers: int, device: str = "cuda"):
     return replace(config, ladd=replace(config.ladd, blocks=blocks))
 
 
-def make_optimizers(config, models: LADDModels):
-    """``(student optimizer, heads optimizer)`` of a run, as ``config`` asks for them (the heads: plain Adam)."""
+def make_optimizers(config, models: DistillModels):
+    """``(student optimizer, critic optimizer)`` of a run, as ``config`` asks for them (the heads: plain Adam; the
+    fake score: the student's kind, at ``fake_lr``)."""
     opt_student = make_optimizer(config.scale.optimizer, models.trainable(), config.train.student_lr, config.train.betas)
-    opt_heads = torch.optim.Adam(models.disc.parameters(), lr=config.train.heads_lr, betas=config.train.betas)
-    return opt_student, opt_heads
+    if models.fake is not None:
+        return opt_student, make_optimizer(config.scale.optimizer, models.fake.parameters(), config.train.fake_lr,
+                                           config.train.betas)
+    return opt_student, torch.optim.Adam(models.disc.parameters(), lr=config.train.heads_lr, betas=config.train.betas)
 
 
 def make_ema(config, params):

@@ -1,6 +1,6 @@
 """What changes in the LADD trainer when accelerate shards the student with FSDP2.
 
-``accelerate launch --config_file configs/accelerate-fsdp.yaml -m zlab.cli ladd ...`` runs the same
+``accelerate launch --config_file configs/accelerate-fsdp.yaml -m zlab.cli distill ...`` runs the same
 loop as one process or DDP; only the pieces that hold the student's *full* state differ:
 
 * the student is ``accelerator.prepare``d with its optimizer: every ``ZImageTransformerBlock``

@@ -234,6 +234,15 @@ class SynthData:
                           for i in index.tolist()])
 
 
+def draw_samples(data: SynthData | list[SynthData], n: int, generator: torch.Generator):
+    """``(bucket, index, latents, embeds)`` of ``n`` samples drawn with replacement from one aspect bucket, itself
+    drawn uniformly when there are several: every draw from ``generator``, in this order."""
+    if isinstance(data, list):
+        data = data[int(torch.randint(len(data), (1,), generator=generator))] if len(data) > 1 else data[0]
+    idx = torch.randint(len(data), (n,), generator=generator)
+    return data, idx, data.latents[idx], [data.embeds[i] for i in data.prompt_index[idx].tolist()]
+
+
 def load_buckets(path: str | Path) -> list[SynthData]:
     """The synth data of each aspect bucket of a :func:`synthesize_buckets` folder, or ``[SynthData.load(path)]``
     for a plain synth folder."""
