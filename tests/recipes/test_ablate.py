@@ -138,11 +138,26 @@ def test_the_recipe_is_chosen_on_validation_among_ladd_runs_by_the_declared_scor
         ablate.choose_recipe(record)
 
 
-@pytest.mark.parametrize("path", ["configs/ablations.toml", "configs/ladd-search.toml"])
+def test_the_one_step_rule_weighs_one_step_validity_twice_and_never_chooses_a_baseline():
+    def run(variant, seed, valid, coverage, named, baseline=False):
+        at = lambda n: {"2+": {"valid": valid if n == 1 else 1.0, "coverage_entropy": coverage},
+                        "0": {"named_accuracy": named}}  # N = 2, 4 perfect: the rule reads N = 1 only
+        return {"variant": variant, "seed": seed, "split": "validation", "set": {}, "baseline": baseline,
+                "metrics": {Setting("student", n).label: at(n) for n in (1, 2, 4)}}
+
+    record = {"rule": "one_step", "runs": [run("valid, one mode", 0, 0.8, 0.3, 0.9), run("covering", 0, 0.7, 0.8, 0.9),
+                                           run("regression only", 0, 1.0, 1.0, 1.0, baseline=True)]}
+    choice = ablate.choose_recipe(record)
+    assert choice["chosen"] == "covering" and set(choice["scores"]) == {"valid, one mode", "covering"}
+    assert choice["scores"]["valid, one mode"] == pytest.approx((1.6 + 0.3 + 0.9) / 4)
+
+
+@pytest.mark.parametrize("path", ["configs/ablations.toml", "configs/ladd-search.toml", "configs/dmd-search.toml"])
 def test_the_shipped_grids_load(path):
     grid = ablate.load_grid(path)  # builds every variant's config: a bad key or value fails here, not hours in
     assert grid.variants[0].name == "base" and len({v.name for v in grid.variants}) == len(grid.variants)
     assert grid.split == ("test" if "ablations" in path else "validation")
+    assert grid.rule == ("one_step" if "dmd" in path else "ladd")
 
 
 def _record(arms: dict[str, tuple[float, ...]]) -> dict:

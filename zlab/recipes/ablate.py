@@ -59,6 +59,7 @@ class Variant:
     claim: str = ""
     set: dict = field(default_factory=dict)
     size: tuple = (64, 64)
+    baseline: bool = False  # measured beside the candidates, never chosen (a grid with rule = "one_step")
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Grid:
     per_prompt: int = 8  # seeds per prompt
     shared: dict = field(default_factory=dict)  # overrides every run shares (e.g. fewer steps in a smoke grid)
     synth_prompts: int = 0  # the first n train prompts in the synthetic data (a smoke grid); 0 = all of them
+    rule: str = "ladd"  # how a validation grid chooses its recipe (RULES), declared in the grid before its runs
 
     def config(self, variant: Variant, seed: int, runs: Path) -> DistillConfig:
         """The run's LADD config: base file, shared overrides, the variant's, the training seed."""
@@ -96,12 +98,14 @@ def load_grid(path: str | Path) -> Grid:
     for item in raw.pop("variant", []):
         bad = sorted(set(item) - {f.name for f in dataclasses.fields(Variant)})
         if bad or "name" not in item:
-            raise ValueError(f"each [[variant]] needs a name and may set claim, set, size; got {sorted(item)}")
+            raise ValueError(f"each [[variant]] needs a name and may set claim, set, size, baseline; got {sorted(item)}")
         variants.append(Variant(**{**item, "size": canvas_size(item.get("size", (64, 64)))}))
     names = [v.name for v in variants]
     if not variants or len(set(names)) != len(names):
         raise ValueError(f"{path} needs at least one [[variant]], each with its own name; got {names}")
     grid = Grid(variants=variants, **{k: tuple(v) if k == "seeds" else v for k, v in raw.items()})
+    if grid.rule not in RULES:
+        raise ValueError(f"rule must be one of {sorted(RULES)}, got {grid.rule!r}")
     if grid.split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {grid.split!r}")
     if not grid.seeds or len(set(grid.seeds)) != len(grid.seeds):
@@ -189,7 +193,7 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
             references[(path, size)] = teacher_reference(teachers[path], sampling, prompts, seeds)
         return teachers[path], references[(path, size)]
 
-    record.update(base=grid.base, shared=grid.shared, plan={"per_count": grid.per_count,
+    record.update(base=grid.base, shared=grid.shared, rule=grid.rule, plan={"per_count": grid.per_count,
                                                             "per_prompt": grid.per_prompt})
     for size in dict.fromkeys(v.size for v in variants):  # the base teacher and the renders, measured once per size
         key = f"{size[0]}x{size[1]}"
@@ -214,6 +218,7 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
         train_s = time.perf_counter() - start
         metrics = measure_run(teacher, transformer, net, grid, variant.size, prompts, seeds, reference)
         record["runs"].append({"variant": variant.name, "seed": seed, "claim": variant.claim, "set": variant.set,
+                               "baseline": variant.baseline,
                                "size": list(variant.size), "split": grid.split, "train_s": train_s,
                                "measure_s": time.perf_counter() - start - train_s, "metrics": metrics})
         save()
@@ -320,25 +325,43 @@ def recipe_score(metrics: dict) -> float:
                           for m in metrics.values()]))
 
 
+def one_step_score(metrics: dict) -> float:
+    """The one-step rule (``configs/dmd-search.toml``): at N = 1, (2 x validity on 2+ open prompts + coverage on 2+
+    open prompts + named accuracy on fully named prompts) / 4."""
+    m = metrics[Setting("student", 1).label]
+    return float((2 * m["2+"]["valid"] + m["2+"]["coverage_entropy"] + m["0"]["named_accuracy"]) / 4)
+
+
+RULES = {"ladd": recipe_score, "one_step": one_step_score}
+
+
 def is_ladd_run(record: dict, run: dict) -> bool:
     """Whether a run trained with the adversarial loss (its ``adv_weight``, from the grid's shared overrides and its
     variant's, is above 0); regression alone is a baseline."""
     return merge(copy.deepcopy(record.get("shared", {})), run["set"]).get("ladd", {}).get("adv_weight", 1.0) > 0
 
 
+def is_candidate(record: dict, run: dict) -> bool:
+    """Whether the record's rule may choose ``run``: a LADD run under the LADD rule, any non-baseline run else."""
+    return is_ladd_run(record, run) if record.get("rule", "ladd") == "ladd" else not run.get("baseline", False)
+
+
 def choose_recipe(record: dict, split: str = "validation") -> dict:
-    """The LADD variant (``adv_weight`` > 0) with the best :func:`recipe_score`, its seeds averaged, from runs
-    measured on ``split`` (choosing on the test set is refused); ``{"chosen": name, "scores": {name: score}}``."""
+    """The candidate variant (:func:`is_candidate`) with the best score by the record's rule (:data:`RULES`), its seeds
+    averaged, from runs measured on ``split`` (choosing on the test set is refused);
+    ``{"chosen": name, "scores": {name: score}}``."""
     if split != "validation":
         raise ValueError(f"a recipe is chosen on the validation set, not on {split!r}")
+    score = RULES[record.get("rule", "ladd")]
     scores: dict[str, list[float]] = {}
     for r in record["runs"]:
         if r["split"] != split:
             raise ValueError(f"run {r['variant']!r} / seed {r['seed']} was measured on {r['split']!r}, not {split!r}")
-        if is_ladd_run(record, r):
-            scores.setdefault(r["variant"], []).append(recipe_score(r["metrics"]))
+        if is_candidate(record, r):
+            scores.setdefault(r["variant"], []).append(score(r["metrics"]))
     if not scores:
-        raise ValueError("no LADD run (adv_weight > 0) in the record to choose from")
+        raise ValueError("no candidate run in the record to choose from (LADD runs with adv_weight > 0 under the "
+                         "LADD rule, non-baseline runs under the others)")
     means = {name: float(np.mean(v)) for name, v in scores.items()}
     return {"chosen": max(means, key=means.get), "scores": means}
 

@@ -1,6 +1,6 @@
 """What ``zlab ablate`` prints of a record: the summary table; on a **test** grid every claim's verdict
 (:mod:`zlab.recipes.claims`); on a **validation** grid with LADD runs the recipe it chooses
-(:func:`zlab.recipes.ablate.choose_recipe`, the rule of ``configs/ladd-search.toml``)."""
+(:func:`zlab.recipes.ablate.choose_recipe`, by the rule the grid declares)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,6 @@ def format_report(record: dict, split: str) -> str:
     if split == "test":
         parts += ["\nVerdicts (validity, 2+ open, mean over N = 1, 2, 4; paired by training seed):\n",
                   format_verdicts(record)]
-    if split == "validation" and any(ablate.is_ladd_run(record, r) for r in record["runs"]):
+    if split == "validation" and any(ablate.is_candidate(record, r) for r in record["runs"]):
         parts.append(ablate.format_choice(ablate.choose_recipe(record)))
     return "\n".join(parts)
