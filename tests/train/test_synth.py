@@ -115,3 +115,27 @@ def test_aspect_buckets_synthesise_and_train_one_bucket_per_batch(teacher_and_da
     assert len(load_buckets(teacher_and_data[1])) == 1  # a plain synth folder is one bucket
     with pytest.raises(ValueError, match="multiples of 16"):
         load_config(DistillConfig, data={"sizes": [[64, 70]]})
+
+
+def test_samples_the_checker_rejects_are_dropped_and_counted():
+    """Renders encoded by the shipped teacher's VAE: accepted under their own prompts, rejected under each other's."""
+    from diffusers import AutoencoderKL
+
+    from zlab.paths import repo_root
+    from zlab.shapes.draw import image_to_tensor
+    from zlab.shapes.metrics import open_renders
+    from zlab.train.synth import SynthData, drop_rejected
+    from zlab.zimage import encode_images
+
+    vae = AutoencoderKL.from_pretrained(repo_root() / "checkpoints" / "shapes-teacher", subfolder="vae")
+    prompts = ["a large red circle at the top left", "a small blue square at the bottom right"]
+    with torch.no_grad():
+        latents = encode_images(vae, image_to_tensor(open_renders(prompts, [0, 1], (64, 64)))).float()
+    own = SynthData(latents, torch.tensor([0, 1]), torch.tensor([0, 1]), prompts, [torch.zeros(1, 4)] * 2, {})
+    swapped = SynthData(latents, torch.tensor([1, 0]), torch.tensor([0, 1]), prompts, [torch.zeros(1, 4)] * 2, {})
+    half = SynthData(latents, torch.tensor([0, 0]), torch.tensor([0, 1]), prompts, [torch.zeros(1, 4)] * 2, {})
+    kept, counts = drop_rejected([own, half], vae)  # the blue square under the red circle's caption is rejected
+    assert counts == {"kept": 3, "rejected": 1} and [len(k) for k in kept] == [2, 1]
+    assert kept[1].prompt_index.tolist() == [0] and kept[1].seeds.tolist() == [0]
+    with pytest.raises(ValueError, match="rejects every sample of a bucket"):
+        drop_rejected([own, swapped], vae)

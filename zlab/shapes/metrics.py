@@ -95,6 +95,12 @@ def open_verdict(image: np.ndarray, prompt: str) -> str:
     return "✓" + (" " + " ".join(read) if read else "")
 
 
+def accepts(image: np.ndarray, prompt: str) -> bool:
+    """Whether the checker accepts ``image`` as a sample of ``prompt``: one clean object whose named attributes are the
+    prompt's (:func:`open_verdict` reads ``✓``)."""
+    return open_verdict(image, prompt).startswith("✓")
+
+
 def validity(images: np.ndarray) -> tuple[list[bool], list[checker.CheckResult]]:
     """:func:`is_valid` of each image, with the checker's readings."""
     results = checker.check_batch(images)

@@ -36,7 +36,7 @@ from zlab.train.sharding import (
     replicate,
     uses_fsdp,
 )
-from zlab.train.synth import load_buckets
+from zlab.train.synth import drop_rejected, load_buckets
 
 METHOD_RUNS = {"ladd": ladd, "dmd": dmd}
 MAX_BAD_STEPS = 10
@@ -106,6 +106,11 @@ def train_student(config: DistillConfig, run_dir: str | Path, resume: bool = Fal
     sharded = uses_fsdp(accelerator, config)
     seed_everything(config.train.seed)
     data = load_buckets(config.data.folder)  # one synth folder, or one per aspect bucket
+    checked = None
+    if config.data.drop_rejected:
+        from diffusers import AutoencoderKL
+
+        data, checked = drop_rejected(data, AutoencoderKL.from_pretrained(config.data.teacher, subfolder="vae"))
     models = build_models(config, load_teacher(config.data.teacher, config.scale.weights_dtype).to(accelerator.device),
                           data[0].embeds[0].shape[-1])
     # Every rank draws its own batch (seed + rank); DDP/FSDP average the gradients, so weights stay equal.
@@ -117,6 +122,8 @@ def train_student(config: DistillConfig, run_dir: str | Path, resume: bool = Fal
     critic = accelerator.unwrap_model(parts.critic)
     names = [name for name, p in parts.sampler.named_parameters() if p.requires_grad]
     log = method.new_log()
+    if checked is not None:
+        log["synth_checked"] = checked  # {"kept": n, "rejected": m}: what the checker let through
     if state is not None:
         log.update(state["log"])
         generator.set_state(state["generators"][accelerator.process_index])

@@ -25,6 +25,9 @@ class DataConfig:
     rounds: int = 4  # seeds per train prompt that `zlab synth` draws from the teacher
     sizes: tuple = ()  # aspect buckets (height, width) to synthesise and train at; () = the teacher's size
     real: str = "teacher"  # the real side: the teacher's samples (LADD) or "renders" of the world, encoded by its VAE
+    # drop the teacher samples that the Shapes world's checker rejects (not one clean object with the named
+    # attributes; zlab.train.synth.drop_rejected), counted in the run's log; a Shapes-only option
+    drop_rejected: bool = False
 
     def validate(self) -> None:
         check_range("data.rounds", self.rounds, 1, 1000)

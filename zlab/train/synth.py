@@ -225,6 +225,11 @@ class SynthData:
     def __len__(self) -> int:
         return len(self.latents)
 
+    def subset(self, keep: Tensor) -> "SynthData":
+        """The samples where ``keep`` (N,) is True; prompts and their embeddings stay whole."""
+        return SynthData(self.latents[keep], self.prompt_index[keep], self.seeds[keep], self.prompts, self.embeds,
+                         self.sampling)
+
     def initial_noise(self, index: Tensor) -> Tensor:
         """The starting noise each sample ``index`` was drawn from (regenerated from its stored seed,
         exactly as ``ZImagePipeline.prepare_latents`` draws it): the teacher's 50-step sampler took
@@ -241,6 +246,35 @@ def draw_samples(data: SynthData | list[SynthData], n: int, generator: torch.Gen
         data = data[int(torch.randint(len(data), (1,), generator=generator))] if len(data) > 1 else data[0]
     idx = torch.randint(len(data), (n,), generator=generator)
     return data, idx, data.latents[idx], [data.embeds[i] for i in data.prompt_index[idx].tolist()]
+
+
+@torch.no_grad()
+def accepted(data: SynthData, vae, batch_size: int = 256) -> Tensor:
+    """(N,) whether the world's checker accepts each teacher sample as a sample of its prompt
+    (:func:`zlab.shapes.metrics.accepts`: one clean object with the named attributes), decoded by ``vae``."""
+    from zlab.shapes.metrics import accepts
+    from zlab.zimage import raw_latents
+
+    out = []
+    for i in range(0, len(data), batch_size):
+        z = data.latents[i:i + batch_size].to(vae.device, vae.dtype)
+        images = (vae.decode(raw_latents(vae, z), return_dict=False)[0].float() / 2 + 0.5).clamp(0, 1)
+        images = (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype("uint8")
+        prompts = [data.prompts[k] for k in data.prompt_index[i:i + batch_size].tolist()]
+        out += [accepts(image, prompt) for image, prompt in zip(images, prompts, strict=True)]
+    return torch.tensor(out, dtype=torch.bool)
+
+
+def drop_rejected(buckets: list[SynthData], vae) -> tuple[list[SynthData], dict[str, int]]:
+    """Each bucket without the samples the world's checker rejects (:func:`accepted`), and the counts:
+    ``{"kept": n, "rejected": m}`` over all buckets."""
+    masks = [accepted(data, vae) for data in buckets]
+    if any(not m.any() for m in masks):
+        raise ValueError(f"the checker rejects every sample of a bucket ({[int(m.sum()) for m in masks]} kept of "
+                         f"{[len(m) for m in masks]}): is data.teacher the teacher that made data.folder?")
+    kept = [data.subset(mask) for data, mask in zip(buckets, masks, strict=True)]
+    n_kept = sum(int(m.sum()) for m in masks)
+    return kept, {"kept": n_kept, "rejected": sum(len(m) for m in masks) - n_kept}
 
 
 def load_buckets(path: str | Path) -> list[SynthData]:
