@@ -35,6 +35,24 @@ def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
     assert "which this run resumed: its time is not in this figure" in (tmp_path / "again" / "README.md").read_text()
 
 
+def test_make_student_ships_a_one_step_dmd_student_with_its_fake_score(teacher_and_data, tmp_path):
+    from diffusers import ZImageTransformer2DModel
+
+    from zlab.recipes.student import make_student
+
+    config = ladd_config(teacher_and_data, method="dmd", data={"folder": str(tmp_path / "synth"), "rounds": 1},
+                         train={"steps": 2}, dmd={"fake_updates": 1})
+    make_student(config, tmp_path / "dmd", tmp_path / "run", progress=False, measure=False)
+    assert json.loads((tmp_path / "dmd" / "sampling.json").read_text())["num_inference_steps"] == 1
+    card = (tmp_path / "dmd" / "README.md").read_text()
+    assert card.startswith("# shapes-dmd: a one-step distribution-matching (DMD) student")
+    assert "num_inference_steps=1" in card and "`fake_score/` holds the trained fake score" in card
+    assert "guidance at g = 0.5, i.e. s = 1.5, weight 1.0" in card
+    fake = ZImageTransformer2DModel.from_pretrained(tmp_path / "dmd" / "fake_score")
+    assert fake.config.dim == ZImagePipeline.from_pretrained(tmp_path / "dmd").transformer.config.dim
+    assert not (tmp_path / "dmd" / "discriminator").exists()
+
+
 def test_the_card_names_the_students_loss():
     from zlab.recipes.cards import objective, student_title
 

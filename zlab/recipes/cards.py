@@ -200,15 +200,27 @@ def objective(config: dict) -> str:
 
 
 def student_title(config: dict) -> str:
-    """The model card's title: a LADD student, a regression-distilled one, or LADD plus regression."""
+    """The model card's title: a LADD student, a regression-distilled one, LADD plus regression, or DMD."""
+    if config.get("method") == "dmd":
+        steps = "one-step" if shipped_steps(config) == 1 else "1/2/4-step"
+        return f"{student_folder(config)}: a {steps} distribution-matching (DMD) student of shapes-teacher"
     ladd = config.get("ladd", {})
     adv, reg = ladd.get("adv_weight", 1.0), ladd.get("regression_weight", 0.0)
     kind = "regression-distilled" if not adv else "LADD + regression" if reg else "LADD"
     return f"{student_folder(config)}: a 1/2/4-step {kind} student of shapes-teacher"
 
 
+def shipped_steps(config: dict) -> int:
+    """The steps a student ships with (its ``sampling.json``): 1 for a student trained at t = 1 only (a DMD
+    ``student_probs`` of [1, 0, 0, 0]), else 4."""
+    probs = config.get("dmd", {}).get("student_probs") if config.get("method") == "dmd" else None
+    return 1 if probs is not None and list(probs) == [1.0, 0.0, 0.0, 0.0] else 4
+
+
 def student_folder(config: dict) -> str:
-    """The shipped folder's name under ``checkpoints/``: the regression baseline or the (LADD) student."""
+    """The shipped folder's name under ``checkpoints/``: the regression baseline, the (LADD) student, or DMD's."""
+    if config.get("method") == "dmd":
+        return "shapes-dmd"
     ladd = config.get("ladd", {})
     return "shapes-student" if ladd.get("adv_weight", 1.0) else "shapes-regression"
 
@@ -221,10 +233,10 @@ def student_card(sampling: dict, record: dict) -> str:
         time_text += (f" (the training had finished earlier in `{record['trained_earlier_in']}`, which this run "
                       "resumed: its time is not in this figure)")
     config = json.loads(json.dumps(record.get("config", {})))  # as eval.json stores it: tuples read as lists
-    ladd, data, train = (config.get(section, {}) for section in ("ladd", "data", "train"))
-    buckets = data.get("sizes") or ()
+    buckets = config.get("data", {}).get("sizes") or ()
     bucket_text = (" at the aspect buckets " + ", ".join(f"{h}x{w}" for h, w in buckets) + " (each batch from one)"
                    if buckets else "")
+    made = (dmd_made if config.get("method") == "dmd" else ladd_made)(config, record, bucket_text, time_text)
     return f"""# {student_title(config)}
 
 A stock diffusers `ZImagePipeline` folder. Its scheduler has `shift = 1` and no dynamic shift, so
@@ -233,28 +245,17 @@ the stock call samples at exactly the timesteps the student was trained at:
 ```python
 from diffusers import ZImagePipeline
 pipe = ZImagePipeline.from_pretrained("checkpoints/{student_folder(config)}")
-image = pipe("a large red circle at the top left", num_inference_steps=4, guidance_scale=0.0).images[0]
+image = pipe("a large red circle at the top left", num_inference_steps={shipped_steps(config)}, guidance_scale=0.0).images[0]
 ```
 
 Lab times per N, read back from the shipped scheduler: {json.dumps(record.get("schedule", {}))}.
 {sampling_text(record)}
 
-`sampling.json`: `{json.dumps(sampling)}`. `discriminator/` holds the trained heads (used by the
-app's discriminator view; diffusers ignores the folder).
+`sampling.json`: `{json.dumps(sampling)}`. {critic_text(config)}
 
 ## How it was made
 
-`zlab make-student --config configs/shapes-ladd.toml` (LADD, Sauer et al. 2024): teacher samples with its
-own `sampling.json` (50 steps + CFG) for the {len(prompt_sets.prompts("train"))} train prompts of `zlab.shapes.prompt_sets` (fully named and open captions) x
-{data.get("rounds", "?")} seed(s){bucket_text}; student
-initialised from the teacher, trained on {objective(config)} for
-{train.get("steps", "?")} steps of batch {train.get("batch_size", "?")} at learning rate {train.get("student_lr", "?")} (heads
-{train.get("heads_lr", "?")}){heads_extras(config)}; heads on teacher blocks
-{ladd.get("blocks", "?")}; t_hat ~ LogitNormal({ladd.get("t_hat_m", "?")}, {ladd.get("t_hat_s", "?")});
-student timesteps {{1, .75, .5, .25}} with p = {ladd.get("warmup_probs", "?")} for the first
-{ladd.get("warmup_steps", "?")} steps, then {ladd.get("full_probs", "?")}.{heads_text(record)}{
-    f" The shipped weights are the EMA (decay {train['ema_decay']}, with warm-up) of the student's weights."
-    if train.get("ema_decay") else ""} Measured wall time on the 2-core CPU: {time_text}.
+{made}
 
 ## Measured through stock ZImagePipeline (`zlab.measure.evaluate`, one run)
 
@@ -265,6 +266,54 @@ Fully named captions of the train colour-shape pairs (all 270, some of them vali
 {open_section(record.get("open"))}
 The side-by-side comparison with the teacher is `zlab compare` and lab 06.
 """
+
+
+def ladd_made(config: dict, record: dict, bucket_text: str, time_text: str) -> str:
+    """The card's "How it was made" for a LADD (or regression) student."""
+    ladd, data, train = (config.get(section, {}) for section in ("ladd", "data", "train"))
+    return f"""`zlab make-student --config configs/shapes-ladd.toml` (LADD, Sauer et al. 2024): teacher samples with its
+own `sampling.json` (50 steps + CFG) for the {len(prompt_sets.prompts("train"))} train prompts of `zlab.shapes.prompt_sets` (fully named and open captions) x
+{data.get("rounds", "?")} seed(s){bucket_text}; student
+initialised from the teacher, trained on {objective(config)} for
+{train.get("steps", "?")} steps of batch {train.get("batch_size", "?")} at learning rate {train.get("student_lr", "?")} (heads
+{train.get("heads_lr", "?")}){heads_extras(config)}; heads on teacher blocks
+{ladd.get("blocks", "?")}; t_hat ~ LogitNormal({ladd.get("t_hat_m", "?")}, {ladd.get("t_hat_s", "?")});
+student timesteps {{1, .75, .5, .25}} with p = {ladd.get("warmup_probs", "?")} for the first
+{ladd.get("warmup_steps", "?")} steps, then {ladd.get("full_probs", "?")}.{heads_text(record)}{
+    f" The shipped weights are the EMA (decay {train['ema_decay']}, with warm-up) of the student's weights."
+    if train.get("ema_decay") else ""} Measured wall time on the 2-core CPU: {time_text}."""
+
+
+def dmd_made(config: dict, record: dict, bucket_text: str, time_text: str) -> str:
+    """The card's "How it was made" for a DMD student: the two directions, their noise laws, the fake score."""
+    dmd, data, train = (config.get(section, {}) for section in ("dmd", "data", "train"))
+    g = dmd.get("guidance_scale", 0.0)
+    law = lambda name: (lambda n: f"{n.get('law', '?')} on [{n.get('low', '?')}, {n.get('high', '?')}]"
+                        + (" below the student's input time" if n.get("below_t") else ""))(dmd.get(name, {}))
+    start = f"initialised from `{train['student_init']}`" if train.get("student_init") else "initialised from the teacher"
+    anchor = (f" plus a regression anchor to the teacher's sample of the same noise (weight {dmd['regression_weight']:g})"
+              if dmd.get("regression_weight") else "")
+    return f"""`zlab make-student --config configs/shapes-dmd.toml` (distribution matching: DMD, Yin et al. 2024; DMD2,
+Yin et al. 2024; decoupled as in Liu et al. 2025, the recipe behind Z-Image-Turbo). The student, {start}, maps
+noise to a sample in one step and moves along the teacher's pull at a re-noised copy of its sample: distribution
+matching (teacher minus fake score, weight {dmd.get("dm_weight", "?")}, tau {law("dm_noise")}) and CFG augmentation
+(the teacher's guidance at g = {g:g}, i.e. s = {g + 1:g}, weight {dmd.get("ca_weight", "?")}, tau {law("ca_noise")}),
+each normalised per sample as in DMD{anchor}. A fake score, a copy of the teacher, follows the student's samples by
+flow matching, {dmd.get("fake_updates", "?")} updates per student update (DMD2's two-time-scale rule). Prompts: the
+{len(prompt_sets.prompts("train"))} train prompts of `zlab.shapes.prompt_sets` x {data.get("rounds", "?")} teacher
+seed(s){bucket_text}. {train.get("steps", "?")} steps of batch {train.get("batch_size", "?")} at learning rate
+{train.get("student_lr", "?")} (fake score {train.get("fake_lr", "?")}).{
+    f" The shipped weights are the EMA (decay {train['ema_decay']}, with warm-up) of the student's weights."
+    if train.get("ema_decay") else ""} Measured wall time on the 2-core CPU: {time_text}."""
+
+
+def critic_text(config: dict) -> str:
+    """The card's sentence on the critic shipped beside the pipeline."""
+    if config.get("method") == "dmd":
+        return ("`fake_score/` holds the trained fake score (a transformer of the teacher's architecture; the app's "
+                "distribution-matching view reads it; diffusers ignores the folder).")
+    return ("`discriminator/` holds the trained heads (used by the app's discriminator view; diffusers ignores the "
+            "folder).")
 
 
 def heads_extras(config: dict) -> str:

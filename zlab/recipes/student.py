@@ -25,7 +25,7 @@ from zlab.distill.heads import Discriminator
 from zlab.distill.student import check_student_schedule, save_student, student_pipeline
 from zlab.measure.evaluate import evaluate_open, evaluate_settings, teacher_reference
 from zlab.measure.settings import Setting, by_label, student_steps
-from zlab.recipes.cards import student_card
+from zlab.recipes.cards import shipped_steps, student_card
 from zlab.recipes.sampling_choice import choose_sampling_mode
 from zlab.shapes import prompt_sets
 from zlab.shapes.net import ShapesNet
@@ -42,15 +42,15 @@ def student_settings(sampling: dict) -> dict[str, dict]:
     return by_label(student_steps(), sampling)
 
 
-def student_sampling(image_size: int = 64) -> dict:
-    """The student's sampling.json: 4 steps, no CFG, at the teacher's size."""
-    return {"num_inference_steps": 4, "guidance_scale": 0.0, **sampling_base(image_size)}
+def student_sampling(image_size: int = 64, steps: int = 4) -> dict:
+    """The student's sampling.json: 4 steps (1 for a one-step student), no CFG, at the teacher's size."""
+    return {"num_inference_steps": steps, "guidance_scale": 0.0, **sampling_base(image_size)}
 
 
 def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | None, out: str | Path,
                  record: dict, shapes_net: str | Path = "checkpoints/shapes-net", seeds=(0,),
                  stochastic: bool = False, measure: bool = True, image_size: int = 64,
-                 teacher_sampling: dict | None = None, open_plan: tuple[int, int] = (10, 16)) -> list[dict]:
+                 teacher_sampling: dict | None = None, open_plan: tuple[int, int] = (10, 16), steps: int = 4) -> list[dict]:
     """Save the student folder and measure it through stock ``ZImagePipeline`` (``eval.json``, model card).
 
     ``measure=False`` skips the evaluation (tests of the folder format only). With ``teacher_sampling`` (the
@@ -58,7 +58,7 @@ def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | Non
     (``open_plan`` = prompts per number of open attributes, seeds per prompt) beside the teacher's 50 steps.
     """
     pipe = student_pipeline(teacher, transformer, stochastic)
-    sampling = student_sampling(image_size)
+    sampling = student_sampling(image_size, steps)
     rows = (evaluate_settings(pipe, student_settings(sampling), ShapesNet.load(shapes_net), seeds=seeds)
             if measure else [])
     record = {**record, "rows": rows, "schedule": check_student_schedule(pipe), "stochastic_sampling": stochastic}
@@ -110,7 +110,8 @@ def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "
         record["sampling_choice"] = choose_sampling_mode(teacher, transformer, student_sampling(image_size))
         stochastic = record["sampling_choice"]["chosen"] == "stochastic"
     rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=stochastic,
-                        image_size=image_size, teacher_sampling=teacher_sampling)
-    print(f"synth {synth_s / 60:.1f} min, LADD {train_s / 60:.1f} min, measure + ship "
+                        image_size=image_size, teacher_sampling=teacher_sampling,
+                        steps=shipped_steps(json.loads(json.dumps(asdict(config)))))
+    print(f"synth {synth_s / 60:.1f} min, {config.method} {train_s / 60:.1f} min, measure + ship "
           f"{(time.perf_counter() - start) / 60:.1f} min")
     return rows
