@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from zlab.measure.diversity import BORDER, SeedsColumn, check_seeds, column_plan, grid_image, seeds_columns
+from zlab.measure.diversity import (
+    BORDER,
+    SeedsColumn,
+    check_seeds,
+    column_plan,
+    grid_image,
+    meant_steps,
+    seeds_columns,
+)
 from zlab.shapes.metrics import open_renders, prompt_records
 from zlab.tiny import build_tiny_pipeline
 
@@ -44,6 +52,29 @@ def test_summary_and_grid_of_a_collapsed_and_a_diverse_column():
     assert grid.shape == (4 * tile, 2 * tile, 3)
     assert tuple(grid[tile, tile]) == BORDER["✗"] and tuple(grid[0, 0]) == BORDER["✓"]  # 4th image: row 2, column 2
     assert np.array_equal(grid[3:3 + 192:3, 3:3 + 192:3], same[0])  # nearest neighbour: every pixel kept
+
+
+def test_an_extra_student_comes_last_at_its_steps_without_cfg():
+    teacher, student, dmd = (build_tiny_pipeline("micro", seed=s) for s in (0, 1, 2))
+    sampling = {"num_inference_steps": 3, "guidance_scale": 1.0, "height": 64, "width": 64}
+    without = column_plan(teacher, student, sampling, naive_steps=1, baseline=student)
+    plan = column_plan(teacher, student, sampling, naive_steps=1, baseline=student, extra=dmd, extra_steps=(1,))
+    assert plan[:-1] == without  # the existing columns, in their order
+    pipe, name, setting = plan[-1]
+    assert pipe is dmd and name == "DMD student 1 step"
+    assert setting == {"height": 64, "width": 64, "guidance_scale": 0.0, "num_inference_steps": 1}
+    four = column_plan(teacher, student, sampling, extra=dmd, extra_who="DMD", extra_steps=meant_steps(4))
+    assert [n for _, n, _ in four[-3:]] == ["DMD 1 step", "DMD 2 steps", "DMD 4 steps"] and len(four) == 2 + 3 + 3
+
+
+@pytest.mark.parametrize("steps, meant", [(1, (1,)), (2, (1, 2)), (3, (1, 2)), (4, (1, 2, 4)), (8, (1, 2, 4))])
+def test_meant_steps_reads_a_students_sampling_steps(steps, meant):
+    assert meant_steps(steps) == meant
+
+
+def test_meant_steps_refuses_zero_steps():
+    with pytest.raises(ValueError, match="at least 1 step"):
+        meant_steps(0)
 
 
 @pytest.mark.parametrize("first, k, message", [(0, 4, "8 to 32 seeds"), (0, 33, "8 to 32 seeds"),

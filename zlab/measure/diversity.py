@@ -2,7 +2,8 @@
 
 The app's seeds grid. Each column samples the same prompt with the same K seeds through stock
 ``ZImagePipeline`` (the teacher with its recipe, the teacher cut to N steps, a regression-distilled student
-when one is loaded, the LADD student at 1, 2 and 4 steps) and is scored by :mod:`zlab.shapes.metrics`:
+when one is loaded, the LADD student at 1, 2 and 4 steps, and another student, e.g. DMD's, when one is loaded at
+the step counts it is meant for) and is scored by :mod:`zlab.shapes.metrics`:
 validity, accuracy on the named attributes and coverage of the open ones, the same measures as the
 model cards, here for one prompt. A collapsed sampler shows as a column of one picture with coverage near 0.
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from diffusers import ZImagePipeline
 
+from zlab.distill.schedule import STUDENT_STEPS
 from zlab.measure.evaluate import count_nfe, stock_samples
 from zlab.measure.settings import Setting, student_steps
 from zlab.shapes.metrics import open_verdict, prompt_records
@@ -60,12 +62,24 @@ def check_seeds(first_seed: int, k: int) -> list[int]:
     return list(range(int(first_seed), int(first_seed) + int(k)))
 
 
+def meant_steps(num_inference_steps: int) -> tuple[int, ...]:
+    """The step counts a student is meant for, from its ``sampling.json``'s ``num_inference_steps``: those of
+    :data:`~zlab.distill.schedule.STUDENT_STEPS` up to it (a one-step student: ``(1,)``, a 4-step one:
+    ``(1, 2, 4)``)."""
+    steps = tuple(n for n in STUDENT_STEPS if n <= int(num_inference_steps))
+    if not steps:
+        raise ValueError(f"a student samples in at least 1 step, got num_inference_steps = {num_inference_steps}")
+    return steps
+
+
 def column_plan(teacher: ZImagePipeline, student: ZImagePipeline, teacher_sampling: dict, naive_steps: int = 4,
                 baseline: ZImagePipeline | None = None, baseline_steps: Sequence[int] = (1, 4),
-                size: dict | None = None) -> list[tuple[ZImagePipeline, str, dict]]:
+                size: dict | None = None, extra: ZImagePipeline | None = None, extra_who: str = "DMD student",
+                extra_steps: Sequence[int] = (1,)) -> list[tuple[ZImagePipeline, str, dict]]:
     """(pipeline, column name, setting) of each column: the teacher with ``teacher_sampling`` (steps, g,
     truncation), the same teacher cut to ``naive_steps``, the regression student ``baseline`` at
-    ``baseline_steps`` when given, and the student at 1, 2 and 4 steps without CFG. ``size`` overrides the
+    ``baseline_steps`` when given, the student at 1, 2 and 4 steps without CFG, and last another student ``extra``
+    (named ``extra_who``, e.g. a DMD student) at ``extra_steps`` without CFG when given. ``size`` overrides the
     height and width (any aspect bucket)."""
     size = {**{k: teacher_sampling[k] for k in ("height", "width", "max_sequence_length") if k in teacher_sampling},
             **(size or {})}
@@ -78,6 +92,8 @@ def column_plan(teacher: ZImagePipeline, student: ZImagePipeline, teacher_sampli
     if baseline is not None:
         plan += [(baseline, s.label, s.kwargs(unguided)) for s in student_steps("regression student", baseline_steps)]
     plan += [(student, s.label, s.kwargs(unguided)) for s in student_steps("LADD student")]
+    if extra is not None:
+        plan += [(extra, s.label, s.kwargs(unguided)) for s in student_steps(extra_who, extra_steps)]
     return plan
 
 

@@ -4,18 +4,29 @@ What DMD's gradient is made of for one clean student sample ``x0_hat``: re-noise
 teacher's conditional and unconditional clean estimates, the guided one, the fake score's, and the two directions
 the student is pushed along (:func:`zlab.distill.dmd.dmd_directions` takes the same differences in training):
 distribution matching ``x0_c - x0_fake`` and CFG augmentation ``(s - 1)(x0_c - x0_u)``. Low ``tau`` leaves texture to
-correct, high ``tau`` layout.
+correct, high ``tau`` layout. A shipped DMD student keeps its fake score beside the pipeline
+(:func:`load_fake_score`) and the guidance it was distilled with in its ``eval.json`` (:func:`trained_guidance_scale`).
+
+Example:
+    >>> fake = load_fake_score("checkpoints/shapes-dmd", like=teacher.transformer)
+    >>> view = dmd_view(teacher.transformer, fake, x0_hat, embeds, encode_prompts(teacher, [""]), tau=0.5,
+    ...                 guidance_scale=trained_guidance_scale("checkpoints/shapes-dmd", 0.5))
+    >>> view.strengths()
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from diffusers import ZImageTransformer2DModel
 from torch import Tensor
 
 from zlab.distill.dmd import x0_of
+from zlab.distill.student import FAKE_SCORE
 from zlab.flow import add_noise
 
 
@@ -52,3 +63,34 @@ def dmd_view(teacher, fake, x0_hat: Tensor, embeds: Sequence[Tensor], null: Sequ
     cond, uncond, fake_x0 = x0_of(teacher, noisy, t, embeds), x0_of(teacher, noisy, t, null), x0_of(fake, noisy, t, embeds)
     return DMDView(float(tau), noisy, cond, uncond, uncond + s * (cond - uncond), fake_x0, cond - fake_x0,
                    (s - 1.0) * (cond - uncond))
+
+
+def load_fake_score(student: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                    like: ZImageTransformer2DModel | None = None) -> ZImageTransformer2DModel:
+    """The fake score shipped beside a DMD student (``<student>/fake_score``). FileNotFoundError when the folder holds
+    none; ValueError when ``like`` (the teacher's transformer) has another architecture, which the fake score must
+    share: both are called on the same noisy latents and prompt embeddings."""
+    folder = Path(student) / FAKE_SCORE
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{student} holds no fake score ({FAKE_SCORE}/config.json is missing): "
+                                "not a DMD student folder")
+    fake = ZImageTransformer2DModel.from_pretrained(str(folder), torch_dtype=dtype)
+    if like is not None:
+        # as config.json stores them (a built model's tuples are a loaded one's lists)
+        arch = lambda model: json.loads(json.dumps({k: v for k, v in model.config.items() if not k.startswith("_")}))
+        ours, theirs = arch(fake), arch(like)
+        differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        if differ:
+            raise ValueError(f"the fake score in {folder} is not of the teacher's architecture (differs in "
+                             f"{', '.join(differ)}): load the DMD student distilled from this teacher")
+    return fake.to(device).eval()
+
+
+def trained_guidance_scale(student: str | Path, fallback: float) -> float:
+    """The guidance g (diffusers' convention) a DMD student was distilled with: its ``eval.json`` config's
+    ``dmd.guidance_scale``; ``fallback`` (e.g. the teacher's ``sampling.json`` g) when that is not recorded."""
+    try:
+        config = json.loads((Path(student) / "eval.json").read_text()).get("config", {})
+    except (OSError, ValueError):
+        return float(fallback)
+    return float(config.get("dmd", {}).get("guidance_scale", fallback))

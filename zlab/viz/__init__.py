@@ -6,6 +6,7 @@
 - :mod:`zlab.viz.anatomy`: lab 02's views of the S3-DiT stream;
 - :mod:`zlab.viz.teacher`: lab 03's recipe, text encodings and guidance sweeps;
 - :mod:`zlab.viz.features`: lab 04's and the app's feature maps, head logits and scores;
+- :mod:`zlab.viz.dmd`: the app's distribution-matching view (estimates, directions, strengths);
 - :mod:`zlab.viz.ladd`: lab 05's toy clouds, schedules and training logs;
 - :mod:`zlab.viz.evaluation`: measured settings with their intervals (labs 06 and 08);
 - :mod:`zlab.viz.real`: lab 07's real-model views.
