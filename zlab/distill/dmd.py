@@ -44,7 +44,6 @@ from zlab.distill.schedule import sampler_inputs
 from zlab.distill.update import guarded_update
 from zlab.flow import add_noise, sample_logit_normal, x0_from_velocity, zimage_velocity
 
-
 LAWS = ("uniform", "logit_normal")
 
 

@@ -28,21 +28,9 @@ import torch
 from torch import Tensor
 
 from zlab.checks import check_choice, check_range
-from zlab.distill.losses import (
-    LOSSES,
-    approximate_r1,
-    discriminator_loss,
-    fake_side,
-    generator_loss,
-    real_side,
-)
+from zlab.distill.losses import LOSSES, approximate_r1, discriminator_loss, fake_side, generator_loss, real_side
 from zlab.distill.regression import regression_loss
-from zlab.distill.schedule import (
-    FULL_PROBS,
-    WARMUP_PROBS,
-    sampler_inputs,
-    student_timestep_probs,
-)
+from zlab.distill.schedule import FULL_PROBS, WARMUP_PROBS, sampler_inputs, student_timestep_probs
 from zlab.distill.update import guarded_update
 from zlab.features import FeatureTap, PixelFeatureTap
 from zlab.flow import add_noise, x0_from_velocity, zimage_velocity
