@@ -200,10 +200,14 @@ def raw_latents(vae, latents: Tensor) -> Tensor:
 
 
 def decode(pipe: ZImagePipeline, latents: Tensor) -> Tensor:
-    """Normalised latents to images (B, H, W, 3) in [0, 1]: ``z_raw = z / scale + shift``, then the VAE."""
-    vae = pipe.vae
+    """Normalised latents to images (B, H, W, 3) in [0, 1] with the pipeline's VAE (:func:`decode_with`)."""
+    return decode_with(pipe.vae, latents)
+
+
+def decode_with(vae, latents: Tensor) -> Tensor:
+    """Normalised latents to images (B, H, W, 3) in [0, 1]: ``z_raw = z / scale + shift``, then ``vae``."""
     with torch.no_grad():
-        image = vae.decode(raw_latents(vae, latents), return_dict=False)[0]
+        image = vae.decode(raw_latents(vae, latents.to(vae.device, vae.dtype)), return_dict=False)[0]
     return (image.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu()
 
 

@@ -137,6 +137,19 @@ def student_x0(student, batch: DMDBatch, sampler=None) -> Tensor:
     return x0_of(student, x_t, batch.t, batch.embeds)
 
 
+def teacher_estimates(teacher, x: Tensor, tau: Tensor, embeds, null, s: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The teacher's conditional, unconditional and guided clean estimates at ``x_tau``
+    (``x0_real = x0_u + s (x0_c - x0_u)``; at ``s = 1`` the unconditional pass is skipped)."""
+    cond = x0_of(teacher, x, tau, embeds)
+    uncond = x0_of(teacher, x, tau, null) if s != 1.0 else cond
+    return cond, uncond, uncond + s * (cond - uncond)
+
+
+def rms(direction: Tensor) -> float:
+    """Mean over samples of a direction's per-sample RMS: how hard a term pushes."""
+    return float(direction.float().pow(2).flatten(1).mean(1).sqrt().mean())
+
+
 def normalised(delta: Tensor, x0_hat: Tensor, x0_real: Tensor) -> Tensor:
     """DMD's normalisation: ``delta / mean |x0_hat - x0_real|`` per sample, so the step size does not depend on how
     far the sample is from the teacher's estimate (Yin et al. 2024, eq. 8)."""
@@ -156,9 +169,7 @@ def dmd_directions(teacher, fake, x0_hat: Tensor, batch: DMDBatch, options: DMDO
         if not weight:
             continue
         x = add_noise(x0_hat.detach(), eps, tau)
-        cond = x0_of(teacher, x, tau, batch.embeds)
-        uncond = x0_of(teacher, x, tau, batch.null) if s != 1.0 else cond
-        real = uncond + s * (cond - uncond)
+        cond, uncond, real = teacher_estimates(teacher, x, tau, batch.embeds, batch.null, s)
         delta = cond - x0_of(fake, x, tau, batch.embeds) if name == "dm" else (s - 1.0) * (cond - uncond)
         out[name] = normalised(delta, x0_hat.detach().float(), real)
     return out
@@ -226,5 +237,5 @@ def dmd_step(accelerator, student, fake, teacher, batch: DMDBatch, opt_student, 
             fake_loss = fake_score_loss(fake, x0_hat, fake_batch.embeds, options, generator)
         fake_ok = guarded_update(accelerator, fake_loss, fake.parameters, opt_fake, grad_clip) and fake_ok
         fake_losses.append(fake_loss.detach())
-    norms = {k: float(d.pow(2).flatten(1).mean(1).sqrt().mean()) for k, d in directions.items()}
+    norms = {k: rms(d) for k, d in directions.items()}
     return DMDStepResult(student_ok, fake_ok, g_loss.detach(), torch.stack(fake_losses).mean(), norms)

@@ -25,7 +25,7 @@ import torch
 from diffusers import ZImageTransformer2DModel
 from torch import Tensor
 
-from zlab.distill.dmd import x0_of
+from zlab.distill.dmd import rms, teacher_estimates, x0_of
 from zlab.distill.student import FAKE_SCORE
 from zlab.flow import add_noise
 
@@ -45,7 +45,6 @@ class DMDView:
 
     def strengths(self) -> dict[str, float]:
         """Mean per-sample RMS of each direction: how hard each term pushes at this ``tau``."""
-        rms = lambda d: float(d.float().pow(2).flatten(1).mean(1).sqrt().mean())
         return {"distribution matching": rms(self.dm), "CFG augmentation": rms(self.ca)}
 
 
@@ -60,9 +59,11 @@ def dmd_view(teacher, fake, x0_hat: Tensor, embeds: Sequence[Tensor], null: Sequ
     t = torch.full((len(x0_hat),), float(tau), device=x0_hat.device)
     noisy = add_noise(x0_hat, eps, t)
     s = guidance_scale + 1.0
-    cond, uncond, fake_x0 = x0_of(teacher, noisy, t, embeds), x0_of(teacher, noisy, t, null), x0_of(fake, noisy, t, embeds)
-    return DMDView(float(tau), noisy, cond, uncond, uncond + s * (cond - uncond), fake_x0, cond - fake_x0,
-                   (s - 1.0) * (cond - uncond))
+    cond, uncond, guided = teacher_estimates(teacher, noisy, t, embeds, null, s)
+    if s == 1.0:  # the view shows the unconditional estimate even when guidance leaves it out
+        uncond = x0_of(teacher, noisy, t, null)
+    fake_x0 = x0_of(fake, noisy, t, embeds)
+    return DMDView(float(tau), noisy, cond, uncond, guided, fake_x0, cond - fake_x0, (s - 1.0) * (cond - uncond))
 
 
 def load_fake_score(student: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,

@@ -253,13 +253,11 @@ def accepted(data: SynthData, vae, batch_size: int = 256) -> Tensor:
     """(N,) whether the world's checker accepts each teacher sample as a sample of its prompt
     (:func:`zlab.shapes.metrics.accepts`: one clean object with the named attributes), decoded by ``vae``."""
     from zlab.shapes.metrics import accepts
-    from zlab.zimage import raw_latents
+    from zlab.zimage import decode_with
 
     out = []
     for i in range(0, len(data), batch_size):
-        z = data.latents[i:i + batch_size].to(vae.device, vae.dtype)
-        images = (vae.decode(raw_latents(vae, z), return_dict=False)[0].float() / 2 + 0.5).clamp(0, 1)
-        images = (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype("uint8")
+        images = (decode_with(vae, data.latents[i:i + batch_size]).numpy() * 255).round().astype("uint8")
         prompts = [data.prompts[k] for k in data.prompt_index[i:i + batch_size].tolist()]
         out += [accepts(image, prompt) for image, prompt in zip(images, prompts, strict=True)]
     return torch.tensor(out, dtype=torch.bool)
