@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from diffusers import ZImagePipeline
 from tiny_ladd import SAMPLING, ladd_config
 
@@ -19,7 +20,7 @@ def test_make_student_runs_the_whole_recipe(teacher_and_data, tmp_path):
     config = ladd_config(teacher_and_data, data={"folder": str(tmp_path / "synth"), "rounds": 1}, train={"steps": 2})
     make_student(config, tmp_path / "student", tmp_path / "run", progress=False, measure=False)
     record = json.loads((tmp_path / "student" / "eval.json").read_text())
-    assert set(record["timings"]) == {"synth_s", "train_s"} and record["config"]["train"]["steps"] == 2
+    assert list(record["timings"]) == ["synth_s", "train_s", "measure_and_ship_s", "total_s"] and record["config"]["train"]["steps"] == 2
     assert len(SynthData.load(tmp_path / "synth")) == len(prompt_sets.prompts("train"))  # every train prompt, one round
     card = (tmp_path / "student" / "README.md").read_text()
     assert "shift = 1" in card and card.startswith("# shapes-student: a 1/2/4-step LADD student")
@@ -51,6 +52,43 @@ def test_make_student_ships_a_one_step_dmd_student_with_its_fake_score(teacher_a
     fake = ZImageTransformer2DModel.from_pretrained(tmp_path / "dmd" / "fake_score")
     assert fake.config.dim == ZImagePipeline.from_pretrained(tmp_path / "dmd").transformer.config.dim
     assert not (tmp_path / "dmd" / "discriminator").exists()
+
+
+def test_make_student_trains_its_init_recipe_first_and_starts_from_it(teacher_and_data, tmp_path):
+    """train.init_recipe: one command trains the regression stage, then the DMD student from its weights. With the
+    DMD student's learning rate at 0 the shipped weights are the stage's, which the teacher's are not."""
+    from safetensors.torch import load_file
+
+    from zlab.recipes.student import make_student
+
+    recipe = tmp_path / "regression.toml"
+    recipe.write_text('method = "ladd"\n[ladd]\nadv_weight = 0.0\nregression_weight = 1.0\nblocks = [1, 3]\n'
+                      'head_hidden = 8\n[train]\nsteps = 2\nbatch_size = 3\nstudent_lr = 1e-2\n')
+    config = ladd_config(teacher_and_data, method="dmd", train={"steps": 1, "student_lr": 0.0, "init_recipe": str(recipe)},
+                         dmd={"fake_updates": 1})
+    make_student(config, tmp_path / "dmd", tmp_path / "run", progress=False, measure=False)
+    record = json.loads((tmp_path / "dmd" / "eval.json").read_text())
+    assert list(record["timings"]) == ["synth_s", "init_s", "train_s", "measure_and_ship_s", "total_s"]
+    assert record["timings"]["total_s"] == pytest.approx(sum(v for k, v in record["timings"].items() if k != "total_s"))
+    assert record["init_stage"]["recipe"] == str(recipe) and record["init_stage"]["config"]["train"]["steps"] == 2
+    assert record["init_stage"]["config"]["data"] == record["config"]["data"]  # the stage reads the same pairs
+    assert record["config"]["train"]["student_init"] == str(tmp_path / "run-init" / "student")
+    weights = lambda folder: load_file(next((folder / "transformer").glob("*.safetensors")))
+    stage, shipped, teacher = (weights(p) for p in (tmp_path / "run-init" / "student", tmp_path / "dmd",
+                                                     Path(config.data.teacher)))
+    assert all(torch.equal(stage[k], shipped[k]) for k in stage)
+    assert any(not torch.equal(stage[k], teacher[k]) for k in stage)
+    assert "trained first in the same command" in (tmp_path / "dmd" / "README.md").read_text()
+
+
+def test_an_init_recipe_cannot_chain(teacher_and_data, tmp_path):
+    from zlab.recipes.student import make_student
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[train]\ninit_recipe = "other.toml"\n')
+    config = ladd_config(teacher_and_data, method="dmd", train={"init_recipe": str(recipe)})
+    with pytest.raises(ValueError, match="one stage before the student"):
+        make_student(config, tmp_path / "dmd", tmp_path / "run", progress=False, measure=False)
 
 
 def test_the_card_names_the_students_loss():

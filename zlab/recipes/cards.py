@@ -228,7 +228,7 @@ def student_folder(config: dict) -> str:
 def student_card(sampling: dict, record: dict) -> str:
     """The student's card (README.md): how to sample it, how it was made, and what was measured (``record``)."""
     timings = record.get("timings", {})
-    time_text = ", ".join(f"{k.removesuffix('_s')} {v / 60:.1f} min" for k, v in timings.items())
+    time_text = ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v / 60:.1f} min" for k, v in timings.items())
     if record.get("trained_earlier_in"):
         time_text += (f" (the training had finished earlier in `{record['trained_earlier_in']}`, which this run "
                       "resumed: its time is not in this figure)")
@@ -268,13 +268,24 @@ The side-by-side comparison with the teacher is `zlab compare` and lab 06.
 """
 
 
+def start_text(config: dict, record: dict) -> str:
+    """Where the student started: the teacher, a shipped folder, or a stage trained first in the same command."""
+    stage = record.get("init_stage")
+    if stage:
+        steps = stage.get("config", {}).get("train", {}).get("steps", "?")
+        return (f"initialised from the student of `{stage['recipe']}` ({steps} steps), trained first in the same "
+                "command on the same synthetic pairs")
+    init = config.get("train", {}).get("student_init")
+    return f"initialised from `{init}`" if init else "initialised from the teacher"
+
+
 def ladd_made(config: dict, record: dict, bucket_text: str, time_text: str) -> str:
     """The card's "How it was made" for a LADD (or regression) student."""
     ladd, data, train = (config.get(section, {}) for section in ("ladd", "data", "train"))
     return f"""`zlab make-student --config configs/shapes-ladd.toml` (LADD, Sauer et al. 2024): teacher samples with its
 own `sampling.json` (50 steps + CFG) for the {len(prompt_sets.prompts("train"))} train prompts of `zlab.shapes.prompt_sets` (fully named and open captions) x
 {data.get("rounds", "?")} seed(s){bucket_text}; student
-initialised from the teacher, trained on {objective(config)} for
+{start_text(config, record)}, trained on {objective(config)} for
 {train.get("steps", "?")} steps of batch {train.get("batch_size", "?")} at learning rate {train.get("student_lr", "?")} (heads
 {train.get("heads_lr", "?")}){heads_extras(config)}; heads on teacher blocks
 {ladd.get("blocks", "?")}; t_hat ~ LogitNormal({ladd.get("t_hat_m", "?")}, {ladd.get("t_hat_s", "?")});
@@ -290,7 +301,7 @@ def dmd_made(config: dict, record: dict, bucket_text: str, time_text: str) -> st
     g = dmd.get("guidance_scale", 0.0)
     law = lambda name: (lambda n: f"{n.get('law', '?')} on [{n.get('low', '?')}, {n.get('high', '?')}]"
                         + (" below the student's input time" if n.get("below_t") else ""))(dmd.get(name, {}))
-    start = f"initialised from `{train['student_init']}`" if train.get("student_init") else "initialised from the teacher"
+    start = start_text(config, record)
     anchor = (f" plus a regression anchor to the teacher's sample of the same noise (weight {dmd['regression_weight']:g})"
               if dmd.get("regression_weight") else "")
     return f"""`zlab make-student --config configs/shapes-dmd.toml` (distribution matching: DMD, Yin et al. 2024; DMD2,

@@ -5,8 +5,10 @@
 1. ``zlab synth``: the teacher's ``sampling.json`` samples of every train prompt x ``synth_rounds``
    seeds (a shard already there is kept if the same prompts, sampling, seed and teacher made it, else
    regenerated);
-2. ``zlab distill``: the adversarial trainer (resumable);
-3. :func:`ship_student`: the student pipeline with the shift-1 scheduler, ``sampling.json`` (4
+2. ``train.init_recipe``, if the config names one (e.g. DMD's regression student): that recipe's trainer on the
+   same data, whose student this one starts from (resumable);
+3. ``zlab distill``: the method's trainer (resumable);
+4. :func:`ship_student`: the student pipeline with the shift-1 scheduler, ``sampling.json`` (4
    steps, no CFG), the discriminator heads, ``eval.json`` and a model card, written atomically.
 """
 
@@ -15,12 +17,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from diffusers import ZImagePipeline
 
+from zlab.atomic import write_folder
 from zlab.distill.heads import Discriminator
 from zlab.distill.student import check_student_schedule, save_student, student_pipeline
 from zlab.measure.evaluate import evaluate_open, evaluate_settings, teacher_reference
@@ -50,7 +53,8 @@ def student_sampling(image_size: int = 64, steps: int = 4) -> dict:
 def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | None, out: str | Path,
                  record: dict, shapes_net: str | Path = "checkpoints/shapes-net", seeds=(0,),
                  stochastic: bool = False, measure: bool = True, image_size: int = 64,
-                 teacher_sampling: dict | None = None, open_plan: tuple[int, int] = (10, 16), steps: int = 4) -> list[dict]:
+                 teacher_sampling: dict | None = None, open_plan: tuple[int, int] = (10, 16), steps: int = 4,
+                 measure_since: float | None = None) -> list[dict]:
     """Save the student folder and measure it through stock ``ZImagePipeline`` (``eval.json``, model card).
 
     ``measure=False`` skips the evaluation (tests of the folder format only). With ``teacher_sampling`` (the
@@ -64,6 +68,9 @@ def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | Non
     record = {**record, "rows": rows, "schedule": check_student_schedule(pipe), "stochastic_sampling": stochastic}
     if measure and teacher_sampling is not None:
         record["open"] = open_test_rows(teacher, teacher_sampling, pipe, sampling, ShapesNet.load(shapes_net), open_plan)
+    if measure_since is not None and "timings" in record:
+        timings = {**record["timings"], "measure_and_ship_s": time.perf_counter() - measure_since}
+        record["timings"] = {**timings, "total_s": sum(timings.values())}
     files = {"eval.json": json.dumps(record, indent=2) + "\n", "README.md": student_card(sampling, record)}
     save_student(pipe, disc, out, sampling, files)
     return rows
@@ -81,28 +88,60 @@ def open_test_rows(teacher: ZImagePipeline, teacher_sampling: dict, student: ZIm
     return rows + evaluate_open(student, student_settings(sampling), net, prompts, seeds, per_prompt, reference)
 
 
+def train_init_stage(config: DistillConfig, run_dir: str | Path, resume: bool = False,
+                     progress: bool = True) -> tuple[DistillConfig, dict]:
+    """``train.init_recipe``: train that recipe on ``config``'s teacher and synthetic data in ``<run_dir>-init`` and
+    return ``config`` started from its student (saved there as ``student/transformer``) and the stage's record."""
+    from zlab.train.config import load_config
+
+    init = load_config(DistillConfig, config.train.init_recipe)
+    if init.train.init_recipe:
+        raise ValueError(f"train.init_recipe: {config.train.init_recipe} names an init_recipe of its own; one stage "
+                         "before the student is supported")
+    init = replace(init, data=config.data)  # the same teacher and the same synthetic pairs (synthesised once)
+    stage_dir = Path(f"{run_dir}-init")
+    transformer, _, log = train_student(init, stage_dir, resume=resume, progress=progress)
+    folder = stage_dir / "student"
+    write_folder(folder, lambda tmp: transformer.save_pretrained(tmp / "transformer"))
+    del transformer
+    return (replace(config, train=replace(config.train, student_init=str(folder))),
+            {"recipe": config.train.init_recipe, "config": asdict(init), "log": {k: v[-50:] for k, v in log.items()}})
+
+
 def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "runs/ladd", resume: bool = False,
                  progress: bool = True, measure: bool = True) -> list[dict]:
-    """Synth (if needed), train, ship: the whole student recipe, timed stage by stage (one process)."""
+    """Synth (if needed), an init stage (``train.init_recipe``, if any), train, measure, ship: the whole student
+    recipe from the teacher, timed stage by stage (one process)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would synthesise and ship the same folders
         raise ValueError("make-student is the one-process Shapes recipe; under `accelerate launch` run `zlab synth` "
                          "once, then `accelerate launch ... -m zlab.cli distill --config ... --out DIR`")
-    start = time.perf_counter()
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        timings[f"{name}_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     synthesize_from(config.data.teacher, config.data.folder, rounds=config.data.rounds, seed=config.train.seed, progress=progress,
                     device=device, sizes=[canvas_size(size) for size in config.data.sizes], source=config.data.real)
-    synth_s = time.perf_counter() - start
+    lap("synth")
+    init_record = None
+    if config.train.init_recipe:
+        config, init_record = train_init_stage(config, run_dir, resume, progress)
+        lap("init")
     before = load_checkpoint(run_dir) if resume else None  # a finished run (e.g. the search's chosen one) only ships
     finished_before = before is not None and before["step"] >= config.train.steps
     del before
     transformer, disc, log = train_student(config, run_dir, resume=resume, progress=progress)
-    train_s = time.perf_counter() - start - synth_s
+    lap("train")
     teacher = ZImagePipeline.from_pretrained(config.data.teacher).to(transformer.device)  # one device, the student's
-    record = {"config": asdict(config), "timings": {"synth_s": synth_s, "train_s": train_s},
-              "log": {k: v[-200:] for k, v in log.items()}}
+    record = {"config": asdict(config), "timings": timings, "log": {k: v[-200:] for k, v in log.items()}}
+    if init_record is not None:
+        record["init_stage"] = init_record
     if finished_before:  # e.g. the run of the recipe search that was chosen: its training time is in that record
         record["trained_earlier_in"] = str(run_dir)
-    start = time.perf_counter()
     teacher_sampling = read_sampling(config.data.teacher)
     image_size = teacher_sampling.get("height", 64)  # the student samples at its teacher's size
     stochastic = config.ship.stochastic_sampling
@@ -111,7 +150,6 @@ def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "
         stochastic = record["sampling_choice"]["chosen"] == "stochastic"
     rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=stochastic,
                         image_size=image_size, teacher_sampling=teacher_sampling,
-                        steps=shipped_steps(json.loads(json.dumps(asdict(config)))))
-    print(f"synth {synth_s / 60:.1f} min, {config.method} {train_s / 60:.1f} min, measure + ship "
-          f"{(time.perf_counter() - start) / 60:.1f} min")
+                        steps=shipped_steps(json.loads(json.dumps(asdict(config)))), measure_since=clock)
+    print(", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v / 60:.1f} min" for k, v in record["timings"].items()))
     return rows

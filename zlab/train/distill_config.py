@@ -53,6 +53,10 @@ class TrainConfig:
     # Where the student starts: "" = a copy of the teacher (LADD), or a pipeline folder whose transformer has the
     # teacher's architecture (e.g. the regression student, so LADD fine-tunes a student that already keeps the modes)
     student_init: str = ""
+    # A recipe (config file) that `zlab make-student` trains first, on this run's teacher and synthetic data, and
+    # starts this student from (its weights replace student_init there): the whole recipe from the teacher in one
+    # command. `zlab distill` and the grids read student_init only (experiments start from a shipped folder).
+    init_recipe: str = ""
 
     def validate(self) -> None:
         for name, low, high in (("steps", 1, 10**7), ("batch_size", 1, 4096), ("student_lr", 0.0, 1.0),
@@ -117,7 +121,7 @@ class DistillConfig:
         if self.data.real == "renders" and self.regression_weight():
             raise ValueError(f"{self.method}.regression_weight needs the teacher's samples (data.real = \"teacher\"): a render has "
                              "no starting noise to regress from")
-        if self.train.student_init and self.scale.lora_rank:
+        if (self.train.student_init or self.train.init_recipe) and self.scale.lora_rank:
             raise ValueError("train.student_init starts a full student from other weights; a LoRA student "
                              "(scale.lora_rank > 0) shares the teacher's")
 
