@@ -92,6 +92,29 @@ def test_text_norm_heads_read_the_caption_at_any_scale(tmp_path):
     assert not load_discriminator(tmp_path / "d").heads[0].text_norm
 
 
+def test_whole_image_heads_see_past_their_receptive_field(tmp_path):
+    """Two 3x3 convolutions see 5x5 tokens: on a 12x12 map a patch-wise head's corner logit ignores the opposite
+    corner (two tokens swapped there: the per-sample normalisation's statistics stay), a whole-image head's does not; its added score is one number per sample, and the option survives saving."""
+    from zlab.distill.student import load_discriminator, save_discriminator
+
+    torch.manual_seed(0)
+    plain, whole = Discriminator((0,), 8, 4, hidden=8), Discriminator((0,), 8, 4, hidden=8, whole=True)
+    for p in whole.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    plain.load_state_dict(whole.state_dict(), strict=False)
+    maps, t_hat, text = torch.randn(2, 8, 12, 12), torch.tensor([0.3, 0.6]), torch.randn(2, 4)
+    moved = maps.clone()
+    moved[:, :, -1, -1], moved[:, :, -1, -3] = maps[:, :, -1, -3], maps[:, :, -1, -1]
+    corner = lambda disc, m: disc([m], t_hat, text)[0][:, 0, 0, 0]
+    assert torch.equal(corner(plain, maps), corner(plain, moved))
+    assert not torch.allclose(corner(whole, maps), corner(whole, moved))
+    added = whole([maps], t_hat, text)[0] - plain([maps], t_hat, text)[0]
+    assert torch.allclose(added, added[:, :, :1, :1].expand_as(added), atol=1e-5) and added.abs().max() > 0
+    save_discriminator(whole, tmp_path / "d")
+    loaded = load_discriminator(tmp_path / "d")
+    assert loaded.whole and torch.allclose(loaded([maps], t_hat, text)[0], whole([maps], t_hat, text)[0])
+
+
 def test_heads_depend_on_t_hat_and_text_once_trained():
     disc = Discriminator((0,), channels=8, text_dim=4, hidden=8)
     for p in disc.parameters():  # FiLM starts at zero; perturb every weight as training would

@@ -60,6 +60,9 @@ def test_heads_options_train_and_change_the_heads_loss(teacher_and_data, tmp_pat
         assert logs[name]["g_loss"][0] == pytest.approx(logs["plain"]["g_loss"][0])
     assert logs["r1"]["d_loss"][0] >= logs["plain"]["d_loss"][0]
     assert logs["both"]["d_loss"][0] != pytest.approx(logs["r1"]["d_loss"][0], abs=1e-6)
+    whole = train_student(ladd_config(teacher_and_data, train={"steps": 2}, ladd={"head_whole": True}),
+                          tmp_path / "whole", progress=False)
+    assert whole[1].whole and whole[2]["heads_skipped"] == [] and whole[2]["d_loss"][0] != logs["plain"]["d_loss"][0]
 
 
 def test_discriminative_pixel_features_train_heads_on_a_frozen_image_network(teacher_and_data, tmp_path):

@@ -18,6 +18,11 @@ Conditioning, per head:
 
 With ``caption=True`` each block's pooled caption state sits beside its image map
 (:func:`zlab.features.beside_caption`), so the first convolution sees image and caption together.
+
+With ``whole=True`` each head also judges the image as a whole: the mean and the maximum of its hidden map over
+positions go through a small MLP (FiLM-conditioned like the map) to one logit per sample, plus its own projection
+term on the text, added to every position of the logit map. A patch-wise head can pass two half-shapes or a shape
+beside a stray blob patch by patch; "one clean object with the named attributes" is a property of the whole image.
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ class DiscriminatorHead(nn.Module):
         t_features: Number of Fourier frequencies for ``t_hat``.
     """
 
-    def __init__(self, channels: int, text_dim: int, hidden: int = 64, t_features: int = 8, text_norm: bool = False):
+    def __init__(self, channels: int, text_dim: int, hidden: int = 64, t_features: int = 8, text_norm: bool = False,
+                 whole: bool = False):
         super().__init__()
         self.t_features = t_features
         self.text_norm = text_norm
@@ -66,6 +72,9 @@ class DiscriminatorHead(nn.Module):
         self.to_logit = nn.Conv2d(hidden, 1, 1)
         self.text_proj = nn.Linear(text_dim, hidden, bias=False)
         self.act = nn.LeakyReLU(0.2)
+        self.whole = (nn.ModuleDict({"mlp": nn.Sequential(nn.Linear(2 * hidden, hidden), nn.LeakyReLU(0.2)),
+                                     "to_logit": nn.Linear(hidden, 1), "text_proj": nn.Linear(text_dim, hidden, bias=False)})
+                      if whole else None)
 
     def forward(self, features: Tensor, t_hat: Tensor, text: Tensor) -> Tensor:
         if self.text_norm:
@@ -75,21 +84,26 @@ class DiscriminatorHead(nn.Module):
         h = h * (1 + scale[..., None, None]) + shift[..., None, None]
         h = self.act(self.conv_mid(h))
         projection = (h * self.text_proj(text)[..., None, None]).sum(1, keepdim=True) / math.sqrt(h.shape[1])
-        return self.to_logit(h) + projection
+        logits = self.to_logit(h) + projection
+        if self.whole is not None:
+            g = self.whole["mlp"](torch.cat([h.mean((2, 3)), h.amax((2, 3))], -1))
+            score = self.whole["to_logit"](g) + (g * self.whole["text_proj"](text)).sum(-1, keepdim=True) / math.sqrt(g.shape[-1])
+            logits = logits + score[..., None, None]
+        return logits
 
 
 class Discriminator(nn.Module):
     """The heads, one per tapped block; :meth:`forward` maps a list of feature maps to a list of logit maps."""
 
     def __init__(self, blocks: Sequence[int], channels: int | Sequence[int], text_dim: int, hidden: int = 64,
-                 t_features: int = 8, text_norm: bool = False, caption: bool = False):
+                 t_features: int = 8, text_norm: bool = False, caption: bool = False, whole: bool = False):
         super().__init__()
         self.blocks = tuple(blocks)
-        self.caption = caption
+        self.caption, self.whole = caption, whole
         widths = [channels] * len(self.blocks) if isinstance(channels, int) else list(channels)
         if len(widths) != len(self.blocks):
             raise ValueError(f"{len(widths)} channel counts for {len(self.blocks)} tapped blocks")
-        self.heads = nn.ModuleList(DiscriminatorHead(c, text_dim, hidden, t_features, text_norm) for c in widths)
+        self.heads = nn.ModuleList(DiscriminatorHead(c, text_dim, hidden, t_features, text_norm, whole) for c in widths)
 
     def forward(self, maps: Sequence[Tensor], t_hat: Tensor, text: Tensor) -> list[Tensor]:
         if len(maps) != len(self.heads):

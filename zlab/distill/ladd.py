@@ -49,6 +49,9 @@ class LADDOptions:
     # the heads read each tapped block's pooled caption tokens beside its image map (zlab.features.beside_caption);
     # mismatched negatives then run the teacher on the real sample under the wrong caption (one more no-grad pass)
     head_caption: bool = False
+    # each head also gives one logit for the whole image, added to every position (zlab.distill.heads, whole=True):
+    # "one clean object with the named attributes" is a property of the image, not of a patch
+    head_whole: bool = False
     # The heads' features: the teacher's own blocks on noised latents (LADD), or ("pixels") a frozen discriminative
     # network on clean decoded images, ADD's recipe with ShapesNet in DINOv2's place; blocks then index its convs.
     features: str = "teacher"

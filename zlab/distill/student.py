@@ -52,7 +52,7 @@ def save_discriminator(disc: Discriminator, folder: str | Path) -> None:
     config = {"blocks": list(disc.blocks), "channels": widths[0] if len(set(widths)) == 1 else widths,
               "text_dim": head.text_proj.in_features, "hidden": head.conv_in.out_channels,
               "t_features": head.t_features, "text_norm": head.text_norm,
-              "caption": disc.caption}
+              "caption": disc.caption, "whole": disc.whole}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     save_file({k: v.contiguous() for k, v in disc.state_dict().items()}, str(folder / "model.safetensors"))
 

@@ -335,7 +335,8 @@ def heads_extras(config: dict) -> str:
              if ladd.get("mismatch_weight") else "",
              f"approximate R1 (weight {ladd['r1_weight']:g})" if ladd.get("r1_weight") else "",
              "layer-normalised pooled text" if ladd.get("head_text_norm") else "",
-             "each block's caption tokens beside its image map" if ladd.get("head_caption") else ""]
+             "each block's caption tokens beside its image map" if ladd.get("head_caption") else "",
+             "a whole-image logit per head beside its map" if ladd.get("head_whole") else ""]
     parts = [p for p in parts if p]
     return "; the heads train with " + " and ".join(parts) if parts else ""
 

@@ -103,7 +103,6 @@ def train_init_stage(config: DistillConfig, run_dir: str | Path, resume: bool = 
     transformer, _, log = train_student(init, stage_dir, resume=resume, progress=progress)
     folder = stage_dir / "student"
     write_folder(folder, lambda tmp: transformer.save_pretrained(tmp / "transformer"))
-    del transformer
     return (replace(config, train=replace(config.train, student_init=str(folder))),
             {"recipe": config.train.init_recipe, "config": asdict(init), "log": {k: v[-50:] for k, v in log.items()}})
 

@@ -127,7 +127,7 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> Di
     ``config`` asks for.
 
     ``config`` is a :class:`zlab.train.distill_config.DistillConfig` (weights_dtype, student_dtype, lora_rank, lora_alpha,
-    lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm, head_caption, student_init).
+    lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm, head_caption, head_whole, student_init).
     """
     teacher = _in_dtype(teacher, DTYPES[config.scale.weights_dtype]).eval().requires_grad_(False)
     if config.scale.lora_rank > 0:
@@ -156,7 +156,7 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> Di
     if config.ladd.features == "pixels":  # the discriminative ablation: a frozen image network instead of the teacher
         tap = pixel_tap(config, teacher.device)
     disc = Discriminator(config.ladd.blocks, tap.channels, text_dim, hidden=config.ladd.head_hidden, text_norm=config.ladd.head_text_norm,
-                         caption=config.ladd.head_caption)
+                         caption=config.ladd.head_caption, whole=config.ladd.head_whole)
     return DistillModels(teacher, student, disc, tap, lora=config.scale.lora_rank > 0)
 
 
