@@ -148,6 +148,16 @@ def _eval(args: argparse.Namespace) -> None:
         write_json(args.out, rows)
 
 
+def _paired(args: argparse.Namespace) -> None:
+    from zlab.measure.paired import format_paired, paired_folders
+
+    steps = [int(n) for n in args.steps.split(",")]
+    record = paired_folders(args.pipelines, steps, args.split, args.per_count, args.seeds)
+    print(format_paired(record))
+    if args.out:
+        write_json(args.out, record)
+
+
 def _sizes(text: str | None) -> list[tuple[int, int]]:
     """``--sizes``: aspect buckets ``HxW[,HxW...]`` as (height, width) pairs; none when not given."""
     sizes = []
@@ -346,6 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "a student) instead of deterministic Euler steps")
     p.add_argument("--out", help="write the rows as JSON")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("paired", help="pipelines on the same open prompts and seeds: differences paired over prompts")
+    p.add_argument("--pipelines", nargs="+", required=True, help="pipeline folders (each at its sampling.json)")
+    p.add_argument("--steps", default="1", help="comma-separated step counts (default 1)")
+    p.add_argument("--split", choices=["validation", "test"], default="test")
+    p.add_argument("--per-count", type=int, default=10, help="prompts per number of open attributes")
+    p.add_argument("--seeds", type=int, default=16, help="seeds per prompt")
+    p.add_argument("--out", help="write the record (per-prompt values included) as JSON")
+    p.set_defaults(func=_paired)
 
     p = sub.add_parser("synth", help="LADD data: the teacher's sampling.json samples of every train prompt")
     p.add_argument("--teacher", default=output_path("checkpoints/shapes-teacher"))
