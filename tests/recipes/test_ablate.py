@@ -152,10 +152,11 @@ def test_the_one_step_rule_weighs_one_step_validity_twice_and_never_chooses_a_ba
     assert choice["scores"]["valid, one mode"] == pytest.approx((1.6 + 0.3 + 0.9) / 4)
 
 
-@pytest.mark.parametrize("path", ["configs/ablations.toml", "configs/ladd-search.toml", "configs/dmd-search.toml"])
+@pytest.mark.parametrize("path", ["configs/ablations.toml", "configs/ladd-search.toml", "configs/dmd-search.toml",
+                                  "configs/ladd-remake-search.toml"])
 def test_the_shipped_grids_load(path):
     grid = ablate.load_grid(path)  # builds every variant's config: a bad key or value fails here, not hours in
-    assert grid.variants[0].name == "base" and len({v.name for v in grid.variants}) == len(grid.variants)
+    assert len({v.name for v in grid.variants}) == len(grid.variants)
     assert grid.split == ("test" if "ablations" in path else "validation")
     assert grid.rule == ("one_step" if "dmd" in path else "ladd")
 
@@ -199,3 +200,22 @@ def test_every_claim_with_all_its_arms_in_the_record_gets_a_row():
     grid = {v.name for v in ablate.load_grid("configs/ablations.toml").variants}  # every arm named is in the grid
     assert {a for c in claims.CLAIMS for a in (c.favoured, *c.others)} <= grid
     assert {a for arms in claims.T_HAT_ARMS.values() for a in arms} <= grid
+
+
+def test_distribution_matchings_claims_are_read_at_one_step_on_their_own_measure():
+    from zlab.recipes import claims
+
+    def run(variant, seed, valid, coverage):  # one-step values as given; 2 and 4 steps favour the other way
+        at = lambda n: {"2+": {"valid": valid if n == 1 else 1 - valid, "coverage_entropy": coverage if n == 1 else 0.0}}
+        return {"variant": variant, "seed": seed, "metrics": {Setting("student", n).label: at(n) for n in (1, 2, 4)}}
+
+    arms = {"base": ((0.70, 0.50), (0.72, 0.52), (0.71, 0.49)), "DM only": ((0.60, 0.60), (0.61, 0.62), (0.62, 0.61)),
+            "DMD + regression anchor": ((0.71, 0.60), (0.72, 0.61), (0.70, 0.62))}
+    record = {"runs": [run(name, s, v, c) for name, values in arms.items() for s, (v, c) in enumerate(values)]}
+    rows = {v["claim"]: v for v in claims.verdicts(record)}
+    assert set(rows) == {"CFG augmentation is the engine (one step)", "A regression anchor restores coverage (one step)"}
+    assert rows["CFG augmentation is the engine (one step)"]["verdict"] == "holds"  # one-step validity, not N = 2, 4
+    anchor = rows["A regression anchor restores coverage (one step)"]
+    assert anchor["verdict"] == "holds" and anchor["end_point"] == "coverage_entropy, 2+ open, student 1 step"
+    grid = {v.name for v in ablate.load_grid("configs/dmd-search.toml").variants}
+    assert {a for c in claims.DMD_CLAIMS for a in (c.favoured, *c.others)} <= grid

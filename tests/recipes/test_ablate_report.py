@@ -34,3 +34,28 @@ def test_a_test_report_gives_the_claims_verdicts_and_chooses_nothing():
     assert "\n\nVerdicts (validity, 2+ open, mean over N = 1, 2, 4; paired by training seed):\n\n| claim |" in text
     assert "| Generative vs discriminative features | base |" in text and "**holds**" in text
     assert "chosen on validation" not in text
+
+
+def test_a_validation_report_gives_the_verdicts_of_the_claims_it_can_read():
+    record = {"rule": "one_step", "runs": [run(name, s, x) for name, values in (("base", (0.7, 0.72)),
+                                                                                  ("CA only", (0.1, 0.12)))
+                                           for s, x in enumerate(values)]}
+    text = format_report(record, "validation")
+    assert "Verdicts on validation prompts" in text and "| Distribution matching is the shield (one step) | base |" in text
+    assert text.endswith("chosen on validation: base")
+
+
+def test_reference_and_guidance_points_read_the_records():
+    import json
+    from pathlib import Path
+
+    from zlab.recipes.ablate_report import guidance_points, reference_points
+
+    record = json.loads(Path("docs/dmd-search.json").read_text())
+    points = reference_points(record)
+    ref = record["references"]["64x64"]
+    assert points["teacher"] == ref["teacher"]["teacher 50 steps + CFG (sampling.json)"]["2+"]
+    assert points["renders"]["valid"] == 1.0
+    teacher = json.loads(Path("checkpoints/shapes-teacher/eval.json").read_text())
+    curve = guidance_points(teacher)
+    assert set(curve) == set(teacher["guidance_sweep_validation"]) and 0 < curve["0.5"]["coverage_entropy"] < 1

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from zlab.measure.dmd_view import DMDView
@@ -75,3 +76,20 @@ def test_stack_estimates_in_panel_order():
     assert stacked.shape == (len(ESTIMATES), 16, 4, 6)
     for got, want in zip(stacked, (x0_hat, view.noisy, view.teacher_guided, view.fake), strict=True):
         torch.testing.assert_close(got, want[0])
+
+
+def test_trade_off_figure_plots_each_variant_with_its_interval_and_the_teacher_by_guidance():
+    from zlab.viz.dmd import trade_off_figure
+
+    rows = [{"variant": "base", "valid": 0.7, "valid_low": 0.6, "valid_high": 0.85, "coverage_entropy": 0.5,
+             "coverage_entropy_low": 0.45, "coverage_entropy_high": 0.52},
+            {"variant": "one seed", "valid": 0.6, "valid_low": float("nan"), "valid_high": float("nan"),
+             "coverage_entropy": 0.4, "coverage_entropy_low": float("nan"), "coverage_entropy_high": float("nan")}]
+    sweep = {"0.75": {"valid": 0.95, "coverage_entropy": 0.83}, "0.25": {"valid": 0.94, "coverage_entropy": 0.9}}
+    fig = trade_off_figure(rows, sweep, teacher={"valid": 0.94, "coverage_entropy": 0.81})
+    base, single, curve, teacher = fig.data
+    assert (base.x[0], base.y[0]) == (0.5, 0.7)
+    assert base.error_y.array[0] == pytest.approx(0.15) and base.error_y.arrayminus[0] == pytest.approx(0.1)
+    assert single.error_y.array is None  # one seed: no interval drawn
+    assert list(curve.x) == [0.9, 0.83] and list(curve.text) == ["s = 1.25", "s = 1.75"]  # sorted by guidance
+    assert teacher.name == "teacher (sampling.json)" and len(fig.data) == 4

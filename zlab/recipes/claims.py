@@ -18,6 +18,8 @@ class Claim:
     said: str  # what the papers say, in our words
     favoured: str  # the arm the claim favours
     others: tuple[str, ...]  # the arms it is tested against
+    setting: str = ablate.PRIMARY  # the end point: a student setting (or the mean over N = 1, 2, 4) ...
+    measure: str = "valid"  # ... and a measure on prompts with 2+ open attributes
 
 
 CLAIMS = (
@@ -42,6 +44,24 @@ CLAIMS = (
     Claim("Mismatched negatives",
           "A real sample under a wrong caption counted as fake makes the heads check the prompt.",
           "base", ("no mismatched negatives",)),
+)
+
+ONE_STEP = "student 1 step"
+
+# Distribution matching's claims, as the one-step search tests them (configs/dmd-search.toml, lab 05b), at one step.
+DMD_CLAIMS = (
+    Claim("CFG augmentation is the engine (one step)",
+          "Decoupled DMD: the CFG-augmentation half turns many steps into few; without it (DM only) the one-step "
+          "student is worse.", "base", ("DM only",), ONE_STEP),
+    Claim("Distribution matching is the shield (one step)",
+          "Decoupled DMD: without the distribution-matching half (CA only) the student drifts to artefacts.",
+          "base", ("CA only",), ONE_STEP),
+    Claim("Distribution matching beats regression at the same budget (one step)",
+          "DMD2: distribution matching lifts a regression student beyond what more regression gives.",
+          "base", ("regression only",), ONE_STEP),
+    Claim("A regression anchor restores coverage (one step)",
+          "DMD (2023) keeps a regression loss beside distribution matching against mode collapse.",
+          "DMD + regression anchor", ("base",), ONE_STEP, "coverage_entropy"),
 )
 
 # The t-hat sweep (logit-normal mean m = -2, -1, 0, 1) at two canvas sizes; the base recipe has m = -1 at 64x64.
@@ -73,8 +93,8 @@ def verdicts(record: dict) -> list[dict]:
     """Every claim whose arms are all in ``record``: ``{"claim", "verdict", "favoured", "diffs", "end_point"}``;
     the t-hat sweep gives one row per canvas size."""
     present = {r["variant"] for r in record["runs"]}
-    rows = [{"claim": c.title, **ablate.claim_verdict(record, c.favoured, list(c.others))}
-            for c in CLAIMS if {c.favoured, *c.others} <= present]
+    rows = [{"claim": c.title, **ablate.claim_verdict(record, c.favoured, list(c.others), c.setting, "2+", c.measure)}
+            for c in CLAIMS + DMD_CLAIMS if {c.favoured, *c.others} <= present]
     rows += [{"claim": f"t_hat sweet spot at {size}", **sweet_spot_verdict(record, arms)}
              for size, arms in T_HAT_ARMS.items() if set(arms) <= present]
     return rows

@@ -70,3 +70,31 @@ def stack_estimates(x0_hat: Tensor, view: DMDView) -> Tensor:
     """The first sample's latents to decode in one VAE call, in :data:`ESTIMATES` order: the student's sample, the
     noisy input, the teacher's guided estimate, the fake score's estimate."""
     return torch.cat([x[:1].float() for x in (x0_hat, view.noisy, view.teacher_guided, view.fake)])
+
+
+def trade_off_figure(rows, teacher_sweep=None, teacher=None, renders=None) -> go.Figure:
+    """Validity against coverage (2+ open prompts) at one step: one point per variant of a search (``rows`` of
+    :func:`zlab.recipes.ablate.summary` with ``valid`` and ``coverage_entropy`` and their 95% intervals across
+    seeds, drawn as error bars), the teacher at each guidance scale of ``teacher_sweep`` (``{g: {"valid", "coverage_entropy"}}``,
+    joined by a line), the teacher at its ``sampling.json`` and the renders (``{"valid", "coverage_entropy"}``)."""
+    fig = go.Figure()
+    for row in rows:
+        bar = lambda m: dict(type="data", symmetric=False, array=[row[f"{m}_high"] - row[m]],
+                             arrayminus=[row[m] - row[f"{m}_low"]]) if np.isfinite(row[f"{m}_low"]) else None
+        fig.add_trace(go.Scatter(x=[row["coverage_entropy"]], y=[row["valid"]], mode="markers", name=row["variant"],
+                                 error_x=bar("coverage_entropy"), error_y=bar("valid"), marker=dict(size=11)))
+    if teacher_sweep:
+        gs = sorted(teacher_sweep, key=float)
+        fig.add_trace(go.Scatter(x=[teacher_sweep[g]["coverage_entropy"] for g in gs], y=[teacher_sweep[g]["valid"] for g in gs],
+                                 mode="lines+markers+text", text=[f"s = {float(g) + 1:g}" for g in gs], textposition="top center",
+                                 name="teacher, 50 steps, by guidance", line=dict(color="gray", dash="dot")))
+    for name, point, symbol in (("teacher (sampling.json)", teacher, "star"), ("renders", renders, "diamond")):
+        if point:
+            fig.add_trace(go.Scatter(x=[point["coverage_entropy"]], y=[point["valid"]], mode="markers", name=name,
+                                     marker=dict(symbol=symbol, size=14, color="black")))
+    fig.update_layout(height=440, xaxis_title="coverage (normalised entropy of the open attributes)",
+                      yaxis_title="validity", plot_bgcolor="white",
+                      title="one step, 2+ open prompts: validity against coverage (bars: 95% interval across seeds)")
+    fig.update_xaxes(gridcolor="#eee")
+    fig.update_yaxes(gridcolor="#eee")
+    return fig
