@@ -415,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=_distill)
 
-    p = sub.add_parser("make-student", help="the whole student recipe: synth, LADD, shipped folder")
+    p = sub.add_parser("make-student",
+                       help="the whole student recipe: synth, an init stage, LADD or DMD, a measured shipped folder")
     p.add_argument("--config", default=config_path("shapes-ladd.toml"))
     p.add_argument("--out", default=output_path("checkpoints/shapes-student"))
     p.add_argument("--run", default=output_path("runs/ladd"))

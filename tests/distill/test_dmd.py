@@ -128,3 +128,33 @@ def test_one_step_moves_the_student_and_the_fake_score_and_never_the_teacher(tin
     assert result.ok and set(result.grad_norms) == {"dm", "ca"}
     changed = lambda name, m: any(not torch.equal(v, m.state_dict()[k]) for k, v in before[name].items())
     assert changed("s", student) and changed("f", fake) and not changed("t", teacher)
+
+
+def test_the_gan_term_moves_the_heads_and_reaches_the_student_through_the_teacher(tiny_pipe):
+    """DMD2's GAN term alone (every other weight 0): the student still moves (its only gradient is -D through the
+    frozen teacher), the heads step on the hinge loss, the teacher and the fake score's weights stay (it steps on
+    flow matching, which this check switches off with a zero learning rate)."""
+    from zlab.distill.dmd import DMDCritic
+    from zlab.distill.heads import Discriminator
+    from zlab.features import FeatureTap
+
+    torch.manual_seed(0)
+    teacher = copy.deepcopy(tiny_pipe.transformer).requires_grad_(False)
+    student, fake = perturbed(teacher).requires_grad_(True), copy.deepcopy(teacher).requires_grad_(True)
+    tap = FeatureTap(teacher, (1, 2))
+    heads = Discriminator((1, 2), tap.channels, tiny_pipe.text_encoder.config.hidden_size, hidden=8)
+    critic = DMDCritic(fake, heads)
+    models = {"t": teacher, "s": student, "f": fake, "h": heads}
+    before = {name: copy.deepcopy(m.state_dict()) for name, m in models.items()}
+    opt_s = torch.optim.Adam(student.parameters(), 1e-3)
+    opt_c = torch.optim.Adam([{"params": list(fake.parameters()), "lr": 0.0}, {"params": list(heads.parameters())}], 1e-3)
+    options = DMDOptions(dm_weight=0.0, ca_weight=0.0, gan_weight=1.0, fake_updates=1)
+    batch = make_batch(tiny_pipe)
+    g = torch.Generator().manual_seed(3)
+    batch.t_gan, batch.eps_gan = torch.rand(2, generator=g), torch.randn(batch.x0.shape, generator=g)
+    result = dmd_step(Accelerator(cpu=True), student, critic, teacher, batch, opt_s, opt_c, options, tap=tap)
+    assert result.ok and result.gan_d_loss > 0 and result.grad_norms == {}
+    changed = lambda name: any(not torch.equal(v, models[name].state_dict()[k]) for k, v in before[name].items())
+    assert changed("s") and changed("h") and not changed("t") and not changed("f")
+    with pytest.raises(ValueError, match="gan_weight are all 0"):
+        DMDOptions(dm_weight=0.0, ca_weight=0.0).validate()

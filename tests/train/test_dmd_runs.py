@@ -27,6 +27,23 @@ def test_a_dmd_run_trains_student_and_fake_score_and_resumes_exactly(teacher_and
             torch.testing.assert_close(x, y, atol=0, rtol=0, msg=name)
 
 
+def test_a_dmd_run_with_the_gan_term_resumes_exactly_and_ships_its_heads(teacher_and_data, tmp_path):
+    from zlab.distill.dmd import DMDCritic
+    from zlab.distill.student import load_discriminator, save_trained_student
+
+    config = dmd_config(teacher_and_data, dmd={"gan_weight": 0.5, "gan_blocks": [1, 3]})
+    straight, critic, log = train_student(config, tmp_path / "a", progress=False)
+    assert isinstance(critic, DMDCritic) and len(log["gan_d_loss"]) == 4 and log["fake_skipped"] == []
+    resumed, resumed_critic, _ = stopped_and_resumed(config, tmp_path / "b")
+    for a, b in ((straight, resumed), (critic, resumed_critic)):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            torch.testing.assert_close(x, y, atol=0, rtol=0, msg=name)
+    out = save_trained_student(config.data.teacher, straight, critic, tmp_path / "student")
+    assert load_discriminator(out / "discriminator").blocks == (1, 3) and (out / "fake_score" / "config.json").is_file()
+    plain = train_student(dmd_config(teacher_and_data), tmp_path / "plain", progress=False)[2]
+    assert "gan_d_loss" not in plain  # the term off: no heads, and the batches draw what they drew before it existed
+
+
 def test_dmd_config_is_checked_by_section(teacher_and_data):
     with pytest.raises(ValueError, match="dmd.fake_updates"):
         dmd_config(teacher_and_data, dmd={"fake_updates": 0})

@@ -29,6 +29,11 @@ Per step (the batch, :class:`DMDBatch`, carries every random draw):
    regression anchor to the teacher's sample of the same noise (:mod:`zlab.distill.regression`);
 3. the fake score steps by flow matching on the detached ``x0_hat``, then on fresh student samples, ``fake_updates``
    steps per student step in all (DMD2's two-time-scale rule).
+
+Optional, DMD2's GAN term (``gan_weight`` > 0): LADD's heads (:mod:`zlab.distill.heads`) read the frozen teacher's
+tapped blocks at a re-noised level ``t_gan``; the student adds ``gan_weight * -D(x0_hat)`` to its loss (through the
+teacher, as in LADD) and the heads step on the hinge loss, the teacher's synthetic samples real, the student's fake.
+DMD2 puts its heads on the fake score's features; the teacher's are frozen, so the heads' inputs do not drift.
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from zlab.checks import check_choice, check_range
+from zlab.distill import losses
+from zlab.distill.heads import pool_text
 from zlab.distill.regression import regression_loss
 from zlab.distill.schedule import sampler_inputs
 from zlab.distill.update import guarded_update
@@ -92,16 +99,23 @@ class DMDOptions:
     student_probs: tuple = (1.0, 0.0, 0.0, 0.0)
     backward_sim: float = 1.0
     regression_weight: float = 0.0  # anchor: |x0_hat - x0|^2 to the teacher's sample of the same noise
+    # DMD2's GAN term: LADD's heads on the teacher's blocks gan_blocks at t_gan ~ gan_noise (0 = off)
+    gan_weight: float = 0.0
+    gan_blocks: tuple = (2, 3)
+    gan_noise: NoiseLaw = field(default_factory=lambda: NoiseLaw(law="logit_normal", low=0.0, high=1.0, m=-1.0))
 
     def validate(self) -> None:
         check_range("dmd.guidance_scale", self.guidance_scale, 0.0, 100.0)
-        for name in ("dm_weight", "ca_weight", "regression_weight"):
+        for name in ("dm_weight", "ca_weight", "regression_weight", "gan_weight"):
             check_range(f"dmd.{name}", getattr(self, name), 0.0, 1000.0)
-        if not (self.dm_weight or self.ca_weight or self.regression_weight):
-            raise ValueError("dmd.dm_weight, dmd.ca_weight and dmd.regression_weight are all 0: the student has no loss")
+        if not (self.dm_weight or self.ca_weight or self.regression_weight or self.gan_weight):
+            raise ValueError("dmd.dm_weight, dmd.ca_weight, dmd.regression_weight and dmd.gan_weight are all 0: the "
+                             "student has no loss")
+        if not self.gan_blocks:
+            raise ValueError("dmd.gan_blocks must name at least one teacher block")
         check_range("dmd.fake_updates", self.fake_updates, 1, 100)
         check_range("dmd.backward_sim", self.backward_sim, 0.0, 1.0)
-        for name in ("dm_noise", "ca_noise", "fake_noise"):
+        for name in ("dm_noise", "ca_noise", "fake_noise", "gan_noise"):
             getattr(self, name).validate(f"dmd.{name}")
         probs = torch.tensor(self.student_probs, dtype=torch.float64)
         if probs.shape != (4,) or (probs < 0).any() or abs(float(probs.sum()) - 1) > 1e-6:
@@ -124,6 +138,22 @@ class DMDBatch:
     tau_ca: Tensor
     eps_ca: Tensor
     fake_seed: int  # seeds the fake score's re-noising draws
+    t_gan: Tensor | None = None  # the GAN term's level and noise (drawn only when gan_weight > 0)
+    eps_gan: Tensor | None = None
+
+
+class DMDCritic(nn.Module):
+    """DMD's trained judges when the GAN term is on: the fake score and the heads, one module for the run's
+    checkpoint and optimizer (without the GAN term the critic is the fake score itself)."""
+
+    def __init__(self, fake: nn.Module, heads: nn.Module):
+        super().__init__()
+        self.fake, self.heads = fake, heads
+
+
+def critic_parts(critic: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+    """``(fake score, heads or None)`` of a DMD critic: a :class:`DMDCritic`, or a bare fake score."""
+    return (critic.fake, critic.heads) if isinstance(critic, DMDCritic) else (critic, None)
 
 
 def x0_of(model, x: Tensor, t: Tensor, embeds) -> Tensor:
@@ -199,6 +229,13 @@ def fake_score_loss(fake, x0_hat: Tensor, embeds, options: DMDOptions, generator
     return (v - (eps - x0)).pow(2).mean()
 
 
+def gan_logits(tap, heads, x0: Tensor, batch: DMDBatch) -> list[Tensor]:
+    """The heads' logit maps of ``x0`` re-noised at the batch's ``t_gan`` (the teacher's tapped blocks; a graph
+    through the teacher to ``x0`` when grad is on)."""
+    x = add_noise(x0, batch.eps_gan, batch.t_gan)
+    return heads(tap(x, batch.t_gan, batch.embeds), batch.t_gan, pool_text(batch.embeds).to(x.device))
+
+
 @dataclass
 class DMDStepResult:
     """What one :func:`dmd_step` did: whether the student and the fake score stepped, and the losses."""
@@ -208,34 +245,51 @@ class DMDStepResult:
     g_loss: Tensor
     fake_loss: Tensor
     grad_norms: dict[str, float]  # mean per-sample RMS of each normalised direction (how hard each term pushes)
+    gan_g_loss: Tensor | None = None  # the GAN term: the student's -D and the heads' hinge loss
+    gan_d_loss: Tensor | None = None
 
     @property
     def ok(self) -> bool:
         return self.student_ok and self.fake_ok
 
 
-def dmd_step(accelerator, student, fake, teacher, batch: DMDBatch, opt_student, opt_fake, options: DMDOptions,
-             fake_batches: list[DMDBatch] = (), grad_clip: float = 1.0, sampler=None, ema=None) -> DMDStepResult:
+def dmd_step(accelerator, student, critic, teacher, batch: DMDBatch, opt_student, opt_critic, options: DMDOptions,
+             fake_batches: list[DMDBatch] = (), grad_clip: float = 1.0, sampler=None, ema=None, tap=None) -> DMDStepResult:
     """One DMD update: the student along the DM and CA directions (the teacher and the fake score frozen, no
-    graph through them), then the fake score's flow-matching steps: one on this step's detached sample and one on a
+    graph through them; with the GAN term also along ``-D`` through the teacher's ``tap``), then the heads' hinge step
+    (GAN term only), then the fake score's flow-matching steps: one on this step's detached sample and one on a
     fresh student sample (no graph) of each of ``fake_batches`` (``fake_updates - 1`` of them, DMD2's rule)."""
+    fake, heads = critic_parts(accelerator.unwrap_model(critic))
+    gan = heads is not None and options.gan_weight > 0
     with accelerator.autocast():
         x0_hat = student_x0(student, batch, sampler)
-        directions = dmd_directions(teacher, accelerator.unwrap_model(fake), x0_hat, batch, options)
+        directions = dmd_directions(teacher, fake, x0_hat, batch, options)
         g_loss = generator_loss(x0_hat, directions, batch, options)
+        if gan:
+            heads.requires_grad_(False)  # the student's pass: no gradient lands on the heads
+            gan_g = -sum(l.mean() for l in gan_logits(tap, heads, x0_hat.float(), batch))
+            heads.requires_grad_(True)
+            g_loss = g_loss + options.gan_weight * gan_g
     trained = lambda: [p for p in student.parameters() if p.requires_grad]
     ema_step = (lambda: ema.step([p for p in accelerator.unwrap_model(student).parameters() if p.requires_grad])) \
         if ema is not None else None
     student_ok = guarded_update(accelerator, g_loss, trained, opt_student, grad_clip, after=ema_step)
-    fake_ok, fake_losses = True, []
+    gan_d = None
+    if gan:
+        with accelerator.autocast():
+            real = gan_logits(tap, heads, batch.x0.float(), batch)
+            gan_d = losses.discriminator_loss(real, gan_logits(tap, heads, x0_hat.detach().float(), batch))
+    heads_ok = not gan or guarded_update(accelerator, gan_d, heads.parameters, opt_critic, grad_clip)
+    fake_ok, fake_losses = heads_ok, []
     for k, fake_batch in enumerate([batch, *fake_batches]):
         with accelerator.autocast():
             if k:
                 with torch.no_grad():
                     x0_hat = student_x0(student, fake_batch, sampler)
             generator = torch.Generator().manual_seed(fake_batch.fake_seed)
-            fake_loss = fake_score_loss(fake, x0_hat, fake_batch.embeds, options, generator)
-        fake_ok = guarded_update(accelerator, fake_loss, fake.parameters, opt_fake, grad_clip) and fake_ok
+            fake_loss = fake_score_loss(critic if heads is None else fake, x0_hat, fake_batch.embeds, options, generator)
+        fake_ok = guarded_update(accelerator, fake_loss, fake.parameters, opt_critic, grad_clip) and fake_ok
         fake_losses.append(fake_loss.detach())
     norms = {k: rms(d) for k, d in directions.items()}
-    return DMDStepResult(student_ok, fake_ok, g_loss.detach(), torch.stack(fake_losses).mean(), norms)
+    return DMDStepResult(student_ok, fake_ok, g_loss.detach(), torch.stack(fake_losses).mean(), norms,
+                         gan_g.detach() if gan else None, gan_d.detach() if gan else None)

@@ -16,6 +16,7 @@ from pathlib import Path
 from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 from safetensors.torch import load_file, save_file
 
+from zlab.distill.dmd import critic_parts
 from zlab.distill.heads import Discriminator
 from zlab.distill.schedule import STUDENT_STEPS
 from zlab.zimage import SAMPLING_FILE, read_sampling, save_pipeline, schedule
@@ -70,13 +71,15 @@ def load_discriminator(folder: str | Path) -> Discriminator:
 def save_student(pipe: ZImagePipeline, critic, path: str | Path, sampling: dict,
                  extra: dict[str, str] | None = None) -> Path:
     """Write the student folder atomically: pipeline, ``sampling.json``, its critic (LADD's discriminator heads in
-    ``discriminator/``, DMD's fake score in ``fake_score/``, for the app's views), extra text files."""
+    ``discriminator/``, DMD's fake score in ``fake_score/`` and with DMD2's GAN term its heads in ``discriminator/``,
+    for the app's views), extra text files."""
 
     def write_extra(folder: Path) -> None:
-        if isinstance(critic, Discriminator):
-            save_discriminator(critic, folder / DISCRIMINATOR)
-        elif critic is not None:
-            critic.save_pretrained(folder / FAKE_SCORE)
+        fake, heads = critic_parts(critic) if not isinstance(critic, Discriminator) else (None, critic)
+        if heads is not None:
+            save_discriminator(heads, folder / DISCRIMINATOR)
+        if fake is not None:
+            fake.save_pretrained(folder / FAKE_SCORE)
         for name, text in (extra or {}).items():
             (folder / name).write_text(text)
 

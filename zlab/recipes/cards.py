@@ -304,6 +304,9 @@ def dmd_made(config: dict, record: dict, bucket_text: str, time_text: str) -> st
     start = start_text(config, record)
     anchor = (f" plus a regression anchor to the teacher's sample of the same noise (weight {dmd['regression_weight']:g})"
               if dmd.get("regression_weight") else "")
+    if dmd.get("gan_weight"):
+        anchor += (f", plus DMD2's GAN term (weight {dmd['gan_weight']:g}: hinge heads on the teacher's blocks "
+                   f"{dmd.get('gan_blocks', '?')} at t ~ {law('gan_noise')}, trained beside the fake score)")
     return f"""`zlab make-student --config configs/shapes-dmd.toml` (distribution matching: DMD, Yin et al. 2024; DMD2,
 Yin et al. 2024; decoupled as in Liu et al. 2025, the recipe behind Z-Image-Turbo). The student, {start}, maps
 noise to a sample in one step and moves along the teacher's pull at a re-noised copy of its sample: distribution
@@ -321,8 +324,10 @@ seed(s){bucket_text}. {train.get("steps", "?")} steps of batch {train.get("batch
 def critic_text(config: dict) -> str:
     """The card's sentence on the critic shipped beside the pipeline."""
     if config.get("method") == "dmd":
+        heads = (" `discriminator/` holds the GAN term's heads (the app's discriminator view reads them)."
+                 if config.get("dmd", {}).get("gan_weight") else "")
         return ("`fake_score/` holds the trained fake score (a transformer of the teacher's architecture; the app's "
-                "distribution-matching view reads it; diffusers ignores the folder).")
+                "distribution-matching view reads it; diffusers ignores the folder)." + heads)
     return ("`discriminator/` holds the trained heads (used by the app's discriminator view; diffusers ignores the "
             "folder).")
 

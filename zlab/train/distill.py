@@ -79,6 +79,9 @@ def prepare(accelerator, config: DistillConfig, models: DistillModels, sharded: 
     FSDP its shadow weights are shards like the parameters.
     """
     opt_student, opt_critic = make_optimizers(config, models)
+    if config.method == "dmd" and config.dmd.gan_weight and accelerator.num_processes > 1:
+        raise ValueError("dmd.gan_weight > 0 (the fake score and the heads as one critic) runs in one process; "
+                         "set it to 0 under `accelerate launch`")
     if sharded:
         if config.method != "ladd":
             raise ValueError(f"method {config.method!r} under FSDP is not supported: its critic is a whole transformer")

@@ -49,9 +49,12 @@ def draw_batch(data: SynthData | list[SynthData], config: DistillConfig, generat
     tau_dm, eps_dm = options.dm_noise.sample(t, generator), torch.randn(x0.shape, generator=generator)
     tau_ca, eps_ca = options.ca_noise.sample(t, generator), torch.randn(x0.shape, generator=generator)
     fake_seed = int(torch.randint(2**62, (1,), generator=generator))
-    to = lambda x: x.to(device)
+    to = lambda x: x.to(device) if x is not None else None
+    t_gan = eps_gan = None
+    if options.gan_weight:  # drawn last: without the GAN term a run draws exactly what it drew before the term existed
+        t_gan, eps_gan = options.gan_noise.sample(torch.ones(n), generator), torch.randn(x0.shape, generator=generator)
     return DMDBatch(to(x0), [to(e) for e in embeds], [null] * n, to(t), to(eps), to(sim_dt), to(tau_dm), to(eps_dm),
-                    to(tau_ca), to(eps_ca), fake_seed)
+                    to(tau_ca), to(eps_ca), fake_seed, to(t_gan), to(eps_gan))
 
 
 def train_step(parts, step: int, generator: torch.Generator) -> DMDStepResult:
@@ -60,7 +63,7 @@ def train_step(parts, step: int, generator: torch.Generator) -> DMDStepResult:
     batch, fake_batches = draw(), [draw() for _ in range(parts.config.dmd.fake_updates - 1)]
     return dmd_step(parts.accelerator, parts.student, parts.critic, parts.models.teacher, batch, parts.opt_student,
                     parts.opt_critic, parts.config.dmd, fake_batches=fake_batches,
-                    grad_clip=parts.config.train.grad_clip, sampler=parts.sampler, ema=parts.ema)
+                    grad_clip=parts.config.train.grad_clip, sampler=parts.sampler, ema=parts.ema, tap=parts.models.tap)
 
 
 def record(log: dict, result: DMDStepResult, step: int) -> dict[str, str]:
@@ -73,6 +76,9 @@ def record(log: dict, result: DMDStepResult, step: int) -> dict[str, str]:
     log["fake_loss"].append(result.fake_loss.item())
     for name in ("dm", "ca"):
         log[f"{name}_norm"].append(result.grad_norms.get(name, 0.0))
+    if result.gan_d_loss is not None:
+        log.setdefault("gan_g_loss", []).append(result.gan_g_loss.item())
+        log.setdefault("gan_d_loss", []).append(result.gan_d_loss.item())
     mean = lambda key: sum(log[key][-20:]) / len(log[key][-20:])
     return {"G": f"{mean('g_loss'):.3f}", "fake": f"{mean('fake_loss'):.3f}", "dm": f"{mean('dm_norm'):.2f}",
             "ca": f"{mean('ca_norm'):.2f}"}

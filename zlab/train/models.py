@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import ZImageTransformer2DModel
 
+from zlab.distill.dmd import DMDCritic
 from zlab.distill.heads import Discriminator
 from zlab.features import FeatureTap, PixelFeatureTap
 
@@ -42,10 +43,15 @@ class DistillModels:
     lora: bool
     fake: ZImageTransformer2DModel | None = None  # DMD: a trained copy of the teacher that follows the student
 
+    def __post_init__(self):
+        self._critic = (self.disc if self.fake is None else self.fake if self.disc is None
+                        else DMDCritic(self.fake, self.disc))
+
     @property
     def critic(self) -> torch.nn.Module:
-        """The trained judge of the student's samples: the heads (LADD) or the fake score (DMD)."""
-        return self.disc if self.fake is None else self.fake
+        """The trained judge of the student's samples: the heads (LADD), the fake score (DMD), or both (DMD with
+        DMD2's GAN term, a :class:`~zlab.distill.dmd.DMDCritic`)."""
+        return self._critic
 
     def trainable(self) -> list[torch.nn.Parameter]:
         """The student's trained parameters (all of them, or only the LoRA matrices)."""
@@ -152,7 +158,11 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> Di
     student.train()
     if config.method == "dmd":
         fake = _in_dtype(copy.deepcopy(teacher), DTYPES[config.scale.student_dtype]).train().requires_grad_(True)
-        return DistillModels(teacher, student, None, None, lora=config.scale.lora_rank > 0, fake=fake)
+        if not config.dmd.gan_weight:
+            return DistillModels(teacher, student, None, None, lora=config.scale.lora_rank > 0, fake=fake)
+        tap = FeatureTap(teacher, config.dmd.gan_blocks)  # DMD2's GAN term: LADD's heads on the teacher's blocks
+        disc = Discriminator(config.dmd.gan_blocks, tap.channels, text_dim, hidden=config.ladd.head_hidden)
+        return DistillModels(teacher, student, disc, tap, lora=config.scale.lora_rank > 0, fake=fake)
     if config.ladd.features == "pixels":  # the discriminative ablation: a frozen image network instead of the teacher
         tap = pixel_tap(config, teacher.device)
     disc = Discriminator(config.ladd.blocks, tap.channels, text_dim, hidden=config.ladd.head_hidden, text_norm=config.ladd.head_text_norm,
@@ -206,6 +216,10 @@ def make_optimizers(config, models: DistillModels):
     """``(student optimizer, critic optimizer)`` of a run, as ``config`` asks for them (the heads: plain Adam; the
     fake score: the student's kind, at ``fake_lr``)."""
     opt_student = make_optimizer(config.scale.optimizer, models.trainable(), config.train.student_lr, config.train.betas)
+    if models.fake is not None and models.disc is not None:  # DMD with the GAN term: the heads at heads_lr
+        groups = [{"params": list(models.fake.parameters()), "lr": config.train.fake_lr},
+                  {"params": list(models.disc.parameters()), "lr": config.train.heads_lr}]
+        return opt_student, make_optimizer(config.scale.optimizer, groups, config.train.fake_lr, config.train.betas)
     if models.fake is not None:
         return opt_student, make_optimizer(config.scale.optimizer, models.fake.parameters(), config.train.fake_lr,
                                            config.train.betas)
