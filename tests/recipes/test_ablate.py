@@ -217,5 +217,7 @@ def test_distribution_matchings_claims_are_read_at_one_step_on_their_own_measure
     assert rows["CFG augmentation is the engine (one step)"]["verdict"] == "holds"  # one-step validity, not N = 2, 4
     anchor = rows["A regression anchor restores coverage (one step)"]
     assert anchor["verdict"] == "holds" and anchor["end_point"] == "coverage_entropy, 2+ open, student 1 step"
+    one_seed = {"runs": [r for r in record["runs"] if r["seed"] == 0]}
+    assert claims.why(claims.verdicts(one_seed)[0]) == "DM only: 1 paired seed, no interval yet."
     grid = {v.name for v in ablate.load_grid("configs/dmd-search.toml").variants}
     assert {a for c in claims.DMD_CLAIMS for a in (c.favoured, *c.others)} <= grid

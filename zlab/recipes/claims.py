@@ -113,6 +113,9 @@ def why(verdict: dict) -> str:
     if worse:
         parts.append(f"{', '.join(worse)} {'is' if len(worse) == 1 else 'are'} worse than {favoured} beyond the interval")
     for o, d in unresolved.items():
+        if d["seeds"] < 2:
+            parts.append(f"{o}: {d['seeds']} paired seed, no interval yet")
+            continue
         parts.append(f"{o}'s interval holds 0: with {d['seeds']} seeds, a difference under "
                      f"±{(d['high'] - d['low']) / 2:.3f} cannot be told from the seed-to-seed spread")
     return "; ".join(parts) + "."
