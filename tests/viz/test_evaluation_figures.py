@@ -110,3 +110,16 @@ def test_arm_figure_one_trace_per_arm_and_measure_with_its_interval(with_referen
     assert np.allclose(fig.data[0].error_y.array, [0.2] * 3) and np.allclose(fig.data[0].error_y.arrayminus, [0.1] * 3)
     assert [s.y0 for s in fig.layout.shapes] == ([0.9, 0.95] if with_references else [])
     assert math.isclose(fig.data[1].x[0] - fig.data[0].x[0], 0.08)
+
+
+def test_seeds_grid_figure_shows_each_column_framed_and_titled_with_its_measures():
+    from zlab.measure.diversity import SeedsColumn, grid_image
+    from zlab.viz.evaluation import seeds_grid_figure
+
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    record = {"valid": 0.75, "named_accuracy": float("nan"), "coverage_entropy": 0.5}
+    columns = [SeedsColumn(name, images, ["✓"] * 3 + ["✗ shape"], record, 1, 1.0) for name in ("a", "b")]
+    fig = seeds_grid_figure(columns, cols=2)
+    assert len(fig.data) == 2 and np.array_equal(fig.data[1].z, grid_image(columns[1], cols=2))
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["a<br>valid 3/4 · coverage 0.50", "b<br>valid 3/4 · coverage 0.50"]

@@ -138,3 +138,14 @@ def claim_differences_figure(verdicts: Sequence[dict]) -> go.Figure:
                       xaxis_title="difference in validity", yaxis=dict(autorange="reversed"),
                       height=120 + 30 * len(rows), width=980, margin=dict(l=380, t=60, b=50))
     return fig
+
+
+def seeds_grid_figure(columns, cols: int = 2, cell: int = 150) -> go.Figure:
+    """The app's seeds grid as one figure: each sampler's column (:class:`zlab.measure.diversity.SeedsColumn`) as a
+    framed picture (green valid and right, red not), titled with its name and its measures for the prompt."""
+    from zlab.measure.diversity import grid_image
+    from zlab.viz.images import image_grid
+
+    pictures = [grid_image(c, cols=cols) for c in columns]
+    titles = [f"{c.name}<br>{c.summary()}" for c in columns]
+    return image_grid(pictures, titles, cols=len(columns), cell=cell)
