@@ -12,6 +12,8 @@ def test_the_speedup_line_states_median_quartiles_and_pairs_at_both_batch_sizes(
     assert compare.format_speedup(record) == (
         "wall-clock teacher 50 steps + CFG / student 4 steps, per image, median of interleaved pairs: 12.3x at batch 1 "
         "(quartiles 10.0-14.5, 24 pairs), 30.0x at batch 64 (quartiles 28.0-32.0, 3 pairs)")
+    one_step = compare.format_speedup({**record, "student_steps": 1})  # a one-step student's record says so
+    assert one_step.startswith("wall-clock teacher 50 steps + CFG / student 1 step, per image")
 
 
 def test_bench_speedup_yields_a_row_per_batch_size_and_prompt_padding(monkeypatch):

@@ -71,19 +71,24 @@ def pipeline_speedup(teacher_path, teacher, student_path, student, rounds: int, 
 def compare_record(teacher_path: str, student_path: str, shapes_net: str, seeds=(0,), rounds: int = 5) -> dict:
     """What ``zlab compare --out`` writes: :func:`comparison` rows and the paired speed-ups at batch 1 and 64."""
     teacher, student = load_pipeline(teacher_path), load_pipeline(student_path)
-    rows = comparison(teacher, read_sampling(teacher_path), student, ShapesNet.load(shapes_net), seeds=seeds)
+    steps = read_sampling(student_path)["num_inference_steps"]  # the speed-ups are at the student's own steps
+    # the "LADD start" rows (teacher weights on the student's schedule) say what LADD added to its starting point;
+    # a student initialised elsewhere (DMD's, from the regression student) did not start there
+    rows = comparison(teacher, read_sampling(teacher_path), student, ShapesNet.load(shapes_net), seeds=seeds,
+                      include_init=steps == 4)
     paired = pipeline_speedup(teacher_path, teacher, student_path, student, rounds)
     batched = pipeline_speedup(teacher_path, teacher, student_path, student, rounds, batch_size=64)
-    return {"rows": rows, "speedup_teacher50_student4": {
+    return {"rows": rows, "student_steps": steps, "speedup_teacher50_student4": {
         "latency_batch1": paired["median"], "latency_batch1_paired": paired,
         "throughput_batch64": batched["median"], "throughput_batch64_paired": batched}}
 
 
 def format_speedup(record: dict) -> str:
     """The paired speed-ups of a :func:`compare_record` in one line: median and quartiles at batch 1 and 64."""
-    speedup = record["speedup_teacher50_student4"]
+    speedup = record["speedup_teacher50_student4"]  # the key of the first records; the student's steps beside it
     paired, batched = speedup["latency_batch1_paired"], speedup["throughput_batch64_paired"]
-    return ("wall-clock teacher 50 steps + CFG / student 4 steps, per image, median of interleaved pairs: "
+    n = record.get("student_steps", 4)
+    return (f"wall-clock teacher 50 steps + CFG / student {n} step{'s' * (n > 1)}, per image, median of interleaved pairs: "
             f"{paired['median']:.1f}x at batch 1 (quartiles {paired['q25']:.1f}-{paired['q75']:.1f}, {paired['pairs']} "
             f"pairs), {batched['median']:.1f}x at batch 64 (quartiles {batched['q25']:.1f}-{batched['q75']:.1f}, "
             f"{batched['pairs']} pairs)")
@@ -134,10 +139,12 @@ def findings(record: dict, images: int | None = None) -> str:
                      f"FD {s['fd']:.1f} vs {t['fd']:.1f}; diversity {s['diversity'] / top['diversity']:.2f} x the "
                      "teacher's at 50 steps")
     lines.append(f"- teacher at 50 steps + CFG: joint accuracy {top['acc_joint']:.3f} ± {se(top['acc_joint']):.3f}")
+    steps = record.get("student_steps", 4)
     for key, label in (("latency_batch1_paired", "batch 1 (latency)"), ("throughput_batch64_paired", "batch 64 (throughput)")):
         pairs = record["speedup_teacher50_student4"].get(key)
         if pairs:
-            lines.append(f"- wall clock, teacher 50 steps + CFG / student 4 steps at {label}: {pairs['median']:.1f}x, "
+            lines.append(f"- wall clock, teacher 50 steps + CFG / student {steps} step{'s' * (steps > 1)} at {label}: "
+                         f"{pairs['median']:.1f}x, "
                          f"quartiles {pairs['q25']:.1f}x-{pairs['q75']:.1f}x over {pairs['pairs']} interleaved pairs "
                          f"({pairs['slow_ms']:.1f} vs {pairs['fast_ms']:.1f} ms per image)")
     return "\n".join(lines)
