@@ -34,6 +34,12 @@ def test_two_objects_make_two_regions_and_an_invalid_image():
     assert validity(np.stack([a, both]))[0] == [True, False]
     blank = np.full_like(a, world.BACKGROUND)
     assert validity(blank[None])[0] == [False]
+    from zlab.shapes.metrics import failure_counts, failure_kind
+
+    counts = failure_counts(np.stack([a, both, blank, a]), ["a red shape", "a red shape", "a shape", "a blue shape"])
+    assert counts == {"✓": 1, "too large": 1, "no object": 1, "wrong colour": 1}  # two far objects: one too-large box
+    assert [failure_kind(v) for v in ("✓ small circle", "✗ 3 regions", "✗ shape: square", "✗ colour off the palette")] == [
+        "✓", "several regions", "wrong shape", "colour off the palette"]
 
 
 def test_coverage_of_uniform_collapsed_and_off_distributions():

@@ -95,6 +95,23 @@ def open_verdict(image: np.ndarray, prompt: str) -> str:
     return "✓" + (" " + " ".join(read) if read else "")
 
 
+def failure_kind(verdict: str) -> str:
+    """An :func:`open_verdict` as a kind: ``"✓"``, its reason (region counts pooled as ``"several regions"``), or a
+    wrong named attribute by attribute (``"wrong colour"``)."""
+    if verdict.startswith("✓"):
+        return "✓"
+    reason = verdict.removeprefix("✗ ")
+    if reason.endswith(" regions"):
+        return "several regions"
+    attribute, colon, _ = reason.partition(":")
+    return f"wrong {attribute}" if colon and attribute in ATTRIBUTES else reason
+
+
+def failure_counts(images: np.ndarray, prompts: Sequence[str]) -> Counter:
+    """How many images are valid and right (``"✓"``) and how many fail each way (:func:`failure_kind`)."""
+    return Counter(failure_kind(open_verdict(image, prompt)) for image, prompt in zip(images, prompts, strict=True))
+
+
 def accepts(image: np.ndarray, prompt: str) -> bool:
     """Whether the checker accepts ``image`` as a sample of ``prompt``: one clean object whose named attributes are the
     prompt's (:func:`open_verdict` reads ``✓``)."""
