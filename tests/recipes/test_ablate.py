@@ -153,12 +153,16 @@ def test_the_one_step_rule_weighs_one_step_validity_twice_and_never_chooses_a_ba
 
 
 @pytest.mark.parametrize("path", ["configs/ablations.toml", "configs/ladd-search.toml", "configs/dmd-search.toml",
-                                  "configs/ladd-remake-search.toml", "configs/pairs-search.toml"])
+                                  "configs/ladd-remake-search.toml", "configs/pairs-search.toml",
+                                  "configs/dmd-followup.toml"])
 def test_the_shipped_grids_load(path):
     grid = ablate.load_grid(path)  # builds every variant's config: a bad key or value fails here, not hours in
     assert len({v.name for v in grid.variants}) == len(grid.variants)
     assert grid.split == ("test" if "ablations" in path else "validation")
     assert grid.rule == ("one_step" if "dmd" in path or "pairs" in path else "ladd")
+    for variant in grid.variants:  # each variant's config builds, the grid's pins in it
+        config = grid.config(variant, 0, __import__("pathlib").Path("runs/x"))
+        assert config.train.seed == 0 and config.method in ("ladd", "dmd")
 
 
 def _record(arms: dict[str, tuple[float, ...]]) -> dict:
