@@ -63,6 +63,7 @@ def test_a_shipped_dmd_student_gives_back_its_fake_score_and_guidance(tiny_pipe,
     ('{"config": {"method": "ladd", "ladd": {}}}', 2.0),  # no dmd section
     ('{"config": {"method": "dmd", "dmd": {"guidance_scale": 0}}}', 0.0),  # 0 is a value, not "unrecorded"
     ("not json", 2.0),
+    ('{"config": {"method": "dmd", "dmd": {"guidance_scale": 0.5, "ca_weight": 0.0}}}', 0.0),  # DM alone: no CA term
 ])
 def test_trained_guidance_scale_falls_back_when_unrecorded(tmp_path, eval_json, expected):
     from zlab.measure.dmd_view import trained_guidance_scale

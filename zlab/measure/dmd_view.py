@@ -89,9 +89,13 @@ def load_fake_score(student: str | Path, device: str | torch.device = "cpu", dty
 
 def trained_guidance_scale(student: str | Path, fallback: float) -> float:
     """The guidance g (diffusers' convention) a DMD student was distilled with: its ``eval.json`` config's
-    ``dmd.guidance_scale``; ``fallback`` (e.g. the teacher's ``sampling.json`` g) when that is not recorded."""
+    ``dmd.guidance_scale``, 0 when its CFG-augmentation term was off (``dmd.ca_weight`` 0: DM alone matches the
+    unguided teacher); ``fallback`` (e.g. the teacher's ``sampling.json`` g) when that is not recorded."""
     try:
         config = json.loads((Path(student) / "eval.json").read_text()).get("config", {})
     except (OSError, ValueError):
         return float(fallback)
-    return float(config.get("dmd", {}).get("guidance_scale", fallback))
+    dmd = config.get("dmd", {})
+    if dmd.get("ca_weight", 1.0) == 0:
+        return 0.0
+    return float(dmd.get("guidance_scale", fallback))
