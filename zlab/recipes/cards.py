@@ -298,7 +298,6 @@ student timesteps {{1, .75, .5, .25}} with p = {ladd.get("warmup_probs", "?")} f
 def dmd_made(config: dict, record: dict, bucket_text: str, time_text: str) -> str:
     """The card's "How it was made" for a DMD student: the two directions, their noise laws, the fake score."""
     dmd, data, train = (config.get(section, {}) for section in ("dmd", "data", "train"))
-    g = dmd.get("guidance_scale", 0.0)
     law = lambda name: (lambda n: f"{n.get('law', '?')} on [{n.get('low', '?')}, {n.get('high', '?')}]"
                         + (" below the student's input time" if n.get("below_t") else ""))(dmd.get(name, {}))
     start = start_text(config, record)
@@ -310,8 +309,7 @@ def dmd_made(config: dict, record: dict, bucket_text: str, time_text: str) -> st
     return f"""`zlab make-student --config configs/shapes-dmd.toml` (distribution matching: DMD, Yin et al. 2024; DMD2,
 Yin et al. 2024; decoupled as in Liu et al. 2025, the recipe behind Z-Image-Turbo). The student, {start}, maps
 noise to a sample in one step and moves along the teacher's pull at a re-noised copy of its sample: distribution
-matching (teacher minus fake score, weight {dmd.get("dm_weight", "?")}, tau {law("dm_noise")}) and CFG augmentation
-(the teacher's guidance at g = {g:g}, i.e. s = {g + 1:g}, weight {dmd.get("ca_weight", "?")}, tau {law("ca_noise")}),
+matching (teacher minus fake score, weight {dmd.get("dm_weight", "?")}, tau {law("dm_noise")}) and {ca_text(dmd, law)},
 each normalised per sample as in DMD{anchor}. A fake score, a copy of the teacher, follows the student's samples by
 flow matching, {dmd.get("fake_updates", "?")} updates per student update (DMD2's two-time-scale rule). Prompts: the
 {len(prompt_sets.prompts("train"))} train prompts of `zlab.shapes.prompt_sets` x {data.get("rounds", "?")} teacher
@@ -319,6 +317,15 @@ seed(s){bucket_text}. {train.get("steps", "?")} steps of batch {train.get("batch
 {train.get("student_lr", "?")} (fake score {train.get("fake_lr", "?")}).{
     f" The shipped weights are the EMA (decay {train['ema_decay']}, with warm-up) of the student's weights."
     if train.get("ema_decay") else ""} Measured wall time on the 2-core CPU: {time_text}."""
+
+
+def ca_text(dmd: dict, law) -> str:
+    """The card's words for the CFG-augmentation term: its guidance, weight and noise law, or that it was off."""
+    g = dmd.get("guidance_scale", 0.0)
+    if dmd.get("ca_weight", 1.0) == 0:
+        return "no CFG augmentation (weight 0: the student matches the unguided conditional teacher)"
+    return (f"CFG augmentation\n(the teacher's guidance at g = {g:g}, i.e. s = {g + 1:g}, weight {dmd.get('ca_weight', '?')}, "
+            f"tau {law('ca_noise')})")
 
 
 def critic_text(config: dict) -> str:
