@@ -260,6 +260,7 @@ def dmd_step(accelerator, student, critic, teacher, batch: DMDBatch, opt_student
     (GAN term only), then the fake score's flow-matching steps: one on this step's detached sample and one on a
     fresh student sample (no graph) of each of ``fake_batches`` (``fake_updates - 1`` of them, DMD2's rule)."""
     fake, heads = critic_parts(accelerator.unwrap_model(critic))
+    trained_fake = critic if heads is None else fake  # the prepared module (DDP's gradient sync) when it is the critic
     gan = heads is not None and options.gan_weight > 0
     with accelerator.autocast():
         x0_hat = student_x0(student, batch, sampler)
@@ -287,7 +288,7 @@ def dmd_step(accelerator, student, critic, teacher, batch: DMDBatch, opt_student
                 with torch.no_grad():
                     x0_hat = student_x0(student, fake_batch, sampler)
             generator = torch.Generator().manual_seed(fake_batch.fake_seed)
-            fake_loss = fake_score_loss(critic if heads is None else fake, x0_hat, fake_batch.embeds, options, generator)
+            fake_loss = fake_score_loss(trained_fake, x0_hat, fake_batch.embeds, options, generator)
         fake_ok = guarded_update(accelerator, fake_loss, fake.parameters, opt_critic, grad_clip) and fake_ok
         fake_losses.append(fake_loss.detach())
     norms = {k: rms(d) for k, d in directions.items()}

@@ -87,8 +87,8 @@ def format_speedup(record: dict) -> str:
     """The paired speed-ups of a :func:`compare_record` in one line: median and quartiles at batch 1 and 64."""
     speedup = record["speedup_teacher50_student4"]  # the key of the first records; the student's steps beside it
     paired, batched = speedup["latency_batch1_paired"], speedup["throughput_batch64_paired"]
-    n = record.get("student_steps", 4)
-    return (f"wall-clock teacher 50 steps + CFG / student {n} step{'s' * (n > 1)}, per image, median of interleaved pairs: "
+    student = Setting("student", record.get("student_steps", 4)).label
+    return (f"wall-clock teacher 50 steps + CFG / {student}, per image, median of interleaved pairs: "
             f"{paired['median']:.1f}x at batch 1 (quartiles {paired['q25']:.1f}-{paired['q75']:.1f}, {paired['pairs']} "
             f"pairs), {batched['median']:.1f}x at batch 64 (quartiles {batched['q25']:.1f}-{batched['q75']:.1f}, "
             f"{batched['pairs']} pairs)")
@@ -139,12 +139,11 @@ def findings(record: dict, images: int | None = None) -> str:
                      f"FD {s['fd']:.1f} vs {t['fd']:.1f}; diversity {s['diversity'] / top['diversity']:.2f} x the "
                      "teacher's at 50 steps")
     lines.append(f"- teacher at 50 steps + CFG: joint accuracy {top['acc_joint']:.3f} ± {se(top['acc_joint']):.3f}")
-    steps = record.get("student_steps", 4)
+    student = Setting("student", record.get("student_steps", 4)).label
     for key, label in (("latency_batch1_paired", "batch 1 (latency)"), ("throughput_batch64_paired", "batch 64 (throughput)")):
         pairs = record["speedup_teacher50_student4"].get(key)
         if pairs:
-            lines.append(f"- wall clock, teacher 50 steps + CFG / student {steps} step{'s' * (steps > 1)} at {label}: "
-                         f"{pairs['median']:.1f}x, "
+            lines.append(f"- wall clock, teacher 50 steps + CFG / {student} at {label}: {pairs['median']:.1f}x, "
                          f"quartiles {pairs['q25']:.1f}x-{pairs['q75']:.1f}x over {pairs['pairs']} interleaved pairs "
                          f"({pairs['slow_ms']:.1f} vs {pairs['fast_ms']:.1f} ms per image)")
     return "\n".join(lines)

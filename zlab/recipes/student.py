@@ -28,7 +28,7 @@ from zlab.distill.heads import Discriminator
 from zlab.distill.student import check_student_schedule, save_student, student_pipeline
 from zlab.measure.evaluate import evaluate_open, evaluate_settings, teacher_reference
 from zlab.measure.settings import Setting, by_label, student_steps
-from zlab.recipes.cards import shipped_steps, student_card
+from zlab.recipes.cards import shipped_steps, student_card, timings_text
 from zlab.recipes.sampling_choice import choose_sampling_mode
 from zlab.shapes import prompt_sets
 from zlab.shapes.net import ShapesNet
@@ -150,5 +150,5 @@ def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "
     rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=stochastic,
                         image_size=image_size, teacher_sampling=teacher_sampling,
                         steps=shipped_steps(json.loads(json.dumps(asdict(config)))), measure_since=clock)
-    print(", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v / 60:.1f} min" for k, v in record["timings"].items()))
+    print(timings_text(record["timings"]))
     return rows
