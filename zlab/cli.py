@@ -158,6 +158,21 @@ def _paired(args: argparse.Namespace) -> None:
         write_json(args.out, record)
 
 
+def _judge(args: argparse.Namespace) -> None:
+    from zlab.measure.judge import judge, parse_entry, parse_size, read_prompts
+    from zlab.measure.judge_models import load_judges
+    from zlab.train.models import DTYPES
+
+    entries = [parse_entry(text) for text in args.pipeline]
+    size = parse_size(args.size) if args.size else None
+    prompts = read_prompts(args.prompts, args.limit)
+    judges = load_judges(args.clip, args.features, device=args.device)
+    record = judge(entries, prompts, range(args.seeds), args.out, judges, reference=args.reference, size=size,
+                   device=args.device, dtype=DTYPES[args.dtype])
+    print((Path(args.out) / "judge.md").read_text(), end="")
+    print(f"{record['sampled_now']} prompt(s) sampled now; the rest read back from {args.out}/images")
+
+
 def _sizes(text: str | None) -> list[tuple[int, int]]:
     """``--sizes``: aspect buckets ``HxW[,HxW...]`` as (height, width) pairs; none when not given."""
     sizes = []
@@ -365,6 +380,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=16, help="seeds per prompt")
     p.add_argument("--out", help="write the record (per-prompt values included) as JSON")
     p.set_defaults(func=_paired)
+
+    p = sub.add_parser("judge", help="real-image pipelines side by side: CLIP score, FD to a reference, diversity "
+                                     "(resumable; zlab/measure/judge.py)")
+    p.add_argument("--prompts", required=True, help="prompt file: .txt, .json, .jsonl, .csv or .tsv (PartiPrompts, "
+                   "DrawBench, GenEval: see zlab/measure/judge.py)")
+    p.add_argument("--limit", type=int, help="the first N prompts only")
+    p.add_argument("--pipeline", action="append", required=True, metavar="NAME=PATH[@steps=N,guidance=G]",
+                   help="a pipeline folder or hub id at a setting; repeat for each column")
+    p.add_argument("--reference", help="the NAME whose images FD compares with (e.g. the teacher)")
+    p.add_argument("--seeds", type=int, default=4, help="seeds per prompt (diversity needs 2 or more)")
+    p.add_argument("--size", help="HEIGHTxWIDTH for every pipeline (default: each one's sampling.json, else 1024)")
+    p.add_argument("--clip", required=True, help="a CLIP folder or hub id, e.g. openai/clip-vit-large-patch14")
+    p.add_argument("--features", help="vision model for FD and diversity, e.g. facebook/dinov2-base (default: CLIP's)")
+    p.add_argument("--out", required=True, help="folder for images/, judge.json and judge.md; a re-run resumes")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.set_defaults(func=_judge)
 
     p = sub.add_parser("synth", help="LADD data: the teacher's sampling.json samples of every train prompt")
     p.add_argument("--teacher", default=output_path("checkpoints/shapes-teacher"))
