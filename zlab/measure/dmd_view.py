@@ -28,6 +28,7 @@ from torch import Tensor
 from zlab.distill.dmd import rms, teacher_estimates, x0_of
 from zlab.distill.student import FAKE_SCORE
 from zlab.flow import add_noise
+from zlab.train.adapters import is_adapter_folder, load_adapter_fused
 
 
 @dataclass
@@ -72,6 +73,10 @@ def load_fake_score(student: str | Path, device: str | torch.device = "cpu", dty
     none; ValueError when ``like`` (the teacher's transformer) has another architecture, which the fake score must
     share: both are called on the same noisy latents and prompt embeddings."""
     folder = Path(student) / FAKE_SCORE
+    if is_adapter_folder(folder):  # a LoRA run's fake score: an adapter on the teacher's own weights
+        if like is None:
+            raise ValueError(f"the fake score in {folder} is a LoRA adapter: pass the teacher's transformer as `like`")
+        return load_adapter_fused(folder, like).to(device=device, dtype=dtype).eval()
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"{student} holds no fake score ({FAKE_SCORE}/config.json is missing): "
                                 "not a DMD student folder")

@@ -22,6 +22,7 @@ import torch
 from diffusers import ZImageTransformer2DModel
 
 from zlab.train import dmd, ladd
+from zlab.train.adapters import AdapterView
 from zlab.train.distill_config import DistillConfig
 from zlab.train.loop import fit, make_accelerator, resume_run, seed_everything
 from zlab.train.models import DTYPES, DistillModels, build_models, make_ema, make_optimizers
@@ -79,6 +80,9 @@ def prepare(accelerator, config: DistillConfig, models: DistillModels, sharded: 
     FSDP its shadow weights are shards like the parameters.
     """
     opt_student, opt_critic = make_optimizers(config, models)
+    if config.method == "dmd" and config.scale.lora_rank and accelerator.num_processes > 1:
+        raise ValueError("method \"dmd\" with LoRA (the student and the fake score as two adapters on one teacher) "
+                         "runs in one process; use scale.lora_rank = 0 under `accelerate launch`")
     if config.method == "dmd" and config.dmd.gan_weight and accelerator.num_processes > 1:
         raise ValueError("dmd.gan_weight > 0 (the fake score and the heads as one critic) runs in one process; "
                          "set it to 0 under `accelerate launch`")
@@ -151,7 +155,8 @@ def train_student(config: DistillConfig, run_dir: str | Path, resume: bool = Fal
     def shipped(in_place: bool = False):
         if sharded:
             return gathered_student(accelerator, parts.student, parts.ema), critic if accelerator.is_main_process else None
-        return models.shipped(parts.ema, in_place=in_place), critic
+        judge = critic.stored() if isinstance(critic, AdapterView) else critic  # before the student is merged in place
+        return models.shipped(parts.ema, in_place=in_place), judge
 
     def notify(step: int) -> None:
         if not callback_every or step % callback_every:

@@ -116,8 +116,9 @@ class DistillConfig:
         check_choice("method", self.method, METHODS)
         for section in (self.ladd, self.dmd, self.data, self.train, self.scale):
             section.validate()
-        if self.method == "dmd" and self.scale.lora_rank:
-            raise ValueError("method \"dmd\" trains a full fake score beside a full student: scale.lora_rank must be 0")
+        if self.method == "dmd" and self.scale.lora_rank and self.dmd.gan_weight:
+            raise ValueError("dmd.gan_weight > 0 with a LoRA student (scale.lora_rank > 0) is not supported: set "
+                             "dmd.gan_weight = 0, or scale.lora_rank = 0 (full student and fake score)")
         if self.data.real == "renders" and self.regression_weight():
             raise ValueError(f"{self.method}.regression_weight needs the teacher's samples (data.real = \"teacher\"): a render has "
                              "no starting noise to regress from")

@@ -8,7 +8,8 @@
   teacher's passes simply run with the adapter switched off, so one copy of the weights serves
   both (at 1024 px the memory budget is what makes or breaks LADD on a 6B model);
 * the discriminator heads (LADD), always fp32 (they are small and their losses are sensitive), or the fake score
-  (DMD), a full fp32 copy of the teacher trained beside the student;
+  (DMD), a full fp32 copy of the teacher trained beside the student; beside a LoRA student, a second adapter on
+  the same teacher (:mod:`zlab.train.adapters`: a 6B teacher, student and fake score in one copy of the weights);
 * gradient checkpointing on the shared/student transformer (recompute each block in backward);
 * the optimizers: Adam (``"adam"``), its fused kernel (``"adam_fused"``) or bitsandbytes' 8-bit
   Adam (``"adam8bit"``, states in 1 byte instead of 4).
@@ -16,7 +17,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass
 
@@ -26,6 +26,7 @@ from diffusers import ZImageTransformer2DModel
 from zlab.distill.dmd import DMDCritic
 from zlab.distill.heads import Discriminator
 from zlab.features import FeatureTap, PixelFeatureTap
+from zlab.train.adapters import AdapterView, adapters_off, add_lora, checkpoint_keeping_adapter_state, fuse
 
 OPTIMIZERS = ("adam", "adam_fused", "adam8bit")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -83,45 +84,14 @@ class DistillModels:
         if ema is None and not self.lora:
             return self.student
         model = self.student if in_place else copy.deepcopy(self.student)
-        model.disable_gradient_checkpointing()  # a copy's recompute closure would keep the original alive
-        model.eval()
+        base = model.shared if isinstance(model, AdapterView) else model  # a DMD student is a view of the shared model
+        base.disable_gradient_checkpointing()  # a copy's recompute closure would keep the original alive
+        base.eval()
         if ema is not None:
             ema.copy_to([p for p in model.parameters() if p.requires_grad])
         if self.lora:
-            model.to(next(p.dtype for p in model.parameters() if p.requires_grad))
-            model.fuse_lora()
-            model.unload_lora()
-        return model.requires_grad_(False)
-
-
-@contextlib.contextmanager
-def _adapters(model, enabled: bool):
-    """Switch ``model``'s LoRA adapter on or off for the duration, then restore the previous state."""
-    before = getattr(model, "_zlab_adapters_enabled", True)
-    (model.enable_adapters if enabled else model.disable_adapters)()
-    model._zlab_adapters_enabled = enabled
-    try:
-        yield
-    finally:
-        (model.enable_adapters if before else model.disable_adapters)()
-        model._zlab_adapters_enabled = before
-
-
-def adapters_off(model):
-    """Context factory: run ``model`` without its LoRA adapter (the teacher inside a LoRA student)."""
-    return lambda: _adapters(model, False)
-
-
-def _checkpoint_keeping_adapter_state(model):
-    """diffusers' block recomputation, but the backward recompute of a block runs with the adapter
-    state of its forward: the teacher's blocks (adapter off) must not be recomputed as the student's."""
-
-    def checkpoint(module, *args):
-        enabled = getattr(model, "_zlab_adapters_enabled", True)
-        context_fn = lambda: (contextlib.nullcontext(), _adapters(model, enabled))  # noqa: E731
-        return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False, context_fn=context_fn)
-
-    return checkpoint
+            fuse(base, model.name if isinstance(model, AdapterView) else "default")
+        return base.requires_grad_(False)
 
 
 def _in_dtype(model, dtype: torch.dtype):
@@ -136,15 +106,18 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> Di
     lora_targets, gradient_checkpointing, blocks, head_hidden, head_text_norm, head_caption, head_whole, student_init).
     """
     teacher = _in_dtype(teacher, DTYPES[config.scale.weights_dtype]).eval().requires_grad_(False)
-    if config.scale.lora_rank > 0:
-        from peft import LoraConfig
-
-        teacher.add_adapter(LoraConfig(r=config.scale.lora_rank, lora_alpha=config.scale.lora_alpha or config.scale.lora_rank,
-                                       target_modules=list(config.scale.lora_targets), init_lora_weights=True))
-        for name, p in teacher.named_parameters():  # the adapter in student_dtype; the base stays in weights_dtype
-            if "lora_" in name:
-                p.data = p.data.to(DTYPES[config.scale.student_dtype])
-                p.requires_grad_(True)
+    lora = config.scale.lora_rank > 0
+    if lora and config.method == "dmd":  # two adapters on the one teacher: the student and the fake score
+        for name in ("student", "fake"):
+            add_lora(teacher, config.scale.lora_rank, config.scale.lora_alpha, config.scale.lora_targets, name,
+                     DTYPES[config.scale.student_dtype])
+        if config.scale.gradient_checkpointing:
+            teacher.enable_gradient_checkpointing(checkpoint_keeping_adapter_state(teacher))
+        return DistillModels(AdapterView(teacher, None), AdapterView(teacher, "student"), None, None, lora=True,
+                             fake=AdapterView(teacher, "fake"))
+    if lora:
+        add_lora(teacher, config.scale.lora_rank, config.scale.lora_alpha, config.scale.lora_targets, "default",
+                 DTYPES[config.scale.student_dtype])
         student = teacher
         tap = FeatureTap(teacher, config.ladd.blocks, context=adapters_off(teacher), caption=config.ladd.head_caption)
     else:
@@ -154,15 +127,15 @@ def build_models(config, teacher: ZImageTransformer2DModel, text_dim: int) -> Di
         tap = FeatureTap(teacher, config.ladd.blocks, caption=config.ladd.head_caption)
     if config.scale.gradient_checkpointing:  # the fake path backpropagates through the teacher too: recompute both
         for model in {id(m): m for m in (student, teacher)}.values():
-            model.enable_gradient_checkpointing(_checkpoint_keeping_adapter_state(model) if config.scale.lora_rank else None)
+            model.enable_gradient_checkpointing(checkpoint_keeping_adapter_state(model) if lora else None)
     student.train()
     if config.method == "dmd":
         fake = _in_dtype(copy.deepcopy(teacher), DTYPES[config.scale.student_dtype]).train().requires_grad_(True)
         if not config.dmd.gan_weight:
-            return DistillModels(teacher, student, None, None, lora=config.scale.lora_rank > 0, fake=fake)
+            return DistillModels(teacher, student, None, None, lora=False, fake=fake)
         tap = FeatureTap(teacher, config.dmd.gan_blocks)  # DMD2's GAN term: LADD's heads on the teacher's blocks
         disc = Discriminator(config.dmd.gan_blocks, tap.channels, text_dim, hidden=config.ladd.head_hidden)
-        return DistillModels(teacher, student, disc, tap, lora=config.scale.lora_rank > 0, fake=fake)
+        return DistillModels(teacher, student, disc, tap, lora=False, fake=fake)
     if config.ladd.features == "pixels":  # the discriminative ablation: a frozen image network instead of the teacher
         tap = pixel_tap(config, teacher.device)
     disc = Discriminator(config.ladd.blocks, tap.channels, text_dim, hidden=config.ladd.head_hidden, text_norm=config.ladd.head_text_norm,
