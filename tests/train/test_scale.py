@@ -32,6 +32,35 @@ def test_memory_model_within_20_percent_of_the_measured_peak(tiny_pipe, options)
         assert predicted.parts["activations"] > 0
 
 
+@pytest.mark.parametrize("options", [
+    {},
+    {"mixed_precision": "bf16", "gradient_checkpointing": True},
+    {"weights_dtype": "bfloat16", "lora_rank": 8, "gradient_checkpointing": True},  # two adapters on one teacher
+], ids=["dmd-full-fp32", "dmd-full-bf16-autocast-checkpointed", "dmd-lora-bf16-checkpointed"])
+def test_memory_model_of_a_dmd_step_within_20_percent_of_the_measured_peak(tiny_pipe, options):
+    import copy
+
+    base = load_config(DistillConfig, method="dmd", train={"batch_size": 4}, dmd={"fake_updates": 2})
+    config = replace(base, scale=replace(base.scale, **options))
+    teacher = copy.deepcopy(tiny_pipe.transformer)
+    predicted = predict(config, teacher.config, 64, 64, cap_len=16)
+    measured = measure(make_step(config, teacher, 64, 64, cap_len=16))
+    assert 0.8 <= predicted.total / measured.total <= 1.2, (predicted.table(2**20, "MiB"), measured.table(2**20, "MiB"))
+    assert predicted.parts["student activations"] > 0 and predicted.parts["fake score activations"] > 0
+
+
+def test_memory_model_of_the_real_dmd_config():
+    """The real DMD recipe: teacher, student and fake score in one bf16 copy plus two adapters, on one GPU."""
+    lora = predict(load_config(DistillConfig, "configs/zimage-dmd-lora.toml"), REAL_TRANSFORMER_CONFIG, 1024, 1024)
+    full = predict(load_config(DistillConfig, "configs/zimage-dmd-lora.toml", **{"scale.lora_rank": 0}),
+                   REAL_TRANSFORMER_CONFIG, 1024, 1024)
+    assert lora.parts["fake score weights"] == lora.parts["student weights"] < 0.1 * lora.parts["teacher weights"]
+    assert full.parts["fake score weights"] == full.parts["student weights"] == 2 * full.parts["teacher weights"]
+    assert lora.total < 80e9 < full.total  # LoRA fits an 80 GB GPU; two full fp32 copies with Adam do not
+    with pytest.raises(ValueError, match="data-parallel"):
+        predict(load_config(DistillConfig, "configs/zimage-dmd-lora.toml"), REAL_TRANSFORMER_CONFIG, 512, 512, shards=2)
+
+
 def test_memory_model_of_the_real_configs():
     """6B parameters at 1024 px: a LoRA student fits in far less than full fine-tuning, which fits one H200."""
     lora = predict(load_config(DistillConfig, "configs/zimage-ladd-lora.toml"), REAL_TRANSFORMER_CONFIG, 1024, 1024)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -34,8 +35,10 @@ def add_lora(model, rank: int, alpha: float, targets, name: str, dtype: torch.dt
     """Add a trained LoRA adapter ``name`` (``B = 0``: it starts as the base) in ``dtype``; the base keeps its own."""
     from peft import LoraConfig
 
-    model.add_adapter(LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=list(targets),
-                                 init_lora_weights=True), adapter_name=name)
+    with warnings.catch_warnings():  # peft warns at a second adapter: here it is the point
+        warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+        model.add_adapter(LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=list(targets),
+                                     init_lora_weights=True), adapter_name=name)
     trained = getattr(model, TRAINED, [])
     for key, p in model.named_parameters():
         if f".{name}." in key and "lora_" in key:

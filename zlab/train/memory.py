@@ -1,4 +1,5 @@
-"""A memory model of one LADD training step, from the tiny Shapes run to the 6B model at 1024 px.
+"""A memory model of one LADD training step, from the tiny Shapes run to the 6B model at 1024 px (DMD's:
+:mod:`zlab.train.memory_dmd`).
 
 Four parts (bytes):
 
@@ -58,7 +59,8 @@ class MemoryEstimate:
         rows = [f"| {name} | {b / unit:,.2f} | {self.notes.get(name, '')} |" for name, b in self.parts.items()]
         if self.either:
             groups = " vs ".join(" + ".join(group) for group in self.either)
-            rows.append(f"| ({groups}) | | backward frees the first as it fills the second: the peak counts the larger |")
+            rows.append(f"| ({groups}) | | never held at once (backward frees activations as it fills gradients; DMD's "
+                        "two updates follow each other): the peak counts the largest |")
         return "\n".join([f"| part | {unit_name} | what |", "|---|---|---|", *rows,
                           f"| **total (peak)** | **{self.total / unit:,.2f}** | |"])
 
@@ -111,7 +113,17 @@ def trace_activations(models, batch) -> tuple[int, int]:
     """
     from zlab.distill.ladd import ladd_forward
 
-    modules = [models.teacher, models.student, models.disc]
+    def run():
+        fwd = ladd_forward(models.student, models.tap, batch)
+        generator_loss(models.disc(fwd.fake_maps, batch.t_hat, batch.text))
+
+    return trace_saved([models.teacher, models.student, models.disc], run)
+
+
+def trace_saved(modules, run) -> tuple[int, int]:
+    """Bytes of the tensors ``run()`` saves for backward (the parameters of ``modules`` left out), without and with
+    gradient checkpointing of the transformers among ``modules`` (an adapter view counts as its shared model)."""
+    modules = list({id(m): m for m in (getattr(m, "shared", m) for m in modules if m is not None)}.values())
     params = {p.untyped_storage()._cdata for m in modules for p in m.parameters()}
     saved: dict[int, int] = {}
 
@@ -123,26 +135,25 @@ def trace_activations(models, batch) -> tuple[int, int]:
 
     blocks = []  # (saved bytes inside, input bytes) of every block call
     handles = []
-    for model in {id(m): m for m in modules[:2]}.values():
+    for model in (m for m in modules if hasattr(m, "noise_refiner")):
         for layer in [*model.noise_refiner, *model.context_refiner, *model.layers]:
             def pre(module, args):
                 module._zlab_mark = sum(saved.values())
 
             def post(module, args, output):
-                if torch.is_grad_enabled():  # the real path runs without a graph: nothing of it is kept
+                if torch.is_grad_enabled():  # passes without a graph keep nothing
                     blocks.append((sum(saved.values()) - module._zlab_mark, args[0].numel() * args[0].element_size()))
 
             handles += [layer.register_forward_pre_hook(pre), layer.register_forward_hook(post)]
     try:
         with _fused_attention(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            fwd = ladd_forward(models.student, models.tap, batch)
-            generator_loss(models.disc(fwd.fake_maps, batch.t_hat, batch.text))
+            run()
     finally:
         for h in handles:
             h.remove()
     plain = sum(saved.values())
     inside, inputs = sum(b[0] for b in blocks), sum(b[1] for b in blocks)
-    return plain, plain - inside + inputs + max(b[0] for b in blocks)
+    return plain, plain - inside + inputs + max((b[0] for b in blocks), default=0)
 
 
 def _dtype_bytes(dtype: torch.dtype) -> int:
@@ -168,6 +179,10 @@ def predict(config, transformer_config: dict, height: int, width: int, cap_len: 
     """
     if not isinstance(shards, int) or not 1 <= shards <= 65536:
         raise ValueError(f"shards (GPUs) must be an integer in [1, 65536], got {shards!r}")
+    if config.method == "dmd":
+        from zlab.train.memory_dmd import predict_dmd
+
+        return predict_dmd(config, transformer_config, height, width, cap_len, text_dim, shards)
     if shards > 1 and config.scale.lora_rank > 0:
         raise ValueError("FSDP shards a full fine-tuning (lora_rank = 0); a LoRA run is data-parallel (shards = 1)")
     transformer_config = init_kwargs(transformer_config)
@@ -231,6 +246,12 @@ def make_step(config, teacher: ZImageTransformer2DModel, height: int, width: int
     With an ``accelerator`` the models are prepared on it as the trainer prepares them (e.g. the
     student sharded under FSDP); without one they run as they are, on one process.
     """
+    if config.method == "dmd":
+        if accelerator is not None:
+            raise ValueError("a DMD step is measured in one process (no accelerator)")
+        from zlab.train.memory_dmd import make_dmd_step
+
+        return make_dmd_step(config, teacher, height, width, cap_len, text_dim)
     from zlab.distill.ladd import ladd_step
     from zlab.train.distill import prepare
     from zlab.train.loop import make_accelerator
