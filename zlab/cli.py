@@ -173,6 +173,20 @@ def _judge(args: argparse.Namespace) -> None:
     print(f"{record['sampled_now']} prompt(s) sampled now; the rest read back from {args.out}/images")
 
 
+def _times(args: argparse.Namespace) -> None:
+    from zlab.measure.student_times import format_times, sweep
+    from zlab.zimage import load_pipeline, read_sampling
+
+    samplers = {Path(folder).name: (load_pipeline(folder), read_sampling(folder)) for folder in args.pipelines}
+    steps = [int(n) for n in args.steps.split(",")]
+    shifts = [float(s) for s in args.shifts.split(",")]
+    record = sweep(samplers, steps, shifts, split=args.split, per_count=args.per_count, k=args.seeds,
+                   progress=lambda line: print(line, flush=True))
+    print(format_times(record))
+    if args.out:
+        write_json(args.out, record)
+
+
 def _sizes(text: str | None) -> list[tuple[int, int]]:
     """``--sizes``: aspect buckets ``HxW[,HxW...]`` as (height, width) pairs; none when not given."""
     sizes = []
@@ -397,6 +411,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.set_defaults(func=_judge)
+
+    p = sub.add_parser("times", help="few-step samplers at shifted times, at 16 and 24 image tokens (which times "
+                                     "suit a token count; zlab/measure/student_times.py)")
+    p.add_argument("--pipelines", nargs="+", default=["checkpoints/shapes-teacher", "checkpoints/shapes-student"],
+                   help="pipeline folders, each at its sampling.json (guidance included)")
+    p.add_argument("--steps", default="2,4", help="comma-separated step counts")
+    p.add_argument("--shifts", default="0.5,0.75,1,1.5,2,3", help="comma-separated time shifts (1 must be one)")
+    p.add_argument("--split", choices=["validation", "test"], default="validation")
+    p.add_argument("--per-count", type=int, default=8, help="prompts per number of open attributes")
+    p.add_argument("--seeds", type=int, default=8, help="seeds per prompt")
+    p.add_argument("--out", help="write the record as JSON")
+    p.set_defaults(func=_times)
 
     p = sub.add_parser("synth", help="LADD data: the teacher's sampling.json samples of every train prompt")
     p.add_argument("--teacher", default=output_path("checkpoints/shapes-teacher"))

@@ -27,8 +27,8 @@ def test_smoke_writes_every_phase_and_its_numbers(tmp_path):
     results = record["bench"]
     assert [r["size"] for r in results["forward"]] == [64, 128] and all(r["ms"] > 0 for r in results["forward"])
     assert results["student_4_steps_ms"] > 0
-    rows = {r["config"]: r for r in results["ladd_step"]}
-    assert set(rows) == {"zimage-ladd-lora.toml", "zimage-ladd-full.toml"}
+    rows = {r["config"]: r for r in results["train_step"]}
+    assert set(rows) == {"zimage-ladd-lora.toml", "zimage-ladd-full.toml", "zimage-dmd-lora.toml"}
     for row in rows.values():
         assert row["predicted_bytes"] > 0 and row["peak_bytes"] > 0
         assert row["predicted_over_measured"] == pytest.approx(row["predicted_bytes"] / row["peak_bytes"])
@@ -48,7 +48,7 @@ def test_smoke_writes_every_phase_and_its_numbers(tmp_path):
 
     report = (out / "gpu-check.md").read_text()
     assert all(f"| {name} | ok |" in report for name in PHASES)
-    assert "| LADD step |" in report and "| student 4 steps | 4 | 4 |" in report
+    assert "| training step |" in report and "| student 4 steps | 4 | 4 |" in report
     assert sorted(p.name for p in out.iterdir()) == ["gpu-check.json", "gpu-check.md"]  # no temp files left
 
 

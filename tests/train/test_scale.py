@@ -104,11 +104,11 @@ def test_bench_smoke_runs_the_same_code_on_cpu(tmp_path):
     results = json.loads(out.read_text())
     assert [r["size"] for r in results["forward"]] == [64, 128] and all(r["ms"] > 0 for r in results["forward"])
     assert results["student_4_steps_ms"] > 0
-    rows = {r["config"]: r for r in results["ladd_step"]}
-    assert set(rows) == {"zimage-ladd-lora.toml", "zimage-ladd-full.toml"}
+    rows = {r["config"]: r for r in results["train_step"]}
+    assert set(rows) == {"zimage-ladd-lora.toml", "zimage-ladd-full.toml", "zimage-dmd-lora.toml"}
     for row in rows.values():
         assert row["ms"] > 0 and 0.8 <= row["predicted_bytes"] / row["peak_bytes"] <= 1.2
-    assert "| LADD step |" in run.stdout
+    assert "| training step |" in run.stdout
 
 
 def test_memory_cli_and_bench_without_a_gpu_say_what_to_do():

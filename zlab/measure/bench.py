@@ -5,10 +5,11 @@ What it measures, each in one run:
 * forward latency of the transformer at 512² and 1024² (bf16, PyTorch SDPA), batch 1;
 * the student's 4-step latency at 1024² (four transformer calls and Euler steps; the text encoder
   and VAE are outside the student's cost);
-* one LADD training step (:func:`zlab.distill.ladd.ladd_step`: student forward, the teacher's
-  tapped forward on both paths, heads, both backward passes and optimizer steps) at 1024², for a
-  LoRA student and for full fine-tuning (``configs/zimage-ladd-{lora,full}.toml``): time, measured
-  peak memory and the memory model's prediction (:mod:`zlab.train.memory`);
+* one training step at 1024² per config: LADD (:func:`zlab.distill.ladd.ladd_step`: student forward, the teacher's
+  tapped forward on both paths, heads, both backward passes and optimizer steps) for a LoRA student and for full
+  fine-tuning (``configs/zimage-ladd-{lora,full}.toml``), and DMD with a LoRA student and fake score
+  (:func:`zlab.distill.dmd.dmd_step`, ``configs/zimage-dmd-lora.toml``): time, measured peak memory and the memory
+  model's prediction (:mod:`zlab.train.memory`, :mod:`zlab.train.memory_dmd`);
 * the FLOP-limit ratio: the time ``2 * params * tokens`` FLOPs would take at the device's peak
   dense bf16 rate, divided by the measured forward time. The formula leaves out attention's own
   FLOPs (about 16% more at 1024²), so the ratio understates how busy the GPU really is.
@@ -54,7 +55,7 @@ class BenchSetup:
     train_size: int = 1024
     cap_len: int = 128
     repeats: int = 5
-    ladd_configs: tuple = ("zimage-ladd-lora.toml", "zimage-ladd-full.toml")
+    step_configs: tuple = ("zimage-ladd-lora.toml", "zimage-ladd-full.toml", "zimage-dmd-lora.toml")
     peak_tflops: float | None = None
 
 
@@ -117,7 +118,7 @@ def _inputs(setup: BenchSetup, size: int):
 def new_results(setup: BenchSetup) -> dict:
     """The empty record every bench part fills in (see :func:`bench_parts`)."""
     return {"device": torch.cuda.get_device_name(setup.device) if setup.device.startswith("cuda") else "cpu",
-            "dtype": str(setup.dtype).replace("torch.", ""), "forward": [], "ladd_step": []}
+            "dtype": str(setup.dtype).replace("torch.", ""), "forward": [], "train_step": []}
 
 
 def measure_forward(setup: BenchSetup, results: dict, progress=print) -> None:
@@ -153,13 +154,13 @@ def measure_student(setup: BenchSetup, results: dict, progress=print) -> None:
 
 def bench_parts(setup: BenchSetup, progress=print) -> list[tuple[str, Callable[[dict], None]]]:
     """The bench as named parts, each ``part(results)`` filling in its share of :func:`new_results`' record:
-    ``forward``, ``student``, then ``ladd-<kind>`` per LADD config (``zimage-ladd-lora.toml`` -> ``ladd-lora``).
+    ``forward``, ``student``, then ``<method>-<kind>`` per training config (``zimage-ladd-lora.toml`` -> ``ladd-lora``).
     ``zlab bench`` runs them in a row; ``zlab gpu-check`` runs each as a timed phase."""
     parts = [("forward", lambda results: measure_forward(setup, results, progress)),
              ("student", lambda results: measure_student(setup, results, progress))]
-    for name in setup.ladd_configs:
+    for name in setup.step_configs:
         kind = Path(name).stem.removeprefix("zimage-")
-        parts.append((kind, lambda results, name=name: results["ladd_step"].append(_ladd_row(setup, name, progress))))
+        parts.append((kind, lambda results, name=name: results["train_step"].append(_step_row(setup, name, progress))))
     return parts
 
 
@@ -171,7 +172,7 @@ def run_bench(setup: BenchSetup, progress=print) -> dict:
     return results
 
 
-def _ladd_row(setup: BenchSetup, name: str, progress) -> dict:
+def _step_row(setup: BenchSetup, name: str, progress) -> dict:
     config = fit_config(load_config(DistillConfig, CONFIG_DIR / name), setup.transformer["n_layers"], setup.device)
     size = setup.train_size
     row = {"config": name, "size": size, "batch_size": config.train.batch_size, "lora_rank": config.scale.lora_rank,
@@ -191,7 +192,7 @@ def _ladd_row(setup: BenchSetup, name: str, progress) -> dict:
         if setup.device.startswith("cuda"):
             torch.cuda.empty_cache()
     shown = f"{row['ms']:.0f} ms, peak {_size(row['peak_bytes'])}" if "ms" in row else row["error"]
-    progress(f"LADD step {name} at {size}x{size}: {shown}; predicted {_size(row['predicted_bytes'])}")
+    progress(f"training step {name} at {size}x{size}: {shown}; predicted {_size(row['predicted_bytes'])}")
     return row
 
 
@@ -209,9 +210,9 @@ def format_results(results: dict) -> str:
         lines.append(f"| {r['size']}² | {r['tokens']} | {r['ms']:.1f} | {ratio} |")
     student = results.get("student_4_steps_ms")
     lines += ["", f"student, 4 steps: {student:.1f} ms" if student is not None else "student, 4 steps: not measured",
-              "", "| LADD step | size | batch | ms | peak memory (measured) | peak memory (memory model) | model / measured |",
+              "", "| training step | size | batch | ms | peak memory (measured) | peak memory (memory model) | model / measured |",
               "|---|---|---|---|---|---|---|"]
-    for r in results["ladd_step"]:
+    for r in results["train_step"]:
         measured = _size(r["peak_bytes"]) if "peak_bytes" in r else r.get("error", "")
         ms = f"{r['ms']:.0f}" if "ms" in r else "-"
         ratio = f"{r['predicted_over_measured']:.2f}" if "predicted_over_measured" in r else "-"

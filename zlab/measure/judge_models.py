@@ -91,4 +91,5 @@ def load_judges(clip: str, features: str | None = None, device: str = "cpu") -> 
 def prompt_clip_score(judges: Judges, images: Tensor, prompt: str) -> float:
     """torchmetrics' CLIP score of uint8 images (N, 3, H, W), all drawn for one ``prompt``: the mean over the images
     of ``100 cos(E_image, E_text)``, clamped at 0."""
-    return float(clip_score(list(images), [prompt] * len(images), model_name_or_path=lambda: judges.clip))
+    device = next(judges.clip[0].parameters()).device  # torchmetrics runs the model where the images are
+    return float(clip_score(list(images.to(device)), [prompt] * len(images), model_name_or_path=lambda: judges.clip))
