@@ -39,19 +39,31 @@ def _character_vocab() -> dict[str, int]:
     return vocab
 
 
-def save_tiny_clip(path: str | Path, seed: int = 0) -> Path:
-    """A two-layer CLIP (32 px images, a character tokenizer) written with its processor to ``path``."""
-    vocab = _character_vocab()
+# CLIP sizes: "tiny" for CPU tests; "large" has ViT-L/14's dimensions (openai/clip-vit-large-patch14) with random
+# weights, for timing the judge on a GPU that cannot download the real one (390M parameters against the real 428M:
+# the character vocabulary is smaller than CLIP's 49,408 BPE tokens; the image tower is the same size).
+CLIP_SIZES = {
+    "tiny": dict(text=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+                 vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                             image_size=IMAGE_SIDE, patch_size=8), projection_dim=16),
+    "large": dict(text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
+                  vision=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                              image_size=224, patch_size=14), projection_dim=768),
+}
+
+
+def save_tiny_clip(path: str | Path, seed: int = 0, size: str = "tiny") -> Path:
+    """A randomly initialised CLIP of ``size`` (:data:`CLIP_SIZES`; a character tokenizer) written with its processor
+    to ``path``."""
+    vocab, dims = _character_vocab(), CLIP_SIZES[size]
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=IMAGE_SIDE, patch_size=8),
-        projection_dim=16)
+        text_config=dict(vocab_size=len(vocab), max_position_embeddings=77, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1, **dims["text"]),
+        vision_config=dims["vision"], projection_dim=dims["projection_dim"])
     torch.manual_seed(seed)
-    side = {"shortest_edge": IMAGE_SIDE}, {"height": IMAGE_SIDE, "width": IMAGE_SIDE}
-    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size=side[0], crop_size=side[1]),
+    side = dims["vision"]["image_size"]
+    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": side},
+                                                                 crop_size={"height": side, "width": side}),
                               tokenizer=CLIPTokenizer(vocab=vocab, merges=[]))
     CLIPModel(config).save_pretrained(path)
     processor.save_pretrained(path)

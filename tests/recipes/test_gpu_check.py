@@ -33,6 +33,8 @@ def test_smoke_writes_every_phase_and_its_numbers(tmp_path):
         assert row["predicted_bytes"] > 0 and row["peak_bytes"] > 0
         assert row["predicted_over_measured"] == pytest.approx(row["predicted_bytes"] / row["peak_bytes"])
 
+    assert results["judge"]["ms_per_image"] > 0 and results["judge"]["images"] == 16
+
     shapes = record["shapes"]
     for name in ("vae_l1", "teacher_flow_matching", "ladd_d", "ladd_g", "ladd_head_accuracy"):
         curve = shapes["losses"][name]

@@ -10,6 +10,7 @@ What it measures, each in one run:
   fine-tuning (``configs/zimage-ladd-{lora,full}.toml``), and DMD with a LoRA student and fake score
   (:func:`zlab.distill.dmd.dmd_step`, ``configs/zimage-dmd-lora.toml``): time, measured peak memory and the memory
   model's prediction (:mod:`zlab.train.memory`, :mod:`zlab.train.memory_dmd`);
+* ``zlab judge``'s scoring (CLIP score, FD, diversity) of a few images, with a random CLIP of ViT-L/14's size;
 * the FLOP-limit ratio: the time ``2 * params * tokens`` FLOPs would take at the device's peak
   dense bf16 rate, divided by the measured forward time. The formula leaves out attention's own
   FLOPs (about 16% more at 1024²), so the ratio understates how busy the GPU really is.
@@ -161,7 +162,41 @@ def bench_parts(setup: BenchSetup, progress=print) -> list[tuple[str, Callable[[
     for name in setup.step_configs:
         kind = Path(name).stem.removeprefix("zimage-")
         parts.append((kind, lambda results, name=name: results["train_step"].append(_step_row(setup, name, progress))))
+    parts.append(("judge", lambda results: measure_judge(setup, results, progress)))
     return parts
+
+
+def measure_judge(setup: BenchSetup, results: dict, progress=print, images: int = 8) -> None:
+    """(d) ``zlab judge``'s scoring of two pipelines' images (``images`` each, 4 seeds a prompt) at
+    ``setup.train_size``: random pixels, a random CLIP of ViT-L/14's dimensions on a GPU (a tiny one in the smoke
+    run), the CLIP's own features for FD and diversity. Sets ``judge`` (ms per image scored)."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    from zlab.measure.judge import Entry, image_path, score
+    from zlab.measure.judge_models import load_judges
+    from zlab.tiny_judges import save_tiny_clip
+
+    size, seeds = setup.train_size, range(4)
+    prompts = [f"a photograph of object {i}" for i in range(images // len(seeds))]
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        out, kind = Path(tmp), "large" if setup.device.startswith("cuda") else "tiny"
+        for name in ("a", "b"):
+            for i in range(len(prompts)):
+                for seed in seeds:
+                    path = image_path(out, name, i, seed)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(path)
+        judges = load_judges(str(save_tiny_clip(out / "clip", size=kind)), device=setup.device)
+        entries = [Entry("a", "-"), Entry("b", "-")]
+        seconds = median_seconds(lambda: score(entries, prompts, seeds, out, judges, reference="a", progress=False),
+                                 setup.device, 1)
+    results["judge"] = {"images": 2 * len(prompts) * len(seeds), "size": size, "clip": f"random CLIP ({kind})",
+                        "ms_per_image": 1000 * seconds / (2 * len(prompts) * len(seeds))}
+    progress(f"judge: {results['judge']['ms_per_image']:.1f} ms per image scored ({kind} CLIP, {size}x{size})")
 
 
 def run_bench(setup: BenchSetup, progress=print) -> dict:
@@ -218,4 +253,8 @@ def format_results(results: dict) -> str:
         ratio = f"{r['predicted_over_measured']:.2f}" if "predicted_over_measured" in r else "-"
         lines.append(f"| {r['config']} | {r['size']}² | {r['batch_size']} | {ms} | {measured} | "
                      f"{_size(r['predicted_bytes'])} | {ratio} |")
+    judge = results.get("judge")
+    lines += ["", f"judge (CLIP score, FD, diversity): {judge['ms_per_image']:.1f} ms per image scored, "
+                  f"{judge['images']} images at {judge['size']}² ({judge['clip']})" if judge
+              else "judge: not measured"]
     return "\n".join(lines)

@@ -42,7 +42,9 @@ def shifted_times(steps: int, shift: float) -> list[float]:
 
 def exact_times(pipe: ZImagePipeline) -> ZImagePipeline:
     """``pipe`` with a scheduler that adds no shift of its own: ``sigmas`` given to it are the times sampled."""
-    return ZImagePipeline(**{**pipe.components, "scheduler": student_scheduler(pipe.scheduler)})
+    exact = ZImagePipeline(**{**pipe.components, "scheduler": student_scheduler(pipe.scheduler)})
+    exact.set_progress_bar_config(disable=True)
+    return exact
 
 
 def sweep(samplers: Mapping[str, tuple[ZImagePipeline, Mapping]], steps: Sequence[int] = (2, 4),

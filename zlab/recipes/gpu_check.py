@@ -5,10 +5,10 @@
 
 Phases, each with a time budget (seconds on one H200), run in this order:
 
-* ``forward``, ``student``, ``ladd-lora``, ``ladd-full``, ``dmd-lora``: :mod:`zlab.measure.bench`'s parts (the
-  real-size transformer with random weights: forward latency at 512² and 1024² with the FLOP-limit ratio, the
-  student's 4-step latency, one LADD or DMD step per config with its measured peak memory against
-  :func:`zlab.train.memory.predict`);
+* ``forward``, ``student``, ``ladd-lora``, ``ladd-full``, ``dmd-lora``, ``judge``: :mod:`zlab.measure.bench`'s
+  parts (the real-size transformer with random weights: forward latency at 512² and 1024² with the FLOP-limit
+  ratio, the student's 4-step latency, one LADD or DMD step per config with its measured peak memory against
+  :func:`zlab.train.memory.predict`, and ``zlab judge``'s scoring of a few images);
 * ``shapes-vae`` ... ``shapes-eval``: :mod:`zlab.recipes.shapes_run`, a short GPU-profile Shapes run (VAE,
   teacher, synthetic data, LADD in bf16) and the teacher against its student at 1/2/4 steps.
 
@@ -45,7 +45,7 @@ from zlab.recipes.shapes_run import ShapesRunSetup, shapes_phases, smoke_shapes_
 # Seconds per phase on one H200: estimates with room to spare (set before any H200 run; the JSON records
 # the real times). They add up to more than the total on purpose: a phase is skipped only if the ones
 # before it ran long.
-GPU_BUDGETS = {"forward": 40, "student": 30, "ladd-lora": 70, "ladd-full": 80, "dmd-lora": 70,
+GPU_BUDGETS = {"forward": 40, "student": 30, "ladd-lora": 70, "ladd-full": 80, "dmd-lora": 70, "judge": 30,
                "shapes-vae": 30,
                "shapes-teacher": 90, "shapes-synth": 40, "shapes-ladd": 60, "shapes-eval": 30}
 # On CPU the budgets only exercise the code: generous, so that a busy machine never turns a smoke phase into a timeout.
