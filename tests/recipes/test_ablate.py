@@ -152,14 +152,38 @@ def test_the_one_step_rule_weighs_one_step_validity_twice_and_never_chooses_a_ba
     assert choice["scores"]["valid, one mode"] == pytest.approx((1.6 + 0.3 + 0.9) / 4)
 
 
+def test_the_mean_n_rule_scores_as_the_ladd_rule_but_any_non_baseline_variant_is_a_candidate():
+    metrics = {Setting("student", n).label: {"2+": {"valid": 0.6, "coverage_entropy": 0.3}, "0": {"named_accuracy": 0.9}}
+               for n in (1, 2, 4)}
+    record = {"rule": "mean_n", "runs": [
+        {"variant": "g = 1.5", "seed": 0, "split": "validation", "set": {"ladd": {"adv_weight": 0.0}}, "metrics": metrics},
+        {"variant": "baseline", "seed": 0, "split": "validation", "set": {}, "baseline": True, "metrics": metrics}]}
+    choice = ablate.choose_recipe(record)
+    assert choice == {"chosen": "g = 1.5", "scores": {"g = 1.5": pytest.approx(0.6)}}
+
+
+def test_a_synthesis_guidance_changes_the_data_and_its_folder(tmp_path):
+    grid = ablate.load_grid("configs/synth-cfg-search.toml")
+    configs = [grid.config(v, 0, tmp_path) for v in grid.variants]
+    assert [c.data.sampling()["guidance_scale"] for c in configs] == [0.5, 0.0, 1.5, 3.0]
+    assert len({c.data.folder for c in configs}) == 4  # each guidance its own synthetic data
+    assert configs[0].data.sampling()["num_inference_steps"] == 50  # the rest is the teacher's sampling.json
+    from zlab.train.config import load_config
+    from zlab.train.distill_config import DistillConfig
+
+    assert load_config(DistillConfig).data.sampling() is None  # by default, the teacher's own
+    with pytest.raises(ValueError, match="data.guidance_scale"):
+        load_config(DistillConfig, data={"guidance_scale": 1000.0})
+
+
 @pytest.mark.parametrize("path", ["configs/ablations.toml", "configs/ladd-search.toml", "configs/dmd-search.toml",
                                   "configs/ladd-remake-search.toml", "configs/pairs-search.toml",
-                                  "configs/dmd-followup.toml"])
+                                  "configs/dmd-followup.toml", "configs/synth-cfg-search.toml"])
 def test_the_shipped_grids_load(path):
     grid = ablate.load_grid(path)  # builds every variant's config: a bad key or value fails here, not hours in
     assert len({v.name for v in grid.variants}) == len(grid.variants)
     assert grid.split == ("test" if "ablations" in path else "validation")
-    assert grid.rule == ("one_step" if "dmd" in path or "pairs" in path else "ladd")
+    assert grid.rule == ("one_step" if "dmd" in path or "pairs" in path else "mean_n" if "synth-cfg" in path else "ladd")
     for variant in grid.variants:  # each variant's config builds, the grid's pins in it
         config = grid.config(variant, 0, __import__("pathlib").Path("runs/x"))
         assert config.train.seed == 0 and config.method in ("ladd", "dmd")

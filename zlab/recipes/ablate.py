@@ -45,7 +45,7 @@ from zlab.zimage import load_pipeline, read_sampling
 GROUPS = {"0": [0], "2+": [2, 3, 4, 5], "all": [0, 1, 2, 3, 4, 5]}
 MEASURES = ("valid", "named_accuracy", "coverage_entropy", "fd", "fd_teacher")
 SPLITS = ("validation", "test")
-SYNTH_KEYS = ("teacher", "rounds", "sizes", "real")  # [data] keys that change the synthetic data
+SYNTH_KEYS = ("teacher", "rounds", "sizes", "real", "guidance_scale")  # [data] keys that change the synthetic data
 # Two-sided 95% quantiles of Student's t by degrees of freedom (seeds - 1); 1.96 (the normal) beyond 30.
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
@@ -209,7 +209,8 @@ def run_grid(grid: Grid, out: str | Path, runs: str | Path = "runs/ablate", only
         bar.set_postfix(run=f"{variant.name} / seed {seed}")
         teacher, reference = teacher_and_reference(config.data.teacher, variant.size)
         if config.data.folder not in made:  # checked (and made if stale) once per folder and invocation
-            synthesize_from(config.data.teacher, config.data.folder, rounds=config.data.rounds, seed=base.train.seed, progress=progress,
+            synthesize_from(config.data.teacher, config.data.folder, sampling=config.data.sampling(),
+                            rounds=config.data.rounds, seed=base.train.seed, progress=progress,
                             sizes=[canvas_size(s) for s in config.data.sizes], source=config.data.real,
                             prompts=prompt_sets.prompts("train")[:grid.synth_prompts] if grid.synth_prompts else None)
             made.add(config.data.folder)
@@ -332,7 +333,8 @@ def one_step_score(metrics: dict) -> float:
     return float((2 * m["2+"]["valid"] + m["2+"]["coverage_entropy"] + m["0"]["named_accuracy"]) / 4)
 
 
-RULES = {"ladd": recipe_score, "one_step": one_step_score}
+RULES = {"ladd": recipe_score, "one_step": one_step_score,
+         "mean_n": recipe_score}  # recipe_score's rule, any non-baseline variant a candidate (not only LADD runs)
 
 
 def is_ladd_run(record: dict, run: dict) -> bool:

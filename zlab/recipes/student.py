@@ -123,7 +123,8 @@ def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "
         clock = time.perf_counter()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    synthesize_from(config.data.teacher, config.data.folder, rounds=config.data.rounds, seed=config.train.seed, progress=progress,
+    synthesize_from(config.data.teacher, config.data.folder, sampling=config.data.sampling(), rounds=config.data.rounds,
+                    seed=config.train.seed, progress=progress,
                     device=device, sizes=[canvas_size(size) for size in config.data.sizes], source=config.data.real)
     lap("synth")
     init_record = None

@@ -28,9 +28,22 @@ class DataConfig:
     # drop the teacher samples that the Shapes world's checker rejects (not one clean object with the named
     # attributes; zlab.train.synth.drop_rejected), counted in the run's log; a Shapes-only option
     drop_rejected: bool = False
+    # the teacher's CFG when it synthesises (diffusers' g); < 0 = its own sampling.json (the synthesis-CFG experiment
+    # of configs/synth-cfg-search.toml turns it)
+    guidance_scale: float = -1.0
+
+    def sampling(self) -> dict | None:
+        """The teacher's sampling.json with this section's guidance; None = the teacher's own, unchanged."""
+        if self.guidance_scale < 0:
+            return None
+        from zlab.zimage import read_sampling
+
+        return {**read_sampling(self.teacher), "guidance_scale": self.guidance_scale}
 
     def validate(self) -> None:
         check_range("data.rounds", self.rounds, 1, 1000)
+        if self.guidance_scale >= 0:
+            check_range("data.guidance_scale", self.guidance_scale, 0.0, 100.0)
         for size in self.sizes:
             canvas_size(size)  # (height, width), multiples of 16
         check_choice("data.real", self.real, SOURCES)
