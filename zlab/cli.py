@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipelines", nargs="+", default=["checkpoints/shapes-teacher", "checkpoints/shapes-student"],
                    help="pipeline folders, each at its sampling.json (guidance included)")
     p.add_argument("--steps", default="2,4", help="comma-separated step counts")
-    p.add_argument("--shifts", default="0.5,0.75,1,1.5,2,3", help="comma-separated time shifts (1 must be one)")
+    p.add_argument("--shifts", default="0.75,1,1.5,2,3,4,6", help="comma-separated time shifts (1 must be one)")
     p.add_argument("--split", choices=["validation", "test"], default="validation")
     p.add_argument("--per-count", type=int, default=8, help="prompts per number of open attributes")
     p.add_argument("--seeds", type=int, default=8, help="seeds per prompt")

@@ -1,5 +1,5 @@
 """Tiny, randomly initialised judges for ``zlab judge`` on CPU: a CLIP and a DINOv2 built from transformers' own
-classes and saved as the folders the real ones come in, so the harness runs end to end here (tests, lab 07).
+classes and saved as the folders the real ones come in, so the harness runs end to end here (tests, lab 09).
 
 Their scores mean nothing about images; they exercise the same code the real ``openai/clip-vit-large-patch14`` and
 ``facebook/dinov2-base`` go through.

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_setting_takes_its_own_comment_or_the_block_above_it(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('method = "ladd"  # the method\n\n[train]  # a section\n# two lines\n# of reasons\nsteps = 10\n'
-                                        'lr = 1e-4\nurl = "a#b"  # a hash inside a string is not a comment\n')
+                    'lr = 1e-4\nurl = "a#b"  # a hash inside a string is not a comment\n')
     rows = {r["key"]: r for r in config_evidence(path)}
     assert rows["method"]["why"] == "the method" and rows["steps"]["why"] == "two lines of reasons"
     assert rows["steps"]["section"] == "train" and rows["lr"]["why"] == ""  # the block served the line below it only

@@ -171,7 +171,7 @@ def test_multi_gpu_config_is_one_accelerate_reads():
 
 
 def test_cuda_measure_subtracts_what_was_resident_before_the_step(monkeypatch):
-    """Lab 07 measures with the whole pipeline still on the GPU: the step's peak is what lies above that baseline."""
+    """Lab 09 measures with the whole pipeline still on the GPU: the step's peak is what lies above that baseline."""
     import torch
 
     from zlab.train import memory

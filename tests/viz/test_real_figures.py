@@ -1,4 +1,4 @@
-"""Lab 07's figures (zlab.viz.real) on small synthetic inputs: bars, lines, and the plotted values."""
+"""Lab 09's figures (zlab.viz.real) on small synthetic inputs: bars, lines, and the plotted values."""
 
 import numpy as np
 import pytest
@@ -22,10 +22,21 @@ def test_memory_plan_stacks_parts_in_gib():
     fig = memory_plan_figure(_plan())
     assert [t.name for t in fig.data[:-1]] == list(MEMORY_SEGMENTS) and fig.layout.barmode == "stack"
     assert list(fig.data[0].x) == ["lora, 1024²", "full, 1024²"]
-    assert list(fig.data[0].y) == [12, 12] and list(fig.data[3].y) == [0, 48]   # missing parts are 0
+    assert list(fig.data[0].y) == [12, 12] and list(fig.data[4].y) == [0, 48]   # missing parts are 0
     assert list(fig.data[-1].y) == [30, 24]   # the larger of activations (+ copies) and gradients
     for i, estimate in enumerate(_plan().values()):   # the bar tops at the estimate's peak
         assert sum(t.y[i] for t in fig.data) * GiB == pytest.approx(estimate.total)
+
+
+def test_a_dmd_plan_tops_at_the_larger_update():
+    dmd = MemoryEstimate({"teacher weights": 12 * GiB, "student weights": GiB, "fake score weights": GiB,
+                          "student activations": 9 * GiB, "student gradients": GiB, "fake score activations": 10 * GiB,
+                          "fake score gradients": GiB},
+                         either=(("student activations",), ("student gradients",), ("fake score activations",),
+                                 ("fake score gradients",)))
+    fig = memory_plan_figure({"dmd": dmd})
+    assert fig.data[2].name == "fake score weights" and list(fig.data[2].y) == [1] and list(fig.data[-1].y) == [10]
+    assert sum(t.y[0] for t in fig.data) * GiB == pytest.approx(dmd.total)
 
 
 def test_memory_plan_marks_each_gpu():

@@ -1,4 +1,4 @@
-"""Lab 07's views of the real Z-Image: the memory plan of one LADD step, and the losses of a short run.
+"""Lab 09's views of the real Z-Image: the memory plan of one training step, and the losses of a short run.
 
 Data in, figures out: nothing here trains or measures.
 """
@@ -10,27 +10,28 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 
 GiB = 2**30
-# The stacked parts of a memory plan, bottom up; activations and gradients (never alive together) go on top.
-MEMORY_SEGMENTS = ("teacher weights", "student weights", "heads (weights, grads, Adam)", "optimizer state",
-                   "EMA of the student", "gathered blocks (FSDP)")
+# The stacked parts of a memory plan, bottom up: what the step holds throughout (DMD's fake score too). On top, the
+# largest of what is never held at once (activations or gradients; for DMD, of either update).
+MEMORY_SEGMENTS = ("teacher weights", "student weights", "fake score weights", "heads (weights, grads, Adam)",
+                   "optimizer state", "EMA of the student", "gathered blocks (FSDP)")
 # Horizontal lines: what one GPU holds, in bytes.
 GPU_MEMORY = ((141e9, "H200 141 GB"), (80e9, "H100/A100 80 GB"))
 
 
 def memory_plan_figure(plan: Mapping[str, object], gpus: Sequence[tuple[float, str]] = GPU_MEMORY) -> go.Figure:
-    """Predicted peak memory of one LADD step per setting, stacked by part in GiB, with one dotted line per GPU.
-    ``plan`` {setting: :class:`zlab.train.memory.MemoryEstimate`}; the top segment is the larger of the activations
-    (with autocast weight copies) and the student's gradients, since backward frees the one as it fills the other."""
+    """Predicted peak memory of one training step per setting, stacked by part in GiB, with one dotted line per GPU.
+    ``plan`` {setting: :class:`zlab.train.memory.MemoryEstimate`}; the top segment is the largest of the estimate's
+    ``either`` groups (activations with autocast copies, or gradients: backward frees the one as it fills the other;
+    DMD's two updates come one after the other), so each bar tops at the estimate's peak."""
     fig = go.Figure()
     for seg in MEMORY_SEGMENTS:
         fig.add_bar(name=seg, x=list(plan), y=[e.parts.get(seg, 0) / GiB for e in plan.values()])
-    fig.add_bar(name="activations (+ autocast weight copies) or gradients, the larger", x=list(plan),
-                y=[max(e.parts["activations"] + e.parts.get("autocast weight copies", 0), e.parts["student gradients"])
-                   / GiB for e in plan.values()])
+    fig.add_bar(name="activations or gradients, the largest held at once", x=list(plan),
+                y=[max(sum(e.parts.get(n, 0) for n in group) for group in e.either) / GiB for e in plan.values()])
     for nbytes, label in gpus:
         fig.add_hline(y=nbytes / GiB, line_dash="dot", annotation_text=label)
     fig.update_layout(barmode="stack", height=430, yaxis_title="GiB at the peak of one step", margin=dict(t=30, b=10),
-                      title="predicted peak memory of one LADD step on the real 6.15B Z-Image")
+                      title="predicted peak memory of one training step on the real 6.15B Z-Image")
     return fig
 
 
