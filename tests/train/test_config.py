@@ -37,3 +37,21 @@ def test_set_overrides_are_toml_values():
         load_config(DistillConfig, **parse_overrides(["ladd.adv_weight=0"]))
     with pytest.raises(ValueError, match=r"unknown config key\(s\) \['ladd.adv'\]"):
         load_config(DistillConfig, **parse_overrides(["ladd.adv=0"]))
+
+
+def test_a_checkpoint_from_before_a_new_option_resumes_as_it_ran():
+    """A config stored before an option existed equals today's when the option takes its default; any other
+    difference is a different run."""
+    import dataclasses
+
+    from zlab.train.distill_config import DistillConfig
+    from zlab.train.loop import same_config
+
+    config = load_config(DistillConfig, train={"steps": 7})
+    stored = dataclasses.asdict(config)
+    del stored["data"]["guidance_scale"]  # written before data.guidance_scale existed
+    assert same_config(stored, config)
+    assert not same_config(stored, load_config(DistillConfig, train={"steps": 7}, data={"guidance_scale": 1.5}))
+    stored["train"]["steps"] = 8
+    assert not same_config(stored, config)
+    assert not same_config({**stored, "nonsense": 1}, config)

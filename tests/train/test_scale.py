@@ -57,7 +57,7 @@ def test_memory_model_of_the_real_dmd_config():
     assert lora.parts["fake score weights"] == lora.parts["student weights"] < 0.1 * lora.parts["teacher weights"]
     assert full.parts["fake score weights"] == full.parts["student weights"] == 2 * full.parts["teacher weights"]
     assert lora.total < 80e9 < full.total  # LoRA fits an 80 GB GPU; two full fp32 copies with Adam do not
-    with pytest.raises(ValueError, match="data-parallel"):
+    with pytest.raises(ValueError, match="one GPU"):
         predict(load_config(DistillConfig, "configs/zimage-dmd-lora.toml"), REAL_TRANSFORMER_CONFIG, 512, 512, shards=2)
 
 

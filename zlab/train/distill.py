@@ -29,6 +29,8 @@ from zlab.train.models import DTYPES, DistillModels, build_models, make_ema, mak
 from zlab.train.sharding import (
     ema_state,
     gathered_student,
+    is_sharded,
+    load_critic_optimizer,
     load_ema_state,
     load_optimizer_state,
     mixed_precision_policy,
@@ -87,13 +89,11 @@ def prepare(accelerator, config: DistillConfig, models: DistillModels, sharded: 
         raise ValueError("dmd.gan_weight > 0 (the fake score and the heads as one critic) runs in one process; "
                          "set it to 0 under `accelerate launch`")
     if sharded:
-        if config.method != "ladd":
-            raise ValueError(f"method {config.method!r} under FSDP is not supported: its critic is a whole transformer")
         accelerator.state.fsdp_plugin.mixed_precision_policy = mixed_precision_policy(accelerator)
     student, opt_student = accelerator.prepare(models.student, opt_student)
-    if sharded:
+    if sharded and config.method == "ladd":  # LADD's small heads: replicated
         critic = replicate(accelerator, models.critic)
-    else:
+    else:  # DMD's fake score, a whole transformer: sharded as the student is under FSDP
         critic, opt_critic = accelerator.prepare(models.critic, opt_critic)
     return student, critic, opt_student, opt_critic, make_ema(config, models.trainable())
 
@@ -128,6 +128,8 @@ def train_student(config: DistillConfig, run_dir: str | Path, resume: bool = Fal
                      extra=method.start(config, data, accelerator.device))
     critic = accelerator.unwrap_model(parts.critic)
     names = [name for name, p in parts.sampler.named_parameters() if p.requires_grad]
+    critic_sharded = is_sharded(parts.critic)  # DMD's fake score under FSDP
+    critic_names = [name for name, p in critic.named_parameters() if p.requires_grad]
     log = method.new_log()
     if checked is not None:
         log["synth_checked"] = checked  # {"kept": n, "rejected": m}: what the checker let through
@@ -135,7 +137,7 @@ def train_student(config: DistillConfig, run_dir: str | Path, resume: bool = Fal
         log.update(state["log"])
         generator.set_state(state["generators"][accelerator.process_index])
         load_optimizer_state(sharded, parts.student, parts.opt_student, names, state["opt_student"])
-        parts.opt_critic.load_state_dict(state[method.OPT_CRITIC])
+        load_critic_optimizer(critic_sharded, parts.critic, parts.opt_critic, critic_names, state[method.OPT_CRITIC])
         if parts.ema is not None:
             load_ema_state(parts.ema, state["ema"])
         del state  # for a 6B student: ~100 GB of weights, Adam and EMA (memory-mapped, but referenced)
@@ -144,7 +146,9 @@ def train_student(config: DistillConfig, run_dir: str | Path, resume: bool = Fal
         # Gathering is collective: every rank takes part, the main process writes.
         generators = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()  # a row per rank
         saved = {"student": models.state_dict(model_state(sharded, accelerator, parts.student)),
-                 method.CRITIC: critic.state_dict(), method.OPT_CRITIC: parts.opt_critic.state_dict(),  # replicated
+                 method.CRITIC: model_state(True, accelerator, parts.critic) if critic_sharded else critic.state_dict(),
+                 method.OPT_CRITIC: (optimizer_state(True, parts.critic, parts.opt_critic, critic_names)
+                                     if critic_sharded else parts.opt_critic.state_dict()),
                  "opt_student": optimizer_state(sharded, parts.student, parts.opt_student, names),
                  **({"ema": ema_state(parts.ema, keep=accelerator.is_main_process)} if parts.ema else {})}
         if not accelerator.is_main_process:
@@ -154,7 +158,9 @@ def train_student(config: DistillConfig, run_dir: str | Path, resume: bool = Fal
 
     def shipped(in_place: bool = False):
         if sharded:
-            return gathered_student(accelerator, parts.student, parts.ema), critic if accelerator.is_main_process else None
+            student = gathered_student(accelerator, parts.student, parts.ema)
+            judge = gathered_student(accelerator, parts.critic) if critic_sharded else critic  # collective, too
+            return student, judge if accelerator.is_main_process else None
         judge = critic.stored() if isinstance(critic, AdapterView) else critic  # before the student is merged in place
         return models.shipped(parts.ema, in_place=in_place), judge
 

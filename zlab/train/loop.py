@@ -7,6 +7,7 @@ takes one optimisation step, and a ``state_fn`` that says what a checkpoint hold
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import random
@@ -77,6 +78,20 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any] | None:
     return state
 
 
+def same_config(stored: dict, config) -> bool:
+    """Whether a checkpoint's config is ``config``: equal, or equal once the settings added to the code since it was
+    written take their defaults (a run checkpointed before a new option existed resumes as it ran)."""
+    current = dataclasses.asdict(config)
+    if stored == current:
+        return True
+    from zlab.train.config import build
+
+    try:
+        return dataclasses.asdict(build(type(config), copy.deepcopy(stored))) == current
+    except (ValueError, TypeError):
+        return False
+
+
 def resume_run(run_dir: str | Path, config, resume: bool, **objects) -> tuple[int, list[float], dict | None]:
     """Restore ``objects`` (anything with ``load_state_dict``) from the run's checkpoint when resuming.
 
@@ -86,7 +101,7 @@ def resume_run(run_dir: str | Path, config, resume: bool, **objects) -> tuple[in
     state = load_checkpoint(run_dir) if resume else None
     if state is None:
         return 0, [], None
-    if state["config"] != dataclasses.asdict(config):
+    if not same_config(state["config"], config):
         raise ValueError(f"{run_dir} was trained with a different config; start a new run directory")
     for name, obj in objects.items():
         obj.load_state_dict(state[name])

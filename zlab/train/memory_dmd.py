@@ -45,7 +45,8 @@ def predict_dmd(config, transformer_config: dict, height: int, width: int, cap_l
     from zlab.train.memory import MemoryEstimate, _dtype_bytes, trace_saved
 
     if shards != 1:
-        raise ValueError("a DMD run is data-parallel (shards = 1): FSDP is supported for LADD only")
+        raise ValueError("the memory model of a DMD step covers one GPU (shards = 1); a DMD run sharded by FSDP "
+                         "trains, but its memory is not modelled yet")
     if config.dmd.gan_weight:
         raise ValueError("the memory model of DMD leaves out DMD2's GAN term: set dmd.gan_weight = 0")
     transformer_config = init_kwargs(transformer_config)

@@ -18,6 +18,9 @@ loop as one process or DDP; only the pieces that hold the student's *full* state
 A LoRA student is refused under FSDP: it shares its module with the teacher (whose frozen base
 would be sharded and re-gathered for the teacher's passes too), and its few trained parameters
 replicate cheaply; run it with DDP (``configs/accelerate-ddp.yaml``).
+
+DMD's fake score is a whole transformer: it is prepared (sharded) like the student, its checkpoint and Adam state
+gathered whole in the same way (:func:`is_sharded`, :func:`load_critic_optimizer`).
 """
 
 from __future__ import annotations
@@ -127,6 +130,26 @@ def load_optimizer_state(sharded: bool, model, optimizer, names: list[str], stat
     optimizer.load_state_dict({"state": {index[k]: v for k, v in state["state"].items()},
                                "param_groups": [{**g, "params": [index[k] for k in g["params"]]}
                                                 for g in state["param_groups"]]})
+
+
+def is_sharded(module) -> bool:
+    """Whether ``module`` is sharded by FSDP2 (``fully_shard``, as accelerate's FSDP2 prepare leaves it)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(module, FSDPModule)
+
+
+def load_critic_optimizer(sharded: bool, model, optimizer, names: list[str], state: dict) -> None:
+    """The critic's optimizer state, whichever launch wrote it: by index (replicated heads or fake score) or by
+    parameter name (:func:`optimizer_state` of a sharded fake score)."""
+    by_name = any(isinstance(p, str) for g in state["param_groups"] for p in g["params"])
+    if not by_name and not sharded:
+        optimizer.load_state_dict(state)
+        return
+    if not by_name:  # a replicated run's state, now sharded: keyed by name first
+        state = {"state": {names[i]: v for i, v in state["state"].items()},
+                 "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]}
+    load_optimizer_state(sharded, model, optimizer, names, state)
 
 
 def _unwrapped(optimizer):
