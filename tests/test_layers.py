@@ -17,7 +17,7 @@ ZLAB = Path(__file__).resolve().parents[1] / "zlab"
 LAYERS = {
     "zlab.paths": 0, "zlab.collective": 0, "zlab.atomic": 0, "zlab.checks": 0,
     "zlab.flow": 1, "zlab.sampling": 1, "zlab.shapes": 1,
-    "zlab.zimage": 2, "zlab.tiny": 2, "zlab.anatomy": 2, "zlab.features": 2, "zlab.toy": 2,
+    "zlab.zimage": 2, "zlab.tiny": 2, "zlab.tiny_judges": 2, "zlab.anatomy": 2, "zlab.features": 2, "zlab.toy": 2,
     "zlab.distill": 3, "zlab.toy_distill": 3,
     "zlab.train": 4,
     "zlab.measure": 5, "zlab.viz": 5,

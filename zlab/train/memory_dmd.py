@@ -8,7 +8,7 @@ steps clear each phase's gradients before the next starts, so the peak is the pe
 phase; within a phase, as in LADD's model, backward frees the activations as it fills the gradients.
 
 Activations are traced, not guessed: the step's own code on the ``meta`` device under
-:func:`torch.autograd.graph.saved_tensors_hooks` (:func:`zlab.train.memory.trace_saved`).
+:func:`torch.autograd.graph.saved_tensors_hooks` (:func:`zlab.train.memory_parts.trace_saved`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from diffusers import ZImageTransformer2DModel
 
 from zlab.distill.dmd import DMDBatch, fake_score_loss, student_x0
+from zlab.train.memory_parts import MemoryEstimate, dtype_bytes, live_bytes, trace_saved
 from zlab.train.models import DTYPES, build_models
 from zlab.zimage import init_kwargs
 
@@ -42,7 +43,6 @@ def _count(model) -> int:
 def predict_dmd(config, transformer_config: dict, height: int, width: int, cap_len: int = 128,
                 text_dim: int | None = None, shards: int = 1):
     """Peak bytes of one DMD step (see the module docstring), the parts named as in LADD's model."""
-    from zlab.train.memory import MemoryEstimate, _dtype_bytes, trace_saved
 
     if shards != 1:
         raise ValueError("the memory model of a DMD step covers one GPU (shards = 1); a DMD run sharded by FSDP "
@@ -63,10 +63,10 @@ def predict_dmd(config, transformer_config: dict, height: int, width: int, cap_l
     pick = lambda traced: traced[1] if config.scale.gradient_checkpointing else traced[0]  # noqa: E731
 
     base = getattr(models.teacher, "shared", models.teacher)
-    wbytes = _dtype_bytes(DTYPES[config.scale.weights_dtype])
+    wbytes = dtype_bytes(DTYPES[config.scale.weights_dtype])
     n_base = sum(p.numel() for n, p in base.named_parameters() if "lora_" not in n)
     n_student, n_fake = _count(models.student), _count(models.fake)
-    tbytes = _dtype_bytes(next(models.student.parameters()).dtype)
+    tbytes = dtype_bytes(next(models.student.parameters()).dtype)
     state_bytes = 1 if config.scale.optimizer == "adam8bit" else tbytes
     parts = {
         "teacher weights": n_base * wbytes,
@@ -106,7 +106,6 @@ def make_dmd_step(config, teacher: ZImageTransformer2DModel, height: int, width:
     ``zlab bench`` times and :func:`zlab.train.memory.measure` profiles."""
     from zlab.distill.dmd import dmd_step
     from zlab.train.loop import make_accelerator
-    from zlab.train.memory import live_bytes
     from zlab.train.models import make_ema, make_optimizers
 
     device = teacher.device
