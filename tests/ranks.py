@@ -31,6 +31,18 @@ def two_ranks(script: str | Path, *args, env: dict[str, str] | None = None) -> N
     assert result.returncode == 0, result.stderr[-4000:]
 
 
+def run_ranks(config: dict, out: Path, env: dict[str, str], cross_from: Path | None = None) -> dict:
+    """``tests/ladd_ranks.py`` (a run on two ranks, stopped halfway and resumed; with ``cross_from``, another
+    launch's halfway checkpoint resumed too) on the config ``config``, under ``env``; returns its ``result.pt``."""
+    import torch
+
+    out.mkdir(parents=True)
+    path = write_config(out / "config.toml", config)
+    two_ranks(Path(__file__).parent / "ladd_ranks.py", path, out,
+              *([cross_from / "half" / "checkpoint.pt"] if cross_from else []), env=env)
+    return torch.load(out / "result.pt", weights_only=False)
+
+
 def leave() -> None:
     """End a rank script: wait for every rank, close the process group, then ``os._exit(0)``. The interpreter's
     normal teardown of torch's C++ state (gloo and profiler threads) aborted ranks now and then with "terminate

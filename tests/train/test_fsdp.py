@@ -7,21 +7,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 from accelerate.utils import DistributedType
-from ranks import fsdp_env, two_ranks, write_config
+from ranks import fsdp_env, run_ranks, two_ranks
 
 from zlab.train.config import load_config
 from zlab.train.distill_config import DistillConfig
 from zlab.train.sharding import uses_fsdp
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_ranks(config: dict, out: Path, env: dict[str, str], cross_from: Path | None = None) -> dict:
-    out.mkdir(parents=True)
-    path = write_config(out / "ladd.toml", config)
-    two_ranks(ROOT / "tests" / "ladd_ranks.py", path, out,
-              *([cross_from / "half" / "checkpoint.pt"] if cross_from else []), env=env)
-    return torch.load(out / "result.pt", weights_only=False)
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from ranks import fsdp_env, two_ranks, write_config
+from ranks import fsdp_env, run_ranks
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_ranks(config: dict, out: Path, env: dict[str, str], cross_from: Path | None = None) -> dict:
-    out.mkdir(parents=True)
-    path = write_config(out / "dmd.toml", config)
-    two_ranks(ROOT / "tests" / "ladd_ranks.py", path, out,
-              *([cross_from / "half" / "checkpoint.pt"] if cross_from else []), env=env)
-    return torch.load(out / "result.pt", weights_only=False)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from tqdm.auto import tqdm
 
 from zlab.atomic import atomic_file, write_json, write_text
 from zlab.measure.judge_models import Judges, prompt_clip_score
+from zlab.shapes.metrics import mean_se
 from zlab.zimage import SAMPLING_FILE, check_size, load_pipeline
 
 __all__ = ["Entry", "parse_entry", "parse_size", "read_prompts", "sample_missing", "score", "judge", "format_markdown"]
@@ -159,38 +159,47 @@ def _read(out: Path, entry: str, index: int, seeds: Sequence[int]) -> torch.Tens
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def _mean_se(values: Sequence[float]) -> tuple[float, float]:
-    v = np.asarray(values, dtype=float)
-    return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
+class _Features(torch.nn.Module):
+    """The identity on feature rows: torchmetrics' Fréchet distance fed features already computed (once per image,
+    for FD and diversity alike)."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return rows
 
 
 def score(entries: Sequence[Entry], prompts: Sequence[str], seeds: Sequence[int], out: Path, judges: Judges,
           reference: str | None = None, progress: bool = True) -> dict[str, dict]:
-    """Each entry's CLIP score and diversity (mean and SE over prompts) and FD to ``reference``'s images."""
-    fd = FrechetInceptionDistance(feature=judges.features, reset_real_features=False) if reference else None
-    if fd is not None:
-        for i in range(len(prompts)):
-            fd.update(_read(out, reference, i, seeds), real=True)
+    """Each entry's CLIP score and diversity (mean and SE over prompts) and FD to ``reference``'s images. The
+    reference is scored first: its features are FD's real side for every other entry."""
+    fd = FrechetInceptionDistance(feature=_Features(judges.features.num_features), reset_real_features=False) \
+        if reference else None
     rows = {}
-    for entry in tqdm(entries, desc="judge: scoring", disable=not progress):
+    for entry in tqdm(sorted(entries, key=lambda e: e.name != reference), desc="judge: scoring", disable=not progress):
         clip, diversity = [], []
         for i, prompt in enumerate(prompts):
             images = _read(out, entry.name, i, seeds)
             clip.append(prompt_clip_score(judges, images, prompt))
+            features = judges.features(images)
             if len(seeds) > 1:
-                f = torch.nn.functional.normalize(judges.features(images), dim=-1)
+                f = torch.nn.functional.normalize(features, dim=-1)
                 n = len(f)
                 diversity.append(float((1 - f @ f.T).sum() / (n * (n - 1))))
-            if fd is not None and entry.name != reference:
-                fd.update(images, real=False)
+            if fd is not None:
+                fd.update(features, real=entry.name == reference)
         row = {"path": entry.path, "setting": entry.call_kwargs(), "images": len(prompts) * len(seeds)}
-        row["clip"], row["clip_se"] = _mean_se(clip)
-        row["diversity"], row["diversity_se"] = _mean_se(diversity) if diversity else (float("nan"),) * 2
-        if fd is not None:
-            row["fd_to_reference"] = 0.0 if entry.name == reference else float(fd.compute())
-            fd.reset()
+        row["clip"], row["clip_se"] = mean_se(clip)
+        row["diversity"], row["diversity_se"] = mean_se(diversity)
+        if fd is not None and entry.name == reference:
+            row["fd_to_reference"] = 0.0
+        elif fd is not None:
+            row["fd_to_reference"] = float(fd.compute())
+            fd.reset()  # the fake side only: the reference's features stay
         rows[entry.name] = row
-    return rows
+    return {e.name: rows[e.name] for e in entries}
 
 
 def judge(entries: Sequence[Entry], prompts: Sequence[str], seeds: Sequence[int], out: str | Path, judges: Judges,

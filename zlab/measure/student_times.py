@@ -108,7 +108,8 @@ def format_times(record: dict, measure: str = "valid") -> str:
              "each): mean ± SE, and below it the paired difference from shift 1", "",
              "| sampler | tokens | steps | " + " | ".join(f"shift {s:g}" for s in shifts) + " |",
              "|---|---|---|" + "---|" * len(shifts)]
-    for row in best_shifts(record, measure):
+    best = best_shifts(record, measure)
+    for row in best:
         cells = {c["shift"]: c for c in record["cells"]
                  if (c["sampler"], c["tokens"], c["steps"]) == (row["sampler"], row["tokens"], row["steps"])}
         text = [f"{cells[s][measure]:.3f} ± {cells[s][f'{measure}_se']:.3f}<br>"
@@ -119,5 +120,5 @@ def format_times(record: dict, measure: str = "valid") -> str:
               "|---|---|---|---|---|---|"]
     lines += [f"| {r['sampler']} | {r['tokens']} | {r['steps']} | {r['best_shift']:g} | "
               f"{r['gain_over_shift_1']:+.3f} ± {r['gain_se']:.3f} | {', '.join(f'{s:g}' for s in r['not_told_apart'])} |"
-              for r in best_shifts(record, measure)]
+              for r in best]
     return "\n".join(lines)

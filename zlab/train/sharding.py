@@ -113,7 +113,11 @@ def optimizer_state(sharded: bool, model, optimizer, names: list[str]) -> dict:
 
         return get_optimizer_state_dict(model, _unwrapped(optimizer),
                                         options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    state = optimizer.state_dict()
+    return _by_name(optimizer.state_dict(), names)
+
+
+def _by_name(state: dict, names: list[str]) -> dict:
+    """An optimizer's ``state_dict`` keyed by parameter name instead of index (``names`` in the optimizer's order)."""
     return {"state": {names[i]: v for i, v in state["state"].items()},
             "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]}
 
@@ -146,10 +150,7 @@ def load_critic_optimizer(sharded: bool, model, optimizer, names: list[str], sta
     if not by_name and not sharded:
         optimizer.load_state_dict(state)
         return
-    if not by_name:  # a replicated run's state, now sharded: keyed by name first
-        state = {"state": {names[i]: v for i, v in state["state"].items()},
-                 "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]}
-    load_optimizer_state(sharded, model, optimizer, names, state)
+    load_optimizer_state(sharded, model, optimizer, names, state if by_name else _by_name(state, names))
 
 
 def _unwrapped(optimizer):
