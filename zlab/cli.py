@@ -263,7 +263,8 @@ def _distill(args: argparse.Namespace) -> None:
     student, critic, _ = train_student(config, args.run, resume=args.resume)
     print(f"{args.run}/checkpoint.pt")
     if args.out and PartialState().is_main_process:  # one writer (under FSDP the only rank with a whole student)
-        print(save_trained_student(config.data.teacher, student, critic, args.out, config.ship.stochastic_sampling))
+        print(save_trained_student(config.data.teacher, student, critic, args.out, config.ship.stochastic_sampling,
+                                   config.ship.shift))
 
 
 def _make_student(args: argparse.Namespace) -> None:
@@ -400,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", required=True, help="prompt file: .txt, .json, .jsonl, .csv or .tsv (PartiPrompts, "
                    "DrawBench, GenEval: see zlab/measure/judge.py)")
     p.add_argument("--limit", type=int, help="the first N prompts only")
-    p.add_argument("--pipeline", action="append", required=True, metavar="NAME=PATH[@steps=N,guidance=G]",
+    p.add_argument("--pipeline", action="append", required=True, metavar="NAME=PATH[@steps=N,guidance=G,shift=S]",
                    help="a pipeline folder or hub id at a setting; repeat for each column")
     p.add_argument("--reference", help="the NAME whose images FD compares with (e.g. the teacher)")
     p.add_argument("--seeds", type=int, default=4, help="seeds per prompt (diversity needs 2 or more)")

@@ -34,7 +34,8 @@ def test_entries_parse_settings_and_refuse_bad_ones():
     e = parse_entry("turbo=Tongyi-MAI/Z-Image-Turbo@steps=8,guidance=0")
     assert e == Entry("turbo", "Tongyi-MAI/Z-Image-Turbo", {"num_inference_steps": 8, "guidance_scale": 0.0})
     assert parse_entry("s=runs/x").setting == {}
-    for bad, words in [("runs/x", "NAME=PATH"), ("a b=x", "letters"), ("s=x@shift=3", "unknown setting"),
+    for bad, words in [("runs/x", "NAME=PATH"), ("a b=x", "letters"), ("s=x@seed=3", "unknown setting"),
+                       ("s=x@shift=0", "shift must be positive"),
                        ("s=x@steps=two", "must be a number"), ("s=x@steps=0", "at least 1")]:
         with pytest.raises(ValueError, match=words):
             parse_entry(bad)
@@ -47,6 +48,15 @@ def test_entries_parse_settings_and_refuse_bad_ones():
 def test_a_folder_setting_reads_its_sampling_json_and_the_entry_overrides_it(pipeline_dir):
     kwargs = parse_entry(f"s={pipeline_dir}@steps=1").call_kwargs()
     assert kwargs == {**SAMPLING, "num_inference_steps": 1}
+
+
+def test_a_shift_setting_moves_the_schedulers_times_not_the_call(pipeline_dir):
+    entry = parse_entry(f"s={pipeline_dir}@steps=4,shift=3")
+    assert "shift" not in entry.call_kwargs() and entry.scheduler_setting() == {"shift": 3.0}
+    scheduler = entry.load().scheduler
+    assert scheduler.config.shift == 3.0 and not scheduler.config.use_dynamic_shifting
+    scheduler.set_timesteps(sigmas=[1.0, 0.5])
+    assert scheduler.sigmas[1].item() == pytest.approx(3 * 0.5 / (1 + 2 * 0.5))
 
 
 def test_prompt_files_of_every_accepted_kind_are_read(tmp_path):

@@ -1,11 +1,12 @@
-"""The student's sampling mode (deterministic or stochastic steps), chosen on validation by a paired gain."""
+"""The student's sampling mode (deterministic or stochastic steps) and time shift, chosen on validation by a paired
+gain."""
 
 from types import SimpleNamespace
 
 import pytest
 
 from zlab.recipes import sampling_choice
-from zlab.recipes.sampling_choice import choose_sampling_mode
+from zlab.recipes.sampling_choice import choose_sampling_mode, choose_shift
 
 
 def _records(score_of):
@@ -24,7 +25,7 @@ def test_stochastic_ships_only_for_a_gain_beyond_its_standard_error(monkeypatch,
 
     monkeypatch.setattr(sampling_choice, "prompt_scores", fake)
     monkeypatch.setattr(sampling_choice, "student_pipeline",  # only the scheduler's flag matters to the fake
-                        lambda teacher, transformer, stochastic: SimpleNamespace(
+                        lambda teacher, transformer, stochastic, shift: SimpleNamespace(
                             scheduler=SimpleNamespace(config=SimpleNamespace(stochastic_sampling=stochastic))))
     out = choose_sampling_mode(None, None, {}, per_count=1, seeds=2)
     assert out["chosen"] == chosen
@@ -49,3 +50,41 @@ def test_the_model_card_says_how_the_student_steps_and_why():
     assert sampling_text({"stochastic_sampling": False}) == "Deterministic Euler steps between the trained times."
     text = sampling_text({"stochastic_sampling": True, "sampling_choice": {"why": "a measured gain"}})
     assert "torch.manual_seed" in text and text.endswith("Chosen on validation: a measured gain.")
+
+
+@pytest.mark.parametrize("gains, noise, chosen", [({2.0: 0.02, 3.0: 0.1}, 0.01, 3.0), ({2.0: 0.004, 3.0: 0.002}, 0.05, 1.0),
+                                                  ({2.0: -0.1, 3.0: -0.05}, 0.01, 1.0)])
+def test_a_shift_ships_only_for_the_best_gain_beyond_its_standard_error(monkeypatch, gains, noise, chosen):
+    def fake(pipe, sampling, per_count, seeds):
+        shift = pipe.scheduler.config.shift
+        return _records(lambda i: 0.6 + (gains[shift] + noise * (-1) ** i if shift in gains else 0.0))
+
+    monkeypatch.setattr(sampling_choice, "prompt_scores", fake)
+    monkeypatch.setattr(sampling_choice, "student_pipeline", lambda teacher, transformer, stochastic, shift:
+                        SimpleNamespace(scheduler=SimpleNamespace(config=SimpleNamespace(shift=shift))))
+    out = choose_shift(None, None, {}, [2.0, 3.0, 1.0], per_count=1, seeds=2)
+    assert out["shifts"] == [1.0, 2.0, 3.0]  # the config's shift first, a repeated candidate dropped
+    assert out["chosen"] == chosen
+    assert out["best"] == max(gains, key=gains.get)
+    assert out["gains"]["shift 1"]["gain"] == 0.0
+
+
+def test_a_shifted_student_samples_at_shifted_times_through_the_stock_pipeline(tiny_pipe):
+    from zlab.distill.student import check_student_schedule, student_pipeline
+    from zlab.measure.student_times import shifted_times
+
+    pipe = student_pipeline(tiny_pipe, tiny_pipe.transformer, shift=3.0)
+    times = check_student_schedule(pipe)
+    assert times[1] == [1.0]
+    for n in (2, 4):
+        assert times[n] == pytest.approx(shifted_times(n, 3.0), abs=1e-5)
+    assert times[4] != pytest.approx(check_student_schedule(student_pipeline(tiny_pipe, tiny_pipe.transformer))[4])
+    with pytest.raises(ValueError, match="shift must be positive"):
+        student_pipeline(tiny_pipe, tiny_pipe.transformer, shift=0.0)
+
+
+def test_the_card_names_a_shift_and_its_choice():
+    from zlab.recipes.cards import sampling_text
+
+    text = sampling_text({"stochastic_sampling": False, "shift": 3.0, "shift_choice": {"why": "a measured gain"}})
+    assert "static shift is 3" in text and text.endswith("Time shift chosen on validation: a measured gain.")

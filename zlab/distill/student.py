@@ -4,8 +4,11 @@
 shift. With ``shift = 1`` and no dynamic shifting that schedule *is* the student's: N = 1 gives
 {1}, N = 2 gives {1, .5}, N = 4 gives {1, .75, .5, .25}, the times LADD (Sauer et al. 2024)
 trains and samples at. So a plain ``pipe(prompt, num_inference_steps=N, guidance_scale=0.0)``
-samples the student as trained, with no zlab code. Its critic ships next to the pipeline for the app's views:
-LADD's heads (``discriminator/``) or DMD's fake score (``fake_score/``); diffusers ignores both folders.
+samples the student as trained, with no zlab code. A student may also ship a static ``shift = s``
+(``[ship] shift``): its steps then fall at ``s t / (1 + (s - 1) t)`` of those times, still sampled by stock
+``ZImagePipeline`` (one step is ``t = 1`` at every shift; ``zlab.recipes.sampling_choice`` chooses ``s``).
+Its critic ships next to the pipeline for the app's views: LADD's heads (``discriminator/``) or DMD's fake score
+(``fake_score/``); diffusers ignores both folders.
 """
 
 from __future__ import annotations
@@ -25,21 +28,24 @@ DISCRIMINATOR = "discriminator"  # LADD's heads, beside the pipeline
 FAKE_SCORE = "fake_score"  # DMD's fake score (a transformer of the teacher's architecture), beside the pipeline
 
 
-def student_scheduler(teacher_scheduler: FlowMatchEulerDiscreteScheduler,
-                      stochastic: bool = False) -> FlowMatchEulerDiscreteScheduler:
-    """The teacher's scheduler with ``shift = 1`` and no resolution shift.
+def student_scheduler(teacher_scheduler: FlowMatchEulerDiscreteScheduler, stochastic: bool = False,
+                      shift: float = 1.0) -> FlowMatchEulerDiscreteScheduler:
+    """The teacher's scheduler with a static ``shift`` (1: the trained times) and no resolution shift.
 
     ``stochastic=True`` sets diffusers' ``stochastic_sampling``: each step re-noises the student's
     ``x0_hat`` with fresh noise (a consistency step), exactly the inputs LADD trains on; ``False``
     keeps the deterministic Euler step.
     """
-    return FlowMatchEulerDiscreteScheduler.from_config(teacher_scheduler.config, shift=1.0, use_dynamic_shifting=False,
-                                                       stochastic_sampling=stochastic)
+    if not shift > 0:
+        raise ValueError(f"a time shift must be positive, got {shift}")
+    return FlowMatchEulerDiscreteScheduler.from_config(teacher_scheduler.config, shift=float(shift),
+                                                       use_dynamic_shifting=False, stochastic_sampling=stochastic)
 
 
-def student_pipeline(teacher: ZImagePipeline, transformer, stochastic: bool = False) -> ZImagePipeline:
+def student_pipeline(teacher: ZImagePipeline, transformer, stochastic: bool = False,
+                     shift: float = 1.0) -> ZImagePipeline:
     """The teacher's VAE, tokenizer and text encoder around the student transformer and scheduler."""
-    pipe = ZImagePipeline(scheduler=student_scheduler(teacher.scheduler, stochastic), vae=teacher.vae,
+    pipe = ZImagePipeline(scheduler=student_scheduler(teacher.scheduler, stochastic, shift), vae=teacher.vae,
                           text_encoder=teacher.text_encoder, tokenizer=teacher.tokenizer, transformer=transformer)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -92,15 +98,17 @@ def check_student_schedule(pipe: ZImagePipeline, steps=STUDENT_STEPS, height: in
                                                       vae_scale_factor=pipe.vae_scale_factor)[:-1]] for n in steps}
 
 
-def save_trained_student(teacher: str, transformer, critic, out: str | Path, stochastic: bool = False) -> Path:
+def save_trained_student(teacher: str, transformer, critic, out: str | Path, stochastic: bool = False,
+                         shift: float = 1.0) -> Path:
     """A student folder straight from a run (``zlab distill --out``), for any teacher folder or hub id.
 
     The teacher's VAE, tokenizer and text encoder around the trained ``transformer`` (the teacher's
-    own transformer is not loaded), the shift-1 scheduler, and ``sampling.json``: the teacher's
+    own transformer is not loaded), the scheduler at ``shift`` (1: the trained times), and ``sampling.json``: the teacher's
     (its size and prompt length) with 4 steps and no CFG. The Shapes recipe (``zlab make-student``)
     also measures the student; this only writes it.
     """
-    pipe = student_pipeline(ZImagePipeline.from_pretrained(teacher, transformer=transformer), transformer, stochastic)
+    pipe = student_pipeline(ZImagePipeline.from_pretrained(teacher, transformer=transformer), transformer, stochastic,
+                            shift)
     teacher_sampling = read_sampling(teacher) if (Path(teacher) / SAMPLING_FILE).is_file() else {}  # none on the hub
     keep = ("height", "width", "max_sequence_length")
     sampling = {"num_inference_steps": 4, "guidance_scale": 0.0, **{k: teacher_sampling[k] for k in keep

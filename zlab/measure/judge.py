@@ -22,6 +22,7 @@ Example (the real comparison, on a GPU with the weights in reach)::
         --pipeline teacher=Tongyi-MAI/Z-Image@steps=50,guidance=4 \\
         --pipeline turbo=Tongyi-MAI/Z-Image-Turbo@steps=8,guidance=0 \\
         --pipeline student-1=runs/zimage-student@steps=1 --pipeline student-4=runs/zimage-student@steps=4 \\
+        --pipeline student-4-shift6=runs/zimage-student@steps=4,shift=6 \\
         --clip openai/clip-vit-large-patch14 --features facebook/dinov2-base --out runs/judge
 """
 
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
 from PIL import Image
 from torchmetrics.image.fid import FrechetInceptionDistance
 from tqdm.auto import tqdm
@@ -47,13 +49,15 @@ from zlab.zimage import SAMPLING_FILE, check_size, load_pipeline
 __all__ = ["Entry", "parse_entry", "parse_size", "read_prompts", "sample_missing", "score", "judge", "format_markdown"]
 
 SETTING_KEYS = {"steps": ("num_inference_steps", int), "guidance": ("guidance_scale", float),
-                "truncation": ("cfg_truncation", float)}
+                "truncation": ("cfg_truncation", float), "shift": ("shift", float)}  # shift: the scheduler's, not a call's
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One pipeline at one sampling setting: ``name=path[@steps=N,guidance=G,truncation=T]``. Unset keys come from
-    the folder's ``sampling.json`` when it has one (its size too), else from the pipeline's own defaults."""
+    """One pipeline at one sampling setting: ``name=path[@steps=N,guidance=G,truncation=T,shift=S]``. Unset keys
+    come from the folder's ``sampling.json`` when it has one (its size too), else from the pipeline's own defaults.
+    ``shift`` replaces the scheduler's time shift by a static one (e.g. a student's sampling times, compared at 3
+    and 6 on the user's prompts)."""
 
     name: str
     path: str
@@ -62,14 +66,25 @@ class Entry:
     def call_kwargs(self) -> dict:
         local = Path(self.path) / SAMPLING_FILE
         base = json.loads(local.read_text()) if local.is_file() else {}
-        return {**base, **self.setting}
+        return {**base, **{k: v for k, v in self.setting.items() if k != "shift"}}
+
+    def scheduler_setting(self) -> dict:
+        return {k: v for k, v in self.setting.items() if k == "shift"}
+
+    def load(self, device: str = "cpu", dtype=torch.float32):
+        """The pipeline, its scheduler at the entry's static ``shift`` when one is given."""
+        pipe = load_pipeline(self.path, device=device, dtype=dtype)
+        if "shift" in self.setting:
+            pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+                pipe.scheduler.config, shift=self.setting["shift"], use_dynamic_shifting=False)
+        return pipe
 
 
 def parse_entry(text: str) -> Entry:
     """``name=path`` with optional ``@key=value,...`` (keys: steps, guidance, truncation); clear errors otherwise."""
     name, sep, rest = text.partition("=")
     if not sep or not name or not rest:
-        raise ValueError(f"--pipeline takes NAME=PATH[@steps=N,guidance=G], got {text!r}")
+        raise ValueError(f"--pipeline takes NAME=PATH[@steps=N,guidance=G,truncation=T,shift=S], got {text!r}")
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"pipeline name {name!r} must be letters, digits, '-' or '_' (it names a folder)")
     path, _, options = rest.partition("@")
@@ -85,6 +100,8 @@ def parse_entry(text: str) -> Entry:
             raise ValueError(f"{key} must be a number, got {value!r} in {text!r}") from None
     if setting.get("num_inference_steps", 1) < 1:
         raise ValueError(f"steps must be at least 1, got {setting['num_inference_steps']} in {text!r}")
+    if setting.get("shift", 1.0) <= 0:
+        raise ValueError(f"shift must be positive, got {setting['shift']} in {text!r}")
     return Entry(name, path, setting)
 
 
@@ -137,7 +154,7 @@ def sample_missing(entries: Sequence[Entry], prompts: Sequence[str], seeds: Sequ
     for entry, missing in todo:
         if not missing:
             continue
-        pipe = load_pipeline(entry.path, device=device, dtype=dtype)
+        pipe = entry.load(device, dtype)
         kwargs = entry.call_kwargs()
         if size is not None:
             kwargs.update(height=size[0], width=size[1])
@@ -190,7 +207,7 @@ def score(entries: Sequence[Entry], prompts: Sequence[str], seeds: Sequence[int]
                 diversity.append(float((1 - f @ f.T).sum() / (n * (n - 1))))
             if fd is not None:
                 fd.update(features, real=entry.name == reference)
-        row = {"path": entry.path, "setting": entry.call_kwargs(), "images": len(prompts) * len(seeds)}
+        row = {"path": entry.path, "setting": {**entry.call_kwargs(), **entry.scheduler_setting()}, "images": len(prompts) * len(seeds)}
         row["clip"], row["clip_se"] = mean_se(clip)
         row["diversity"], row["diversity_se"] = mean_se(diversity)
         if fd is not None and entry.name == reference:

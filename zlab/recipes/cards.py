@@ -381,7 +381,13 @@ def sampling_text(record: dict) -> str:
             "RNG: call `torch.manual_seed` before sampling to repeat a picture." if stochastic else
             "Deterministic Euler steps between the trained times.")
     choice = record.get("sampling_choice")
-    return text + (f" Chosen on validation: {choice['why']}." if choice else "")
+    text += f" Chosen on validation: {choice['why']}." if choice else ""
+    shift = record.get("shift", 1.0)
+    if shift != 1.0:
+        text += (f" The scheduler's static shift is {shift:g}: N steps start at {shift:g} t / (1 + {shift - 1:g} t) for "
+                 "t in linspace(1, 1/N, N), not at the trained times themselves.")
+    shift_choice = record.get("shift_choice")
+    return text + (f" Time shift chosen on validation: {shift_choice['why']}." if shift_choice else "")
 
 
 def open_section(rows: list[dict] | None) -> str:

@@ -29,7 +29,7 @@ from zlab.distill.student import check_student_schedule, save_student, student_p
 from zlab.measure.evaluate import evaluate_open, evaluate_settings, teacher_reference
 from zlab.measure.settings import Setting, by_label, student_steps
 from zlab.recipes.cards import shipped_steps, student_card, timings_text
-from zlab.recipes.sampling_choice import choose_sampling_mode
+from zlab.recipes.sampling_choice import choose_sampling_mode, choose_shift
 from zlab.shapes import prompt_sets
 from zlab.shapes.net import ShapesNet
 from zlab.shapes.world import canvas_size, sampling_base
@@ -54,18 +54,19 @@ def ship_student(teacher: ZImagePipeline, transformer, disc: Discriminator | Non
                  record: dict, shapes_net: str | Path = "checkpoints/shapes-net", seeds=(0,),
                  stochastic: bool = False, measure: bool = True, image_size: int = 64,
                  teacher_sampling: dict | None = None, open_plan: tuple[int, int] = (10, 16), steps: int = 4,
-                 measure_since: float | None = None) -> list[dict]:
+                 measure_since: float | None = None, shift: float = 1.0) -> list[dict]:
     """Save the student folder and measure it through stock ``ZImagePipeline`` (``eval.json``, model card).
 
     ``measure=False`` skips the evaluation (tests of the folder format only). With ``teacher_sampling`` (the
     teacher's sampling.json) the student at 1, 2, 4 steps is also measured on open **test** prompts
     (``open_plan`` = prompts per number of open attributes, seeds per prompt) beside the teacher's 50 steps.
     """
-    pipe = student_pipeline(teacher, transformer, stochastic)
+    pipe = student_pipeline(teacher, transformer, stochastic, shift)
     sampling = student_sampling(image_size, steps)
     rows = (evaluate_settings(pipe, student_settings(sampling), ShapesNet.load(shapes_net), seeds=seeds)
             if measure else [])
-    record = {**record, "rows": rows, "schedule": check_student_schedule(pipe), "stochastic_sampling": stochastic}
+    record = {**record, "rows": rows, "schedule": check_student_schedule(pipe), "stochastic_sampling": stochastic,
+              "shift": shift}
     if measure and teacher_sampling is not None:
         record["open"] = open_test_rows(teacher, teacher_sampling, pipe, sampling, ShapesNet.load(shapes_net), open_plan)
     if measure_since is not None and "timings" in record:
@@ -148,8 +149,14 @@ def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "
     if config.ship.choose_sampling and measure:
         record["sampling_choice"] = choose_sampling_mode(teacher, transformer, student_sampling(image_size))
         stochastic = record["sampling_choice"]["chosen"] == "stochastic"
+    shift = config.ship.shift
+    if config.ship.shift_candidates and measure:
+        record["shift_choice"] = choose_shift(teacher, transformer, student_sampling(image_size),
+                                              config.ship.shift_candidates, shift, stochastic)
+        shift = record["shift_choice"]["chosen"]
     rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=stochastic,
                         image_size=image_size, teacher_sampling=teacher_sampling,
-                        steps=shipped_steps(json.loads(json.dumps(asdict(config)))), measure_since=clock)
+                        steps=shipped_steps(json.loads(json.dumps(asdict(config)))), measure_since=clock,
+                        shift=shift)
     print(timings_text(record["timings"]))
     return rows

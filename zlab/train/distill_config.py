@@ -107,6 +107,12 @@ class ShipConfig:
 
     stochastic_sampling: bool = False  # see configs/shapes-ladd.toml: stock ZImagePipeline would not be seed-reproducible
     choose_sampling: bool = False  # make-student: measure both modes on validation, ship the better (zlab.recipes.sampling_choice)
+    shift: float = 1.0  # the static time shift the student samples with (1: its trained times; zlab.distill.student)
+    shift_candidates: list[float] = field(default_factory=list)  # make-student measures these beside `shift` on validation
+
+    def validate(self) -> None:
+        for name, value in [("ship.shift", self.shift)] + [("ship.shift_candidates", s) for s in self.shift_candidates]:
+            check_range(name, value, 0.1, 20.0)
 
 
 METHODS = ("ladd", "dmd")
@@ -127,7 +133,7 @@ class DistillConfig:
 
     def validate(self) -> None:
         check_choice("method", self.method, METHODS)
-        for section in (self.ladd, self.dmd, self.data, self.train, self.scale):
+        for section in (self.ladd, self.dmd, self.data, self.train, self.scale, self.ship):
             section.validate()
         if self.method == "dmd" and self.scale.lora_rank and self.dmd.gan_weight:
             raise ValueError("dmd.gan_weight > 0 with a LoRA student (scale.lora_rank > 0) is not supported: set "
