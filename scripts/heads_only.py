@@ -22,9 +22,9 @@ import sys
 
 import torch
 
+from zlab.distill.head_calls import head_calls, mean_calls
 from zlab.distill.heads import Discriminator
 from zlab.distill.ladd import heads_loss, ladd_forward, neighbour_captions
-from zlab.distill.head_calls import head_calls, mean_calls
 from zlab.flow import add_noise
 from zlab.train.config import load_config
 from zlab.train.distill import load_teacher

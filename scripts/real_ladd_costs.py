@@ -1,4 +1,4 @@
-"""What LADD on the real 6.15B Z-Image costs: teacher synthesis and LADD steps (docs/real-ladd.md).
+"""What distilling the real 6.15B Z-Image costs: teacher synthesis, LADD and DMD steps (docs/real-ladd.md).
 
     python scripts/real_ladd_costs.py                                   # ESTIMATES: FLOPs counted, speed assumed
     python scripts/real_ladd_costs.py --measured docs/gpu/gpu-check.json  # the same tables from measured times
@@ -9,10 +9,18 @@ teacher's tapped pass with the config's own :class:`~zlab.features.FeatureTap` (
 deepest tapped block). Times are then FLOPs / (peak x utilisation) with an ASSUMED utilisation (MFU),
 until ``zlab gpu-check`` has measured the forward and LADD-step times on a GPU (``--measured``).
 
-One LADD step per sample (gradient checkpointing on, as both configs set it; backward = 2 x forward
+One LADD step per sample (gradient checkpointing on, as the configs set it; backward = 2 x forward
 for a trained module, 1 x forward for a frozen one or a LoRA student, whose base gets no weight gradient):
 student forward + recompute + backward, the teacher's tapped pass on the real path (no graph) and on
 the fake path (forward + recompute + backward to its input). The heads' share is negligible.
+
+One DMD step per sample (zlab.distill.dmd.dmd_step): the student's forward + recompute + backward; per active term
+(DM, CA) the teacher's conditional and, with CFG, unconditional x0 (no graph), plus the fake score's x0 for DM; then
+``fake_updates`` flow-matching steps of the fake score (forward + recompute + backward), all but the first on a
+fresh student sample (a forward, no graph).
+
+Backward simulation (both methods' ``backward_sim``): a t < 1 input made by the student's own sampler costs its
+steps down to t as forwards without a graph (t = .75: 1; .5: 1 or 2, evenly; .25: 3; as zlab.distill.schedule).
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ from zlab.train.config import load_config
 from zlab.train.distill_config import DistillConfig
 from zlab.zimage import REAL_TRANSFORMER_CONFIG
 
-CONFIGS = {"LoRA": "configs/zimage-ladd-lora.toml", "full": "configs/zimage-ladd-full.toml"}
+CONFIGS = {"LADD, LoRA": "configs/zimage-ladd-lora.toml", "LADD, full": "configs/zimage-ladd-full.toml",
+           "DMD, LoRA": "configs/zimage-dmd-lora.toml"}
+SIM_FORWARDS = (0.0, 1.0, 1.5, 3.0)  # the sampler's forwards to reach t = 1, .75, .5, .25 (backward simulation)
 
 
 def forward_flops(size: int, cap_len: int, blocks: tuple[int, ...] | None = None) -> float:
@@ -50,13 +60,27 @@ def forward_flops(size: int, cap_len: int, blocks: tuple[int, ...] | None = None
     return float(counter.get_total_flops())
 
 
+def sim_flops(config: DistillConfig, full: float) -> float:
+    """Backward simulation's forwards per sample: the share ``backward_sim`` of the t < 1 inputs, at the method's
+    probabilities over the student times (LADD's after warm-up)."""
+    options = getattr(config, config.method)
+    probs = options.full_probs if config.method == "ladd" else options.student_probs
+    return options.backward_sim * full * sum(p * n for p, n in zip(probs, SIM_FORWARDS))
+
+
 def step_flops(config: DistillConfig, full: float, tapped: float) -> float:
-    """FLOPs of one LADD step per sample (module docstring), for a LoRA or a fully trained student."""
-    student_backward = full if config.scale.lora_rank > 0 else 2 * full
-    recompute = config.scale.gradient_checkpointing
-    student = full + student_backward + (full if recompute else 0)
-    teacher = tapped + tapped + tapped + (tapped if recompute else 0)  # real pass; fake forward, backward, recompute
-    return student + teacher
+    """FLOPs of one training step per sample (module docstring), for a LoRA or a fully trained student."""
+    trained_backward = full if config.scale.lora_rank > 0 else 2 * full
+    recompute = full if config.scale.gradient_checkpointing else 0.0
+    student = full + recompute + trained_backward + sim_flops(config, full)
+    if config.method == "ladd":
+        return student + tapped + tapped + tapped + (tapped if recompute else 0)  # real pass; fake fwd, bwd, recompute
+    dmd = config.dmd
+    teacher = 2 * full if dmd.guidance_scale != 0 else full  # conditional and, with CFG, unconditional x0
+    terms = (teacher + full if dmd.dm_weight else 0.0) + (teacher if dmd.ca_weight else 0.0)
+    fake_update = full + recompute + trained_backward
+    fresh_samples = (dmd.fake_updates - 1) * (full + sim_flops(config, full))
+    return student + terms + dmd.fake_updates * fake_update + fresh_samples
 
 
 def main() -> None:
@@ -104,20 +128,21 @@ def main() -> None:
           f"{text_bytes / 2**20:.1f} MiB per prompt at {args.prompt_tokens} tokens, "
           f"{args.prompts * text_bytes / 2**30:,.1f} GiB (both held in RAM by training).")
 
-    print(f"\n## LADD, {label}\n")
+    print(f"\n## Training steps, {label}\n")
     print("| config | batch per GPU | TFLOP per sample | s per step | 1,000 steps on 1 GPU (h) | "
           "1,000 steps on 8 GPUs: wall h / GPU-h | samples per 1,000 steps (1 / 8 GPUs) |\n|---|---|---|---|---|---|---|")
     with torch.device("meta"):
         params = sum(p.numel() for p in ZImageTransformer2DModel(**REAL_TRANSFORMER_CONFIG).parameters())
     for name, path in CONFIGS.items():
         config = load_config(DistillConfig, path)
-        per_sample = step_flops(config, full, forward_flops(args.size, args.cap_len, tuple(config.ladd.blocks)))
+        tapped = forward_flops(args.size, args.cap_len, tuple(config.ladd.blocks)) if config.method == "ladd" else 0.0
+        per_sample = step_flops(config, full, tapped)
         step_s = config.train.batch_size * per_sample / (peak * args.mfu)
         if measured:
-            row = next((r for r in measured["ladd_step"]
+            row = next((r for r in measured["train_step"]
                         if r["config"] == Path(path).name and r["size"] == args.size and "ms" in r), None)
             if row is None:
-                raise SystemExit(f"{args.measured} has no measured LADD step for {Path(path).name} at {args.size}²")
+                raise SystemExit(f"{args.measured} has no measured training step for {Path(path).name} at {args.size}²")
             step_s = row["ms"] / 1000
         if config.scale.lora_rank == 0:
             fsdp_gb = (2 * params * 2 + params * 4) / 1e9  # bf16 gathers for forward and backward, fp32 reduce-scatter
