@@ -20,7 +20,7 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(DistillConfig, train=3)
     with pytest.raises(ValueError, match=r"ship.shift_candidates must be in \[0.1, 20.0\], got -3"):
         load_config(DistillConfig, ship={"shift_candidates": [2.0, -3.0]})
-    assert load_config(DistillConfig, "configs/shapes-ladd.toml").ladd.blocks == (0, 1, 2, 3)
+    assert load_config(DistillConfig, "configs/shapes-ladd.toml").ladd.blocks == (2, 3)
 
 
 def test_set_overrides_are_toml_values():
