@@ -165,12 +165,13 @@ def test_seeds_grid_rejects_too_few_seeds(client):
         client.predict("a red shape", 0, 64, 64, 1.0, 1.0, 4, 2, api_name="/seeds_grid")
 
 
-def test_discriminator_view_outputs(client):
+def test_discriminator_view_outputs(client, student_dir):
     out = client.predict(PROMPT, 0, 64, 64, 2.0, 1.0, 1, 0.7, 1.0, 1.0, api_name="/discriminator_view")
     density, real_noisy, fake_noisy, maps, logits, scores, sweep = out
     assert _png(real_noisy).shape == (256, 256, 3) and _png(fake_noisy).shape == (256, 256, 3)  # enlarged 4x
     assert _png(maps).shape[0] == 2 * (4 * 16 + 4)  # rows real / fake of 4x4 maps upsampled 16x, padded
-    assert "real score" in scores and scores.count("\n") == 5  # header, rule, one row per head
+    blocks = json.loads((Path(student_dir) / "discriminator" / "config.json").read_text())["blocks"]
+    assert "real score" in scores and [int(row[0]) for row in _rows(scores)] == blocks  # one row per head, by block
     for fig in (density, logits, sweep):
         assert fig["type"] == "plotly"
 
