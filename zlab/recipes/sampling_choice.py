@@ -90,7 +90,7 @@ def choose_shift(teacher: ZImagePipeline, transformer, sampling: dict, candidate
     """The student's sampling time shift: ``shift`` (the config's) and each of ``candidates`` on the same validation
     prompts and seeds. The rule, fixed before any measurement: the candidate with the largest paired gain over
     ``shift`` in the mean of validity, named accuracy and coverage (2+ open prompts, 2 and 4 steps) ships if that
-    gain is larger than its SE; otherwise ``shift`` ships. (docs/student-times.json found the shipped LADD student,
+    gain is larger than its SE; otherwise ``shift`` ships. (docs/student-times.json found the first LADD student,
     trained at shift-1 times, sampling best near shift 3 at 16 and 24 tokens; one step is the same at every shift.)"""
     shifts = [float(shift)] + [float(s) for s in candidates if float(s) != float(shift)]
     pipes = {f"shift {s:g}": student_pipeline(teacher, transformer, stochastic, s) for s in shifts}
