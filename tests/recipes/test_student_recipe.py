@@ -101,6 +101,13 @@ def test_the_card_names_the_students_loss():
     assert "LADD + regression" in student_title(both) and "plus MSE" in objective(both) and "weight 0.5" in objective(both)
 
 
+def test_the_card_says_when_the_student_learnt_from_its_own_sampler():
+    from zlab.recipes.cards import backward_sim_text
+
+    assert backward_sim_text({"backward_sim": 0.0}) == "" and backward_sim_text({}) == ""
+    assert "100% of its t < 1 inputs made by its own sampler" in backward_sim_text({"backward_sim": 1.0})
+
+
 def test_a_student_ships_at_its_teachers_image_size(teacher_and_data, tmp_path):
     """The GPU profile's 128-px teacher gets a 128-px student sampling.json, not the CPU world's 64."""
     teacher = ZImagePipeline.from_pretrained(teacher_and_data[0])

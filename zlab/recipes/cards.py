@@ -294,7 +294,7 @@ own `sampling.json` (50 steps + CFG) for the {len(prompt_sets.prompts("train"))}
 {train.get("heads_lr", "?")}){heads_extras(config)}; heads on teacher blocks
 {ladd.get("blocks", "?")}; t_hat ~ LogitNormal({ladd.get("t_hat_m", "?")}, {ladd.get("t_hat_s", "?")});
 student timesteps {{1, .75, .5, .25}} with p = {ladd.get("warmup_probs", "?")} for the first
-{ladd.get("warmup_steps", "?")} steps, then {ladd.get("full_probs", "?")}.{heads_text(record)}{
+{ladd.get("warmup_steps", "?")} steps, then {ladd.get("full_probs", "?")}{backward_sim_text(ladd)}.{heads_text(record)}{
     f" The shipped weights are the EMA (decay {train['ema_decay']}, with warm-up) of the student's weights."
     if train.get("ema_decay") else ""} Measured wall time on the 2-core CPU: {time_text}."""
 
@@ -341,6 +341,13 @@ def critic_text(config: dict) -> str:
                 "distribution-matching view reads it; diffusers ignores the folder)." + heads)
     return ("`discriminator/` holds the trained heads (used by the app's discriminator view; diffusers ignores the "
             "folder).")
+
+
+def backward_sim_text(options: dict) -> str:
+    """The card's clause on backward simulation, when it is on."""
+    share = options.get("backward_sim", 0.0)
+    return (f"; {share:.0%} of its t < 1 inputs made by its own sampler from pure noise (backward simulation, DMD2)"
+            if share else "")
 
 
 def heads_extras(config: dict) -> str:
