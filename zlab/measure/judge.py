@@ -36,12 +36,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
 from PIL import Image
 from torchmetrics.image.fid import FrechetInceptionDistance
 from tqdm.auto import tqdm
 
 from zlab.atomic import atomic_file, write_json, write_text
+from zlab.distill.student import student_scheduler
 from zlab.measure.judge_models import Judges, prompt_clip_score
 from zlab.shapes.metrics import mean_se
 from zlab.zimage import SAMPLING_FILE, check_size, load_pipeline
@@ -72,11 +72,11 @@ class Entry:
         return {k: v for k, v in self.setting.items() if k == "shift"}
 
     def load(self, device: str = "cpu", dtype=torch.float32):
-        """The pipeline, its scheduler at the entry's static ``shift`` when one is given."""
+        """The pipeline, its scheduler at the entry's static ``shift`` when one is given (as a student ships one)."""
         pipe = load_pipeline(self.path, device=device, dtype=dtype)
         if "shift" in self.setting:
-            pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
-                pipe.scheduler.config, shift=self.setting["shift"], use_dynamic_shifting=False)
+            pipe.scheduler = student_scheduler(pipe.scheduler, pipe.scheduler.config.get("stochastic_sampling", False),
+                                               self.setting["shift"])
         return pipe
 
 
@@ -207,7 +207,8 @@ def score(entries: Sequence[Entry], prompts: Sequence[str], seeds: Sequence[int]
                 diversity.append(float((1 - f @ f.T).sum() / (n * (n - 1))))
             if fd is not None:
                 fd.update(features, real=entry.name == reference)
-        row = {"path": entry.path, "setting": {**entry.call_kwargs(), **entry.scheduler_setting()}, "images": len(prompts) * len(seeds)}
+        row = {"path": entry.path, "setting": {**entry.call_kwargs(), **entry.scheduler_setting()},
+               "images": len(prompts) * len(seeds)}
         row["clip"], row["clip_se"] = mean_se(clip)
         row["diversity"], row["diversity_se"] = mean_se(diversity)
         if fd is not None and entry.name == reference:

@@ -145,14 +145,13 @@ def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "
         record["trained_earlier_in"] = str(run_dir)
     teacher_sampling = read_sampling(config.data.teacher)
     image_size = teacher_sampling.get("height", 64)  # the student samples at its teacher's size
-    stochastic = config.ship.stochastic_sampling
+    stochastic, shift, sampling = config.ship.stochastic_sampling, config.ship.shift, student_sampling(image_size)
     if config.ship.choose_sampling and measure:
-        record["sampling_choice"] = choose_sampling_mode(teacher, transformer, student_sampling(image_size))
+        record["sampling_choice"] = choose_sampling_mode(teacher, transformer, sampling, shift=shift)
         stochastic = record["sampling_choice"]["chosen"] == "stochastic"
-    shift = config.ship.shift
     if config.ship.shift_candidates and measure:
-        record["shift_choice"] = choose_shift(teacher, transformer, student_sampling(image_size),
-                                              config.ship.shift_candidates, shift, stochastic)
+        record["shift_choice"] = choose_shift(teacher, transformer, sampling, config.ship.shift_candidates, shift,
+                                              stochastic)
         shift = record["shift_choice"]["chosen"]
     rows = ship_student(teacher, transformer, disc, out, record, measure=measure, stochastic=stochastic,
                         image_size=image_size, teacher_sampling=teacher_sampling,
