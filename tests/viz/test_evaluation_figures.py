@@ -1,4 +1,4 @@
-"""Lab 06's and lab 08's figures: panels, traces, and plotted values and error bars equal to the data given."""
+"""Lab 06's and lab 07's figures: panels, traces, and plotted values and error bars equal to the data given."""
 
 from __future__ import annotations
 

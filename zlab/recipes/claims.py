@@ -1,4 +1,4 @@
-"""LADD's claims as the ablation grid tests them (``configs/ablations.toml``, lab 08): each claim names the arm it
+"""LADD's claims as the ablation grid tests them (``configs/ablations.toml``, lab 07): each claim names the arm it
 favours and the arms it is tested against; :func:`verdicts` reads every verdict from a record.
 
 A verdict is read on one end point declared before any run (:func:`zlab.recipes.ablate.claim_verdict`: validity on
@@ -48,7 +48,7 @@ CLAIMS = (
 
 ONE_STEP = "student 1 step"
 
-# Distribution matching's claims, as the one-step search tests them (configs/dmd-search.toml, lab 05b), at one step.
+# Distribution matching's claims, as the one-step search tests them (configs/dmd-search.toml, lab 08), at one step.
 DMD_CLAIMS = (
     Claim("CFG augmentation is the engine (one step)",
           "Decoupled DMD: the CFG-augmentation half turns many steps into few; without it (DM only) the one-step "

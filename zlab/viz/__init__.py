@@ -8,6 +8,6 @@
 - :mod:`zlab.viz.features`: lab 04's and the app's feature maps, head logits and scores;
 - :mod:`zlab.viz.dmd`: the app's distribution-matching view (estimates, directions, strengths);
 - :mod:`zlab.viz.ladd`: lab 05's toy clouds, schedules and training logs;
-- :mod:`zlab.viz.evaluation`: measured settings with their intervals (labs 06 and 08);
+- :mod:`zlab.viz.evaluation`: measured settings with their intervals (labs 06 and 07);
 - :mod:`zlab.viz.real`: lab 09's real-model views.
 """

@@ -15,7 +15,7 @@ from zlab.measure.settings import Setting, parse, student_steps
 
 def arm_figure(summary: Sequence[dict], references: dict | None, arms: Sequence[str],
                measures: Sequence[tuple[str, str]], title: str) -> go.Figure:
-    """Lab 08's arms: each arm's mean and 95% interval across seeds at N = 1, 2, 4 (``summary``: the rows of
+    """Lab 07's arms: each arm's mean and 95% interval across seeds at N = 1, 2, 4 (``summary``: the rows of
     :func:`zlab.recipes.ablate.summary`), one panel per ``(measure, title)``, against the teacher at its recipe
     (dashed) and the renders (dotted) measured on the same prompts and seeds (``references`` of one size)."""
     fig = make_subplots(1, len(measures), subplot_titles=[t for _, t in measures])
@@ -122,7 +122,7 @@ def recipe_search_figure(runs: Mapping[str, dict], shown: Mapping[str, tuple[str
 
 
 def claim_differences_figure(verdicts: Sequence[dict]) -> go.Figure:
-    """Lab 08's verdicts at a glance: each other arm minus the favoured one on the end point, with its 95% interval,
+    """Lab 07's verdicts at a glance: each other arm minus the favoured one on the end point, with its 95% interval,
     one row per claim and arm (``verdicts``: :func:`zlab.recipes.claims.verdicts`); green where the favoured arm won
     beyond the interval, red where the other did, grey where the interval holds 0."""
     rows = [(f"{v['claim']} · {other}", d) for v in verdicts for other, d in v["diffs"].items()]
