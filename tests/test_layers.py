@@ -21,7 +21,7 @@ LAYERS = {
     "zlab.distill": 3, "zlab.toy_distill": 3,
     "zlab.train": 4,
     "zlab.measure": 5, "zlab.viz": 5,
-    "zlab.recipes": 6,
+    "zlab.recipes": 6, "zlab.exercises": 6,
     "zlab.cli": 7,
 }
 SHAPES_MAY_IMPORT = ("zlab.shapes", "zlab.paths", "zlab.atomic")
