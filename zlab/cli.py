@@ -306,6 +306,22 @@ def _bench_speedup(args: argparse.Namespace) -> None:
         print(line, flush=True)
 
 
+def _labs(args: argparse.Namespace) -> None:
+    from zlab.recipes.labs import SIZE_LIMIT_BYTES, execute_lab, lab_paths, labs_size, stale_labs
+
+    if args.execute is not None:
+        for path in lab_paths(names=args.execute):
+            print(f"{path.name}: running{' (small)' if args.small else ''} ...", flush=True)
+            record = execute_lab(path, small=args.small)
+            print(f"{path.name}: {record['wall_s'] / 60:.1f} min, {path.stat().st_size / 2**20:.2f} MB", flush=True)
+    stale = stale_labs()
+    for path in lab_paths():
+        record = json.loads(path.read_text()).get("metadata", {}).get("zlab", {})
+        minutes = f"{record['wall_s'] / 60:5.1f} min" if "wall_s" in record else "    -    "
+        print(f"{path.name:<34} {minutes}  {path.stat().st_size / 2**20:5.2f} MB  {stale.get(path.name, 'current')}")
+    print(f"all labs: {labs_size() / 2**20:.2f} MB (limit {SIZE_LIMIT_BYTES / 2**20:.0f} MB)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from zlab.paths import config_path, output_path
 
@@ -505,6 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", default=output_path("checkpoints/shapes-student"))
     p.add_argument("--rounds", type=int, default=3, help="rounds of 8 interleaved teacher/student timing pairs")
     p.set_defaults(func=_bench_speedup)
+
+    p = sub.add_parser("labs", help="the labs' executed state; --execute runs them at full size and saves outputs")
+    p.add_argument("--execute", nargs="*", metavar="NN", help="run these labs (e.g. 03 07; none named: all) and save "
+                   "their outputs with a record of commit, checkpoints and time")
+    p.add_argument("--small", action="store_true", help="run at the small size the tests use (not for committing)")
+    p.set_defaults(func=_labs)
 
     p = sub.add_parser("sample", help="one image from a pipeline folder or hub id")
     p.add_argument("--pipeline", required=True)

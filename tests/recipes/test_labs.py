@@ -1,0 +1,49 @@
+"""``zlab labs``: a lab executed in place keeps its outputs (plotly as its own mimetype, no plotly.js), records the
+checkpoints it ran from, and turns stale when a checkpoint's weights change."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from zlab.recipes.labs import PLOTLY_MIMETYPE, checkpoint_fingerprints, execute_lab, lab_paths, stale_labs
+
+
+@pytest.fixture()
+def tiny_repo(tmp_path):
+    (tmp_path / "labs").mkdir()
+    (tmp_path / "checkpoints" / "net").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "net" / "model.safetensors").write_bytes(b"weights v1")
+    (tmp_path / "checkpoints" / "net" / "README.md").write_text("a card")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nprint('small' if os.environ.get('ZLAB_SMALL_RUN') else 'full')"),
+                nbformat.v4.new_code_cell("import plotly.graph_objects as go\ngo.Figure(go.Scatter(y=[1, 3, 2])).show()")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "labs" / "01_toy.ipynb")
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_an_executed_lab_keeps_outputs_and_its_record(tiny_repo, monkeypatch):
+    monkeypatch.setenv("ZLAB_SMALL_RUN", "1")  # the full run must not inherit the tests' switch
+    path = lab_paths(tiny_repo)[0]
+    assert stale_labs(tiny_repo) == {"01_toy.ipynb": "never executed (no metadata.zlab)"}
+    record = execute_lab(path)
+    saved = json.loads(path.read_text())
+    assert saved["metadata"]["zlab"] == record and record["small_run"] is False and record["wall_s"] > 0
+    assert "".join(saved["cells"][0]["outputs"][0]["text"]) == "full\n"
+    figure = saved["cells"][1]["outputs"][0]["data"]
+    assert PLOTLY_MIMETYPE in figure and "text/html" not in figure
+    assert "plotly.js" not in path.read_text() and "<script" not in path.read_text()
+    assert record["checkpoints"] == checkpoint_fingerprints(tiny_repo) and stale_labs(tiny_repo) == {}
+    (tiny_repo / "checkpoints" / "net" / "README.md").write_text("a card, re-rendered")  # derived text: still current
+    assert stale_labs(tiny_repo) == {}
+    (tiny_repo / "checkpoints" / "net" / "model.safetensors").write_bytes(b"weights v2")
+    assert "net changed" in stale_labs(tiny_repo)["01_toy.ipynb"]
+
+
+def test_lab_names_must_exist(tiny_repo):
+    with pytest.raises(ValueError, match="no lab starts with"):
+        lab_paths(tiny_repo, ["42"])

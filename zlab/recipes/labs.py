@@ -1,0 +1,133 @@
+"""The labs, executed and kept with their outputs: ``zlab labs --execute`` runs every notebook at full size from the
+shipped checkpoints and saves what it shows, with a record of how it was made in the notebook's metadata.
+
+The record (``metadata["zlab"]``) holds when the lab ran, on which commit, how long it took, and a fingerprint of every
+shipped checkpoint folder (its weights and records), so a test can say which labs are stale after a checkpoint
+changes. Plotly figures are saved as plotly's own mimetype (``application/vnd.plotly.v1+json``, which JupyterLab
+renders), never as HTML with an embedded plotly.js, so that the labs stay small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from zlab.paths import SMALL_RUN_ENV, repo_root
+
+PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
+FINGERPRINTED = ("*.safetensors", "*.json")  # what a lab's outputs are computed from (cards are derived text)
+SIZE_LIMIT_BYTES = 10 * 2**20  # all labs together, executed
+REAL_MODEL_LAB = "09_real_zimage.ipynb"
+
+
+def lab_paths(root: Path | None = None, names: list[str] | None = None) -> list[Path]:
+    """The lab notebooks in order, or those whose file name starts with one of ``names`` (e.g. ``["03", "07"]``)."""
+    labs = sorted((root or repo_root()).joinpath("labs").glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return labs
+    chosen = [p for p in labs if any(p.name.startswith(n) for n in names)]
+    unknown = [n for n in names if not any(p.name.startswith(n) for p in labs)]
+    if unknown:
+        raise ValueError(f"no lab starts with {unknown}; the labs are {[p.name for p in labs]}")
+    return chosen
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """SHA-256 over the relative paths and bytes of a folder's weights and records (sorted, so order-free)."""
+    digest = hashlib.sha256()
+    files = sorted({f for pattern in FINGERPRINTED for f in folder.rglob(pattern) if f.is_file()})
+    for f in files:
+        digest.update(str(f.relative_to(folder)).encode() + b"\0")
+        digest.update(hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def checkpoint_fingerprints(root: Path | None = None) -> dict[str, str]:
+    """``{folder name: fingerprint}`` for every shipped checkpoint folder under ``checkpoints/``."""
+    folders = sorted(p for p in (root or repo_root()).joinpath("checkpoints").iterdir() if p.is_dir())
+    return {p.name: folder_fingerprint(p) for p in folders}
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
+
+
+def _plotly_outputs_only(nb) -> None:
+    """Drop the HTML copy of any output that also carries plotly's mimetype (it would embed plotly.js)."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY_MIMETYPE in data:
+                data.pop("text/html", None)
+
+
+def execute_lab(path: Path, small: bool = False, timeout: int | None = None) -> dict:
+    """Run the notebook at ``path`` top to bottom in a fresh kernel (in ``labs/``), at full size unless ``small``,
+    and save it in place with its outputs and ``metadata["zlab"]``; returns that record."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = path.resolve().parents[1]
+    nb = nbformat.read(path, as_version=4)
+    env_before = {k: os.environ.get(k) for k in (SMALL_RUN_ENV, "PLOTLY_RENDERER")}
+    os.environ["PLOTLY_RENDERER"] = "plotly_mimetype"  # plotly's own mimetype, no plotly.js in the file
+    if small:
+        os.environ[SMALL_RUN_ENV] = "1"
+    else:
+        os.environ.pop(SMALL_RUN_ENV, None)
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        for key, value in env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    _plotly_outputs_only(nb)
+    import torch
+
+    record = {
+        "executed": started.isoformat(timespec="seconds"),
+        "wall_s": round(time.perf_counter() - clock, 1),
+        "small_run": small,
+        "commit": _git(root, "rev-parse", "HEAD"),
+        "uncommitted_changes": bool(_git(root, "status", "--porcelain", "--", "zlab", "labs", "configs")),
+        "checkpoints": checkpoint_fingerprints(root),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+                   f"{'CUDA' if torch.cuda.is_available() else 'no GPU'}",
+    }
+    nb.metadata["zlab"] = record
+    tmp = path.with_suffix(".ipynb.tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(path)  # atomic: a cut run never leaves half a notebook
+    return record
+
+
+def stale_labs(root: Path | None = None) -> dict[str, str]:
+    """``{lab: why}`` for every lab that carries no full-size outputs from the current checkpoints."""
+    import json
+
+    current, out = checkpoint_fingerprints(root), {}
+    for path in lab_paths(root):
+        record = json.loads(path.read_text()).get("metadata", {}).get("zlab")
+        if record is None:
+            out[path.name] = "never executed (no metadata.zlab)"
+        elif record.get("small_run"):
+            out[path.name] = "executed at small size"
+        elif record.get("checkpoints") != current:
+            changed = sorted(k for k in current.keys() | record.get("checkpoints", {}).keys()
+                             if current.get(k) != record.get("checkpoints", {}).get(k))
+            out[path.name] = f"executed from other checkpoints: {', '.join(changed)} changed since"
+    return out
+
+
+def labs_size(root: Path | None = None) -> int:
+    """Bytes of all lab notebooks together."""
+    return sum(p.stat().st_size for p in lab_paths(root))
