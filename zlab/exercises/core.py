@@ -1,4 +1,5 @@
-"""Exercises that check themselves, for the labs.
+"""Exercises that check themselves, for the labs: the registry and the checks' helpers (``zlab.exercises.check``
+runs one).
 
 Each lab exercise is three cells: a markdown cell headed "Exercise", the reader's cell (a stub whose answer is
 ``...``, which :func:`check` reports as not done yet without raising, so Run All goes on) and a solution cell,
@@ -80,24 +81,3 @@ def close(name: str, value, target, rtol: float = 1e-4, atol: float = 1e-5) -> N
     if not torch.allclose(value_t, target_t, rtol=rtol, atol=atol):
         raise Wrong(f"{name} is off (largest gap {float((value_t - target_t).abs().max()):.3g})")
 
-
-def check(key: str, answer) -> bool:
-    """Check the reader's answer to exercise ``key`` and say so; never raises, so Run All goes on. True if right."""
-    from zlab.exercises import load_all
-
-    load_all()
-    if key not in EXERCISES:
-        raise KeyError(f"no exercise {key!r}; the labs' exercises are {sorted(EXERCISES)}")
-    try:
-        EXERCISES[key].check(answer)
-    except NotDone:
-        print(f"○ {key}: not done yet. Replace the `...` with your answer and run the cell again.")
-        return False
-    except Wrong as reason:
-        print(f"✗ {key}: not right yet. {reason}")
-        return False
-    except Exception as error:  # the reader's code failed: say how, keep the notebook going
-        print(f"✗ {key}: your answer raised {type(error).__name__}: {error}")
-        return False
-    print(f"✓ {key}: right.")
-    return True
