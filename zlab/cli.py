@@ -3,7 +3,7 @@
     zlab info                                  # the real 6.15B transformer, counted on the meta device
     zlab build-tiny --out runs/tiny            # a randomly initialised tiny ZImagePipeline folder
     zlab sample --pipeline PATH --prompt "a large red circle at the top left" --steps 50 --s 5 --out a.png
-    zlab gpu-check --out docs/gpu              # one H200, under 8 minutes: bench + a short Shapes run (--smoke: CPU)
+    zlab gpu-check --out docs/gpu              # one H200, phases budgeted to 8 minutes: bench + a short Shapes run (--smoke: CPU)
 """
 
 from __future__ import annotations

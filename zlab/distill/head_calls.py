@@ -21,7 +21,8 @@ def head_calls(real: Sequence[Tensor], fake: Sequence[Tensor]) -> list[tuple[flo
     """Per head: (share of real samples called real, share of fake samples called fake), by mean logit.
 
     :func:`head_accuracy` alone hides a dead head: one that calls every input fake reads 0.5 there and
-    ``(0.0, 1.0)`` here, and passes the student no adversarial signal.
+    ``(0.0, 1.0)`` here. The student's ``L_G = -D`` still has a gradient through such a head, but one that no longer
+    says which samples look unlike the teacher's.
     """
     return [((r.flatten(1).mean(1) > 0).float().mean().item(), (f.flatten(1).mean(1) < 0).float().mean().item())
             for r, f in zip(real, fake, strict=True)]

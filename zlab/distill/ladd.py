@@ -215,7 +215,9 @@ def heads_loss(disc, fwd: LADDForward, batch: LADDBatch, options: LADDOptions) -
     Mismatched negatives (weight ``w``) share the fake side: ``real + (fake + w wrong) / (1 + w)``, as matching-aware
     discriminators weigh them (Reed et al. 2016). Added on top instead, a head that cannot yet tell a sample under
     its own caption from under another's (or real from fake, once the student is good) pays least by calling every
-    input fake, where the hinge is flat and passes the student nothing: the dead heads of the first recipe."""
+    input fake (each negative of logit ``a`` adds ``w relu(1 + a)``, so the loss falls as ``a`` does): the dead heads of
+    the first recipe. The student's ``L_G = -D`` still has a gradient there, but it points wherever the head's logit
+    rises, which no longer means "more like the teacher's samples"."""
     logits = heads_logits(disc, heads_inputs(fwd, batch, options.r1_sigma))
     real, fake = logits["real"], logits["fake"]
     if "wrong" in logits:  # a neighbour with the same prompt is no negative (weight 0)

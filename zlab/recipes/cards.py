@@ -374,8 +374,9 @@ def heads_text(record: dict, last: int = 100) -> str:
     text = (f" Over the last {min(last, len(calls))} training steps the heads called real samples real / the "
             "student's samples fake in " + ", ".join(f"{r:.2f} / {f:.2f}" for r, f in shares) + " of cases (one pair per head).")
     if dead_heads(calls, last):
-        text += (" **Every head called every input fake**: the adversarial term passed the student no signal, so this "
-                 "student learnt from its other terms alone.")
+        text += (" **Every head called every input fake**: the adversarial term's gradient no longer said which "
+                 "samples looked unlike the teacher's, so what this student learnt that was right came from its other "
+                 "terms.")
     return text
 
 
