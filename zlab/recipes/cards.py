@@ -407,7 +407,11 @@ def open_section(rows: list[dict] | None) -> str:
                                                 ("coverage_entropy", "Coverage of the open attributes"),
                                                 ("fd_teacher", "FD to the teacher's 50-step samples")))
     return f"""
-## Open test prompts (`zlab.shapes.prompt_sets`, never used to choose anything)
+## Open test prompts (`zlab.shapes.prompt_sets`)
+
+No search chose a setting on these prompts: every search ran on validation. They are not untouched, though: lab
+07's ablation grid measured LADD's claims on them, and the recipes took some of its findings (heads on the late
+blocks, no mismatched-caption negatives, backward simulation) as the starting points of those searches.
 
 Mean ± standard error across prompts; coverage is the normalised entropy of what the checker reads over the
 seeds (renders reach about 0.94 at 16 seeds). A student that draws the same picture for every seed keeps its
