@@ -4,7 +4,16 @@ import json
 
 import pytest
 
-from zlab.measure.baselines import format_checks, group_table, shipped_rows, student_checks
+from zlab.measure.baselines import (
+    TEACHER_RECIPE,
+    finding_lines,
+    format_checks,
+    format_findings,
+    group_table,
+    shipped_rows,
+    student_checks,
+    student_findings,
+)
 
 
 def _row(setting, group, valid, prompts=10, nfe=1):
@@ -66,3 +75,24 @@ def test_checks_read_as_findings_with_their_margin_in_standard_errors():
     text = format_checks(checks, verdicts=False)
     assert text.splitlines() == ["a >= b: 0.660 ± 0.020 vs 0.680, margin -0.020 (-1.0 SE)", "FD < rival: 20.000 vs 25.000, margin +5.000"]
     assert "PASS" not in text and "FAIL" not in text
+
+
+def test_findings_are_differences_with_their_standard_errors_and_no_verdicts():
+    rows = [_open("teacher 50 steps + CFG", "2+", 0.95, 0.85, 1.0, nfe=100),
+            _open("teacher 1 step, no CFG", "2+", 0.45, 0.7, 40.0),
+            _open("LADD student 1 step", "2+", 0.94, 0.66, 25.0), _open("LADD student 2 steps", "2+", 0.7, 0.8, 9.0)]
+    rows[2]["prompts"] = 24
+    found = student_findings(rows, steps=(1, 2))
+    one = {(f["column"], f["key"]): f for f in found if f["steps"] == 1}
+    valid = one[(TEACHER_RECIPE, "valid")]
+    assert valid["difference"] == pytest.approx(-0.01) and valid["difference_se"] == pytest.approx(0.02 ** 0.5 / 10)
+    assert one[("teacher N steps, no CFG", "valid")]["difference"] == pytest.approx(0.49)
+    assert ("regression student N steps", "valid") not in one  # never shipped: left out
+    assert not any(f["steps"] == 2 and f["column"] == "teacher N steps, no CFG" for f in found)
+    table = format_findings(found)
+    assert "| 1 | validity, 2+ open (24 prompts) | 0.940 ± 0.010 | -0.010 ± 0.014 (-0.7 SE) | +0.490 ± 0.014 (+34.6 SE) |" in table
+    lines = finding_lines(found, TEACHER_RECIPE)
+    assert "- validity, 2+ open, student - teacher 50 steps + CFG: within 2 SE at N = 1; behind by more than 2 SE at N = 2" in lines
+    assert "FD to teacher, 2+ open, student - teacher 50 steps + CFG: farther from the teacher's samples at N = 1, 2" in lines
+    assert "PASS" not in table + lines and "FAIL" not in table + lines
+    assert lines in finding_lines(found) and "student - teacher N steps, no CFG: ahead" in finding_lines(found)

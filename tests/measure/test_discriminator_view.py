@@ -21,3 +21,6 @@ def test_discriminator_view_sweeps_t_hat(teacher_and_data, tiny_pipe):
     out = sweep_t_hat(tap, real, fake, embeds, [0.1, 0.5, 0.9], disc=disc)
     assert out["gap"].shape == (3, 2) and out["real"].shape == (3, 2) and out["fake"].shape == (3, 2)
     assert out["gap"][0].mean() > out["gap"][-1].mean()  # noise hides the difference as t_hat -> 1
+    assert out["sample_gap"].shape == (3, 2, 2)  # (t_hat, pair, block)
+    alone = sweep_t_hat(tap, real[:1], fake[:1], embeds[:1], [0.1, 0.5, 0.9])  # the first pair, same noise, by itself
+    torch.testing.assert_close(out["sample_gap"][:, 0], alone["gap"])

@@ -6,15 +6,18 @@ import torch
 
 from zlab.measure.evaluate import (
     count_nfe,
+    evaluate_named,
     evaluate_settings,
     folder_settings,
     format_open_report,
     format_table,
     frechet_distance,
+    jackknife_ratio,
     mean_pairwise_distance,
     paired_speedup,
     prompt_accuracy,
     real_renders,
+    render_rows,
     setting_kwargs,
     stock_samples,
     use_stochastic_sampling,
@@ -91,6 +94,35 @@ def test_evaluate_settings_rows_and_table(micro, net):
     assert row["nfe"] == 2 and 0.0 <= row["acc_joint"] <= 1.0 and row["fd"] > 0 and row["diversity"] > 0
     table = format_table(rows)
     assert "| euler-2 | 2 |" in table and "FD" in table
+
+
+def test_evaluate_named_measures_one_set_with_its_seeds_and_standard_errors(micro, net):
+    setting = {"num_inference_steps": 1, "guidance_scale": 0.0, "height": 64, "width": 64}
+    (row,) = evaluate_named(micro, {"euler-1": setting}, net, seeds=(0, 1), prompt_set="test", per_count=3,
+                            diversity_prompts=2, diversity_seeds=3)
+    assert (row["prompt_set"], row["prompts"], row["heldout_prompts"], row["seeds"]) == ("test", 3, 3, 2)
+    assert 0.0 <= row["acc_joint"] <= 1.0 and row["acc_joint_se"] >= 0 and row["fd"] > 0
+    assert row["diversity"] > 0 and row["diversity_se"] >= 0 and 0.0 <= row["acc_heldout_joint"] <= 1.0
+    table = format_table([row], caption_set="test")
+    assert "joint acc (test) |" in table and "joint acc (test, held-out pairs)" in table
+    assert f"{row['acc_joint']:.3f} ± {row['acc_joint_se']:.3f}" in table
+
+
+def test_jackknife_ratio_of_sums():
+    ratio, se = jackknife_ratio([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    assert ratio == 2.0 and se == pytest.approx(0.0)
+    a, b = [1.0, 3.0, 2.0, 5.0], [1.0, 1.0, 2.0, 2.0]
+    loo = np.array([(11 - x) / (6 - y) for x, y in zip(a, b)])
+    ratio, se = jackknife_ratio(a, b)
+    assert ratio == pytest.approx(11 / 6) and se == pytest.approx(np.sqrt(3 / 4 * ((loo - loo.mean()) ** 2).sum()))
+    assert np.isnan(jackknife_ratio([1.0], [2.0])[1])
+
+
+def test_renders_are_valid_and_their_coverage_is_below_one():
+    prompts = ["a red shape"] * 8 + ["a small blue circle at the top left"] * 8
+    rows = {r["group"]: r for r in render_rows(prompts, list(range(16)), 8)}
+    assert rows["all"]["valid"] == 1.0 and rows["all"]["named_accuracy"] == 1.0 and rows["4"]["nfe"] == 0
+    assert 0.0 < rows["4"]["coverage_entropy"] < 1.0 and rows["all"]["prompts"] == 2
 
 
 def test_shapes_prompt_padding_changes_nothing_but_time(micro):

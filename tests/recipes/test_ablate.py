@@ -249,3 +249,32 @@ def test_distribution_matchings_claims_are_read_at_one_step_on_their_own_measure
     assert claims.why(claims.verdicts(one_seed)[0]) == "DM only: 1 paired seed, no interval yet."
     grid = {v.name for v in ablate.load_grid("configs/dmd-search.toml").variants}
     assert {a for c in claims.DMD_CLAIMS for a in (c.favoured, *c.others)} <= grid
+
+
+def test_recipe_runs_show_the_declared_score_and_its_three_parts_per_seed():
+    metrics = {Setting("student", n).label: {"2+": {"valid": 0.5 + 0.1 * k, "coverage_entropy": 0.4},
+                                             "0": {"named_accuracy": 0.9}} for k, n in enumerate((1, 2, 4))}
+    table = ablate.format_recipe_runs({"before": [{"seed": 3, "metrics": metrics}]})
+    assert ablate.recipe_score(metrics) == pytest.approx((0.6 + 0.4 + 0.9) / 3)
+    assert ("| before | 3 | 0.633 | 0.500 / 0.600 / 0.700; 0.600 | 0.400 / 0.400 / 0.400; 0.400 | "
+            "0.900 / 0.900 / 0.900; 0.900 |") in table
+
+
+def test_side_measures_are_paired_by_seed_and_bold_only_beyond_their_interval():
+    from zlab.recipes import claims
+
+    def run(variant, seed, shift, fd, train_s):
+        groups = {"2+": {"valid": 0.6 + shift + 0.01 * seed, "named_accuracy": 0.5 + 0.01 * seed,
+                         "coverage_entropy": 0.7 + 0.03 * (-1) ** seed, "fd_teacher": fd + seed},
+                  "0": {"valid": 0.9}}
+        return {"variant": variant, "seed": seed, "train_s": train_s,
+                "metrics": {Setting("student", n).label: groups for n in (1, 2, 4)}}
+
+    record = {"runs": [run("base", s, 0.0, 500.0, 100.0 + s) for s in range(3)]
+              + [run("alt", s, 0.05, 400.0, 300.0) for s in range(3)]}
+    table = claims.format_side_measures(record, "base", ["alt"])
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1].removesuffix(" |") for line in table.splitlines()[2:]}
+    assert rows["validity, 2+ open, N = 1"] == "**+0.050 [+0.050, +0.050]**"  # the same gain on every seed
+    assert rows["coverage, 2+ open"] == "+0.000 [+0.000, +0.000]"  # the seeds differ, the arms do not: no bold
+    assert rows["FD to teacher, 2+ open (lower is closer)"] == "**-100 [-100, -100]**"
+    assert rows["training time, median s (this arm / favoured)"] == "300 / 101"

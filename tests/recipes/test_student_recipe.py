@@ -156,7 +156,7 @@ def test_the_student_card_reports_open_test_prompts(teacher_and_data, tmp_path):
     assert {r["setting"] for r in rows} == {"teacher 50 steps + CFG (sampling.json)", "student 1 step", "student 2 steps",
                                             "student 4 steps"}
     assert all(0 <= r["valid"] <= 1 and r["fd_teacher"] >= 0 for r in rows if "fd_teacher" in r)
-    assert "| student 4 steps |" in open_section(rows) and "never used to choose" in open_section(rows)
+    assert "| student 4 steps |" in open_section(rows) and "No search chose a setting on these prompts" in open_section(rows)
 
 
 def test_the_student_card_warns_when_every_head_called_everything_fake():
@@ -164,9 +164,9 @@ def test_the_student_card_warns_when_every_head_called_everything_fake():
 
     dead = {"config": {"ladd": {"adv_weight": 1.0}}, "log": {"head_calls": [[(0.0, 1.0), (0.02, 0.99)]] * 150}}
     text = heads_text(dead)
-    assert "last 100 training steps" in text and "0.00 / 1.00, 0.02 / 0.99" in text and "no signal" in text
+    assert "last 100 training steps" in text and "0.00 / 1.00, 0.02 / 0.99" in text and "Every head called every input fake" in text
     alive = {"config": {"ladd": {"adv_weight": 1.0}}, "log": {"head_calls": [[(0.7, 0.6)]] * 50}}
-    assert "last 50 training steps" in heads_text(alive) and "no signal" not in heads_text(alive)
+    assert "last 50 training steps" in heads_text(alive) and "Every head called" not in heads_text(alive)
     assert heads_text({"config": {"ladd": {"adv_weight": 0.0}}, "log": dead["log"]}) == ""  # regression alone: no heads to speak of
     assert heads_text({"config": {"ladd": {"adv_weight": 1.0}}, "log": {}}) == ""  # a log from before the calls were logged
 
@@ -184,5 +184,5 @@ def test_compare_findings_state_each_difference_with_its_standard_error():
     text = findings({"rows": rows, "speedup_teacher50_student4": {"latency_batch1_paired": pairs}}, images=100)
     # SE of 0.8 over 100 images is 0.04, of 0.5 is 0.05; the difference's is their root sum of squares, 0.064
     assert "N = 1: student 0.800 ± 0.040 vs teacher + CFG 0.500 ± 0.050 (difference +0.300 ± 0.064)" in text
-    assert "diversity 0.50 x the teacher's" in text and "10.0x, quartiles 9.0x-11.0x over 4 interleaved pairs" in text
+    assert "diversity 1.00 x the renders' (teacher at 50 steps: 2.00)" in text and "10.0x, quartiles 9.0x-11.0x over 4 interleaved pairs" in text
     assert "PASS" not in text and "FAIL" not in text

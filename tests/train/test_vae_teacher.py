@@ -142,6 +142,15 @@ def test_teacher_captions_are_train_prompts_and_leave_the_image_uniform():
     assert (weights[ids < 0] == 0).all()  # validation and test captions get no weight
 
 
+def test_training_captions_are_the_train_prompts_then_the_empty_caption():
+    from zlab.shapes.prompt_sets import prompts
+    from zlab.shapes.world import enumerate_captions
+    from zlab.train.teacher import training_captions
+
+    assert training_captions(TeacherConfig(open_prob=0.15)) == prompts("train") + [""]
+    assert training_captions(TeacherConfig(open_prob=0.0)) == enumerate_captions("train") + [""]
+
+
 def test_the_dataset_leaves_attributes_open():
     from zlab.shapes.dataset import ShapesDataset
 

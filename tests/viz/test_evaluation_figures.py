@@ -43,6 +43,15 @@ def test_family_cost_sorts_each_family_by_nfe_and_plots_its_values():
     assert list(teacher.x) == [8, 100]
     assert list(teacher.hovertext) == ["teacher 4 steps + CFG", "teacher 50 steps + CFG"]
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis2.type == "log" and fig.layout.yaxis.type != "log"
+    assert student[0].error_y.array is None  # rows without a standard error draw no bars
+
+
+def test_family_cost_names_the_prompts_and_draws_the_standard_errors():
+    rows = [{**comparison_row(Setting("student", n), n, 0.5), "acc_joint_se": 0.01 * n} for n in (1, 2)]
+    fig = family_cost_figure(rows, prompts="test prompts")
+    assert fig.layout.annotations[0].text == "joint accuracy (test prompts)"
+    accuracy = next(t for t in fig.data if t.name == "student")
+    assert list(accuracy.error_y.array) == [0.01, 0.02]
 
 
 def baseline_row(who: str, n: int, cfg, valid: float, group: str = "2+") -> dict:
@@ -54,7 +63,7 @@ def test_baseline_curves_error_bars_are_the_ses_and_the_teacher_is_a_dotted_line
     rows = [baseline_row("LADD student", n, None, v) for n, v in ((1, 0.4), (2, 0.6), (4, 0.8))]
     rows += [baseline_row("teacher", 50, True, 0.95), baseline_row("LADD student", 1, None, 0.99, group="0")]
     fig = baseline_curves_figure(rows)
-    assert len(fig.data) == 4 * 3
+    assert len(fig.data) == 5 * 3  # teacher with and without CFG, the regression, LADD and DMD students
     assert [a.text for a in fig.layout.annotations] == ["validity", "coverage (normalised entropy)",
                                                        "FD to the teacher (lower is better)"]
     valid, coverage, fd = [t for t in fig.data if t.name == "LADD student"]

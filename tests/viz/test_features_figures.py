@@ -12,6 +12,7 @@ from zlab.viz.features import (
     head_logits_figure,
     head_score_sweep_figure,
     head_scores_table,
+    pair_gap_table,
     pair_view_figure,
     pca_map_tiles,
     pca_maps_image,
@@ -93,6 +94,17 @@ def test_feature_gap_figure_and_table():
     table = feature_gap_table(t_hats, gaps).splitlines()
     assert len(table) == 4 and table[0].split()[1:] == [f"{t:.2f}" for t in t_hats]
     assert table[1].startswith("layout pair (moved)") and table[3].split()[-1] == "0.500"
+
+
+def test_pair_gap_table_means_and_standard_errors_over_objects():
+    t_hats = np.linspace(0.0, 1.0, 5)
+    layout = torch.tensor([[2.0, 4.0]] * 5) * torch.linspace(1.0, 0.2, 5)[:, None]  # (T, objects)
+    edges = layout * torch.tensor([[0.1, 0.3]])
+    table = pair_gap_table(t_hats, {"layout": layout, "edges": edges}, {"low": 0.0, "median": 0.7}).splitlines()
+    assert table[0].split() == ["low,", "t̂", "=", "0.00", "median,", "t̂", "=", "0.75"]  # the nearest swept t̂
+    assert table[1].split()[-6:] == ["1.000", "±", "0.000", "0.400", "±", "0.000"]  # each gap over its own at t̂ = 0
+    assert table[3].split()[-3:] == ["0.200", "±", "0.100"]  # edges / layout: 0.1 and 0.3, SE = std / sqrt(2)
+    assert table[-1] == "(mean ± standard error over 2 objects)"
 
 
 def test_t_hat_density_figure():

@@ -57,18 +57,26 @@ def feature_gap(view: PairView) -> list[float]:
     return [((f - r).norm() / r.norm()).item() for r, f in zip(view.real_maps, view.fake_maps, strict=True)]
 
 
+def sample_gaps(view: PairView) -> Tensor:
+    """:func:`feature_gap` of each pair in the batch apart: (B, blocks), so that a mean over pairs has a standard error."""
+    per_block = [(f - r).flatten(1).norm(dim=1) / r.flatten(1).norm(dim=1)
+                 for r, f in zip(view.real_maps, view.fake_maps, strict=True)]
+    return torch.stack(per_block, -1).cpu()
+
+
 def sweep_t_hat(tap: FeatureTap, real: Tensor, fake: Tensor, embeds: Sequence[Tensor], t_hats: Sequence[float],
                 seed: int = 0, disc: Discriminator | None = None) -> dict[str, Tensor]:
-    """Across ``t_hat``: the feature gap per block (T, blocks) and, with ``disc``, the mean head scores
-    of real and fake (T, heads)."""
-    gaps, real_scores, fake_scores = [], [], []
+    """Across ``t_hat``: the feature gap per block (T, blocks), the same per pair (``sample_gap``: T, B, blocks) and,
+    with ``disc``, the mean head scores of real and fake (T, heads)."""
+    gaps, per_sample, real_scores, fake_scores = [], [], [], []
     for t_hat in t_hats:
         view = view_pair(tap, real, fake, embeds, t_hat, seed, disc)
         gaps.append(feature_gap(view))
+        per_sample.append(sample_gaps(view))
         if disc is not None:
             real_scores.append(Discriminator.scores(view.real_logits).mean(0))
             fake_scores.append(Discriminator.scores(view.fake_logits).mean(0))
-    out = {"t_hat": torch.tensor(list(t_hats)), "gap": torch.tensor(gaps)}
+    out = {"t_hat": torch.tensor(list(t_hats)), "gap": torch.tensor(gaps), "sample_gap": torch.stack(per_sample)}
     if disc is not None:
         out.update(real=torch.stack(real_scores), fake=torch.stack(fake_scores))
     return out

@@ -27,7 +27,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from zlab.measure.settings import Setting, by_label
 from zlab.sampling import cfg_active, guidance_scale_to_s
 from zlab.shapes import checker, dataset, draw, world
-from zlab.shapes.metrics import GROUPS, METRICS, REPORT_GROUPS, open_renders, prompt_records, summarise
+from zlab.shapes.metrics import GROUPS, METRICS, REPORT_GROUPS, mean_se, open_renders, prompt_records, summarise
 from zlab.shapes.net import ShapesNet
 from zlab.shapes.prompt_sets import prompts_and_seeds
 from zlab.zimage import SAMPLING_FILE, load_pipeline, read_sampling, schedule
@@ -211,6 +211,81 @@ def evaluate_settings(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net
     return rows
 
 
+def _captions(prompt_set: str, pairs: str, seeds: Sequence[int], per_count: int | None) -> tuple[list[str], list[int]]:
+    """The fully named captions of ``prompt_set`` (the first ``per_count``), seeds ``k in seeds`` each, prompt-major."""
+    k = max(seeds) + 1
+    prompts, all_seeds = prompts_and_seeds(prompt_set, k, pairs=pairs, per_count=per_count, max_open=0)
+    keep = [i for i in range(len(prompts)) if i % k in set(seeds)]
+    return [prompts[i] for i in keep], [all_seeds[i] for i in keep]
+
+
+def _per_prompt(values: Sequence[float], per_prompt: int) -> tuple[float, float]:
+    """Mean and SE across prompts of per-image ``values`` (prompt-major, ``per_prompt`` each)."""
+    return mean_se([float(np.mean(values[i:i + per_prompt])) for i in range(0, len(values), per_prompt)])
+
+
+def jackknife_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> tuple[float, float]:
+    """``sum(numerators) / sum(denominators)`` and its jackknife standard error over the items (NaN for one item)."""
+    a, b = np.asarray(numerators, np.float64), np.asarray(denominators, np.float64)
+    n, ratio = len(a), float(a.sum() / b.sum())
+    if n < 2:
+        return ratio, float("nan")
+    leave_one_out = (a.sum() - a) / (b.sum() - b)
+    return ratio, float(np.sqrt((n - 1) / n * ((leave_one_out - leave_one_out.mean()) ** 2).sum()))
+
+
+def evaluate_named(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: ShapesNet, seeds: Sequence[int] = (0,),
+                   prompt_set: str = "test", per_count: int | None = None, heldout: bool = True,
+                   diversity_prompts: int = 6, diversity_seeds: int = 8, batch_size: int = 64) -> list[dict]:
+    """:func:`evaluate_settings` on the fully named captions of one set of :mod:`zlab.shapes.prompt_sets`, with that
+    set's seeds, every accuracy with its standard error across prompts.
+
+    Args:
+        seeds: Seed indices ``k`` per prompt (:func:`zlab.shapes.prompt_sets.seed`).
+        per_count: Keep the first ``per_count`` fully named captions (the set's fixed random order); all by default.
+        heldout: Also the joint accuracy on the set's fully named captions of held-out colour-shape pairs.
+        diversity_prompts: Diversity over this many of the captions, ``diversity_seeds`` samples each (0: none).
+
+    Each row: ``nfe``, ``ms_per_image``, ``acc_<attribute>`` and ``acc_<attribute>_se`` (per-image marks averaged per
+    prompt, then mean and SE across prompts), ``fd`` against renders of the same prompts and seeds, ``diversity``:
+    the mean pairwise ShapesNet distance among one caption's samples over the same among its renders (pooled over
+    the captions, with a jackknife SE over them). A fully named caption has one right picture up to the renders'
+    jitter, so a diversity above 1 is spread that the world does not have: wrong or broken samples, not range.
+    Rows also say what they were measured on: ``prompt_set``, ``prompts``, ``heldout_prompts``, ``seeds``.
+    """
+    prompts, prompt_seeds = _captions(prompt_set, "train", seeds, per_count)
+    held, held_seeds = _captions(prompt_set, "heldout", seeds, per_count) if heldout else ([], [])
+    div, div_seeds = (_captions(prompt_set, "train", range(diversity_seeds), diversity_prompts) if diversity_prompts
+                      else ([], []))
+    k, renders, rows = len(seeds), {}, []
+    for name, setting in settings.items():
+        size = setting_size(setting)
+        if size not in renders:
+            renders[size] = (real_renders(prompts, prompt_seeds, size), real_renders(div, div_seeds, size))
+        images, ms = stock_samples(pipe, prompts, prompt_seeds, setting, batch_size)
+        results = checker.check_batch(images)
+        marks = [checker.score(r, p) for r, p in zip(results, prompts, strict=True)]
+        row = {"setting": name, "nfe": count_nfe(pipe, setting), "ms_per_image": ms, "prompt_set": prompt_set,
+               "prompts": len(prompts) // k, "heldout_prompts": len(held) // k, "seeds": k}
+        for key in ("shape", "colour", "size", "position", "joint"):
+            row[f"acc_{key}"], row[f"acc_{key}_se"] = _per_prompt([m[key] for m in marks], k)
+        row["acc_found"] = float(np.mean([r.found for r in results]))
+        if len(prompts) // k > 1:
+            row["fd"] = frechet_distance(net, renders[size][0], images)
+        if held:
+            held_images, _ = stock_samples(pipe, held, held_seeds, setting, batch_size)
+            joint = [checker.score(r, p)["joint"] for r, p in zip(checker.check_batch(held_images), held, strict=True)]
+            row["acc_heldout_joint"], row["acc_heldout_joint_se"] = _per_prompt(joint, k)
+        if div:
+            div_images, _ = stock_samples(pipe, div, div_seeds, setting, batch_size)
+            groups = range(0, len(div), diversity_seeds)
+            spread = [mean_pairwise_distance(net, [div_images[i:i + diversity_seeds]]) for i in groups]
+            real = [mean_pairwise_distance(net, [renders[size][1][i:i + diversity_seeds]]) for i in groups]
+            row["diversity"], row["diversity_se"] = jackknife_ratio(spread, real)
+        rows.append(row)
+    return rows
+
+
 COLUMNS = [("setting", "setting", "{}"), ("nfe", "NFE", "{}"), ("acc_joint", "joint acc (train)", "{:.3f}"),
            ("acc_shape", "shape", "{:.3f}"), ("acc_colour", "colour", "{:.3f}"), ("acc_size", "size", "{:.3f}"),
            ("acc_position", "position", "{:.3f}"), ("acc_heldout_joint", "joint acc (held-out)", "{:.3f}"),
@@ -218,12 +293,23 @@ COLUMNS = [("setting", "setting", "{}"), ("nfe", "NFE", "{}"), ("acc_joint", "jo
            ("latency_ms", "ms / image (batch 1)", "{:.1f}")]
 
 
-def format_table(rows: Sequence[Mapping]) -> str:
-    """A markdown table of evaluation rows."""
+def format_table(rows: Sequence[Mapping], caption_set: str | None = None) -> str:
+    """A markdown table of evaluation rows, each value with `` ± SE`` where the row holds ``<key>_se``; with
+    ``caption_set`` (rows of :func:`evaluate_named`) the accuracy columns name that set instead of "train"."""
+    titles = {"acc_joint": f"joint acc ({caption_set})",
+              "acc_heldout_joint": f"joint acc ({caption_set}, held-out pairs)"}
     cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
-    lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
+    head = [titles.get(c[0], c[1]) if caption_set else c[1] for c in cols]
+
+    def cell(r: Mapping, key: str, fmt: str) -> str:
+        if key not in r:
+            return ""
+        se = r.get(f"{key}_se", float("nan"))
+        return fmt.format(r[key]) + ("" if se != se else " ± " + fmt.format(se))
+
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        lines.append("| " + " | ".join(c[2].format(r[c[0]]) if c[0] in r else "" for c in cols) + " |")
+        lines.append("| " + " | ".join(cell(r, c[0], c[2]) for c in cols) + " |")
     return "\n".join(lines)
 
 
@@ -263,6 +349,18 @@ def evaluate_open(pipe: ZImagePipeline, settings: Mapping[str, Mapping], net: Sh
                     row["fd_teacher"] = frechet_distance(net, reference[members], images[members])
             rows.append(row)
     return rows
+
+
+def render_rows(prompts: Sequence[str], seeds: Sequence[int], per_prompt: int, size=64,
+                groups: Mapping[str, Sequence[int]] | None = None) -> list[dict]:
+    """Rows like :func:`evaluate_open`'s for the ground-truth renders of the same prompts and seeds (no network: NFE 0).
+
+    Their validity and named accuracy are 1 by construction; their coverage is the ceiling a sampler can reach at
+    ``per_prompt`` seeds, below 1 because a finite sample of the allowed distribution is never exactly uniform."""
+    records = prompt_records(open_renders(prompts, seeds, size), prompts, per_prompt)
+    return [{"setting": "renders (ground truth)", "group": group, "nfe": 0, "prompts": stats["prompts"],
+             **{m: stats[m][0] for m in METRICS}, **{f"{m}_se": stats[m][1] for m in METRICS}}
+            for group, stats in summarise(records, groups).items()]
 
 
 def format_cell(row: Mapping, metric: str) -> str:

@@ -368,6 +368,22 @@ def choose_recipe(record: dict, split: str = "validation") -> dict:
     return {"chosen": max(means, key=means.get), "scores": means}
 
 
+def format_recipe_runs(recipes: dict[str, list[dict]]) -> str:
+    """Runs measured on validation, one row per recipe and training seed: :func:`recipe_score` and its three parts at
+    N = 1 / 2 / 4 and their mean over N (validity and coverage on 2+ open prompts, named accuracy on fully named
+    prompts; the score is the mean of the three means), as Markdown."""
+    parts = (("2+", "valid"), ("2+", "coverage_entropy"), ("0", "named_accuracy"))
+    lines = ["| recipe | seed | score | validity, 2+ open (N = 1 / 2 / 4; mean) | coverage, 2+ open | "
+             "named accuracy, fully named |", "|---|---|---|---|---|---|"]
+    for name, runs in recipes.items():
+        for run in runs:
+            m = run["metrics"]
+            values = [[m[s.label][group][key] for s in student_steps()] for group, key in parts]
+            cells = [" / ".join(f"{v:.3f}" for v in vs) + f"; {np.mean(vs):.3f}" for vs in values]
+            lines.append(f"| {name} | {run['seed']} | {recipe_score(m):.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_choice(choice: dict) -> str:
     """A :func:`choose_recipe` result: every variant's score, best first, then the chosen variant."""
     scores = [f"{s:.3f}  {name}" for name, s in sorted(choice["scores"].items(), key=lambda x: -x[1])]

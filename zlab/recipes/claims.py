@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from zlab.measure.settings import student_steps
 from zlab.recipes import ablate
 
 
@@ -119,6 +122,35 @@ def why(verdict: dict) -> str:
         parts.append(f"{o}'s interval holds 0: with {d['seeds']} seeds, a difference under "
                      f"±{(d['high'] - d['low']) / 2:.3f} cannot be told from the seed-to-seed spread")
     return "; ".join(parts) + "."
+
+
+# What a verdict leaves out but a reader should see: the end point's measure at each N, validity on fully named
+# prompts, and on 2+ open prompts named accuracy, coverage and FD to the teacher (title, setting, group, measure).
+SIDE_MEASURES = (*((f"validity, 2+ open, N = {s.steps}", s.label, "2+", "valid") for s in student_steps()),
+                 ("validity, fully named", ablate.PRIMARY, "0", "valid"),
+                 ("named accuracy, 2+ open", ablate.PRIMARY, "2+", "named_accuracy"),
+                 ("coverage, 2+ open", ablate.PRIMARY, "2+", "coverage_entropy"),
+                 ("FD to teacher, 2+ open (lower is closer)", ablate.PRIMARY, "2+", "fd_teacher"))
+
+
+def format_side_measures(record: dict, favoured: str, others) -> str:
+    """Each other arm minus the favoured one on :data:`SIDE_MEASURES` (mean over N = 1, 2, 4 unless a row names
+    one N), paired by training seed, mean [95% interval], in bold where the interval leaves out 0; and the median
+    training time of each arm. Markdown, one column per other arm."""
+    others = list(others)
+    lines = ["| measure | " + " | ".join(f"{o} − {favoured}" for o in others) + " |", "|---" * (len(others) + 1) + "|"]
+    for title, setting, group, measure in SIDE_MEASURES:
+        cells = []
+        for o in others:
+            d = ablate.compare(record, o, favoured, setting, group, measure)
+            f = "{:+.0f}" if measure.startswith("fd") else "{:+.3f}"
+            text = f"{f.format(d['diff'])} [{f.format(d['low'])}, {f.format(d['high'])}]"
+            cells.append(text if d["verdict"] == "inconclusive" else f"**{text}**")
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    median = {a: float(np.median([r["train_s"] for r in record["runs"] if r["variant"] == a])) for a in [favoured, *others]}
+    lines.append("| training time, median s (this arm / favoured) | "
+                 + " | ".join(f"{median[o]:.0f} / {median[favoured]:.0f}" for o in others) + " |")
+    return "\n".join(lines)
 
 
 def format_verdicts(record: dict) -> str:

@@ -124,7 +124,8 @@ def findings(record: dict, images: int | None = None) -> str:
     """What a ``zlab compare`` record says, as Markdown lines with their uncertainty: per N, the student against the
     teacher cut to N steps with its CFG (joint accuracy on fully named train prompts, mean ± binomial SE over
     ``images`` images per setting, default one seed per train prompt as ``zlab compare`` makes it; FD, one number
-    per setting), the student's diversity against the teacher's at its recipe, and the paired wall-clock speed-ups
+    per setting), the student's diversity relative to renders beside the teacher's at its recipe (above 1: more spread
+    than a fully named caption's renders have, i.e. wrong or broken samples), and the paired wall-clock speed-ups
     (median and quartiles of interleaved pairs)."""
     n = images or len(enumerate_captions("train"))
     se = lambda p: (p * (1 - p) / n) ** 0.5  # noqa: E731
@@ -136,8 +137,8 @@ def findings(record: dict, images: int | None = None) -> str:
         diff, diff_se = s["acc_joint"] - t["acc_joint"], (se(s["acc_joint"]) ** 2 + se(t["acc_joint"]) ** 2) ** 0.5
         lines.append(f"- N = {step}: student {s['acc_joint']:.3f} ± {se(s['acc_joint']):.3f} vs teacher + CFG "
                      f"{t['acc_joint']:.3f} ± {se(t['acc_joint']):.3f} (difference {diff:+.3f} ± {diff_se:.3f}); "
-                     f"FD {s['fd']:.1f} vs {t['fd']:.1f}; diversity {s['diversity'] / top['diversity']:.2f} x the "
-                     "teacher's at 50 steps")
+                     f"FD {s['fd']:.1f} vs {t['fd']:.1f}; diversity {s['diversity']:.2f} x the renders' (teacher at "
+                     f"50 steps: {top['diversity']:.2f})")
     lines.append(f"- teacher at 50 steps + CFG: joint accuracy {top['acc_joint']:.3f} ± {se(top['acc_joint']):.3f}")
     student = Setting("student", record.get("student_steps", 4)).label
     for key, label in (("latency_batch1_paired", "batch 1 (latency)"), ("throughput_batch64_paired", "batch 64 (throughput)")):

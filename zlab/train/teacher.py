@@ -114,6 +114,13 @@ def encode_dataset(vae: AutoencoderKL, size: tuple[int, int], length: int, seed:
     return torch.cat(latents), torch.tensor(spec_ids)
 
 
+def training_captions(config: TeacherConfig) -> list[str]:
+    """The captions :func:`train_teacher` encodes once, before its first step, the empty caption (CFG's) last: with
+    open captions the train prompts of :mod:`zlab.shapes.prompt_sets` only (validation and test captions are never
+    seen); with ``open_prob = 0`` the fully named captions of the train split, as before open captions."""
+    return (prompts("train") if config.open_prob else [s.caption for s in enumerate_specs("train")]) + [""]
+
+
 def caption_table(open_prob: float, vocab: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Every (train spec, caption) pair the teacher trains on, as caption indices in ``vocab`` (270, 32) and
     weights: each of a spec's 32 captions (each subset of its attributes left open) has weight
@@ -178,9 +185,7 @@ def train_teacher(config: TeacherConfig, vae_path: str | Path, run_dir: str | Pa
     data = [encode_dataset(vae, size, config.num_latents // len(buckets), seed=config.seed + 1 + k)
             for k, size in enumerate(buckets)]
     vae.to("cpu")  # the pipeline's other parts (text encoder) stay on the CPU during training
-    # open captions: the train prompts only (validation and test captions are never seen); fully named
-    # captions only (open_prob = 0): the whole train split, as before open captions
-    captions = (prompts("train") if config.open_prob else [s.caption for s in enumerate_specs("train")]) + [""]
+    captions = training_captions(config)
     vocab = {caption: i for i, caption in enumerate(captions)}
     table_ids, table_weights = caption_table(config.open_prob, vocab)
     index = [by_spec(spec_ids, len(table_ids)) for _, spec_ids in data]

@@ -53,15 +53,18 @@ def family(label: str) -> str:
     return "LADD start" if setting.who.startswith("LADD start") else "student"
 
 
-def family_cost_figure(rows: Sequence[dict]) -> go.Figure:
-    """Lab 06's quality against cost: joint accuracy, FD to renders and batch-1 latency against NFE (log axes), one
-    curve per :func:`family` of the rows of :func:`zlab.recipes.compare.comparison`."""
-    fig = make_subplots(1, 3, subplot_titles=["joint accuracy (train prompts)", "FD to renders (lower is better)",
+def family_cost_figure(rows: Sequence[dict], prompts: str = "train prompts") -> go.Figure:
+    """Lab 06's quality against cost: joint accuracy (on ``prompts``, with 1-SE error bars where the rows hold
+    ``acc_joint_se``), FD to renders and batch-1 latency against NFE (log axes), one curve per :func:`family` of the
+    rows of :func:`zlab.recipes.compare.comparison`."""
+    fig = make_subplots(1, 3, subplot_titles=[f"joint accuracy ({prompts})", "FD to renders (lower is better)",
                                               "ms per image, batch 1"])
     for fam, colour in FAMILY_COLOURS.items():
         members = sorted((r for r in rows if family(r["setting"]) == fam), key=lambda r: r["nfe"])
         for col, key in ((1, "acc_joint"), (2, "fd"), (3, "latency_ms")):
+            bars = [r.get(f"{key}_se", np.nan) for r in members]
             fig.add_trace(go.Scatter(x=[r["nfe"] for r in members], y=[r[key] for r in members], mode="lines+markers",
+                                     error_y=dict(array=bars) if np.isfinite(bars).any() else None,
                                      name=fam, legendgroup=fam, showlegend=col == 1, line=dict(color=colour),
                                      hovertext=[r["setting"] for r in members]), 1, col)
     fig.update_xaxes(type="log", title_text="NFE per image")
@@ -72,7 +75,7 @@ def family_cost_figure(rows: Sequence[dict]) -> go.Figure:
 
 BASELINE_FAMILIES = {"teacher + CFG": ("teacher", True, "crimson"), "teacher, no CFG": ("teacher", False, "royalblue"),
                      "regression student": ("regression student", None, "darkorange"),
-                     "LADD student": ("LADD student", None, "seagreen")}
+                     "LADD student": ("LADD student", None, "seagreen"), "DMD student": ("DMD student", None, "purple")}
 
 
 def baseline_curves_figure(rows: Sequence[dict], group: str = "2+") -> go.Figure:

@@ -107,6 +107,25 @@ def feature_gap_table(t_hats: np.ndarray, gaps: dict[str, Tensor]) -> str:
     return "\n".join(lines + [f"{'edge / layout':19}" + " ".join(f"{r:6.3f}" for r in gap_ratio(gaps).tolist())])
 
 
+def pair_gap_table(t_hats: np.ndarray, sample_gaps: dict[str, Tensor], marks: dict[str, float]) -> str:
+    """Lab 04 section 3 per object, with standard errors. ``sample_gaps``: two pairs' gaps (T, objects) at one block.
+    At the swept t̂ nearest each of ``marks`` (label -> t̂): each pair's gap as a share of its own gap at the lowest
+    t̂, and the second pair's gap over the first's, each the mean ± standard error over the objects."""
+    columns = {label: int(np.abs(np.asarray(t_hats) - t).argmin()) for label, t in marks.items()}
+    first, second = sample_gaps.values()
+    rows = {f"{name}: share left": gap / gap[:1] for name, gap in sample_gaps.items()}
+    rows["edge / layout"] = second / first
+
+    def cell(values: Tensor) -> str:
+        return f"{values.mean():.3f} ± {values.std() / len(values) ** 0.5:.3f}"
+
+    heads = [f"{label}, t̂ = {t_hats[i]:.2f}" for label, i in columns.items()]
+    width, col = max(map(len, rows)) + 2, max(map(len, heads)) + 3
+    lines = [f"{'':{width}}" + "".join(f"{head:>{col}}" for head in heads)]
+    lines += [f"{name:{width}}" + "".join(f"{cell(values[i]):>{col}}" for i in columns.values()) for name, values in rows.items()]
+    return "\n".join(lines + [f"(mean ± standard error over {first.shape[1]} objects)"])
+
+
 def t_hat_density_figure(m: float, s: float, t_hat: float) -> go.Figure:
     """The app's t̂ law: the LogitNormal(m, s) density on (0, 1), the chosen ``t_hat`` marked."""
     grid = torch.linspace(0.005, 0.995, 199)
