@@ -186,3 +186,18 @@ def test_compare_findings_state_each_difference_with_its_standard_error():
     assert "N = 1: student 0.800 ± 0.040 vs teacher + CFG 0.500 ± 0.050 (difference +0.300 ± 0.064)" in text
     assert "diversity 1.00 x the renders' (teacher at 50 steps: 2.00)" in text and "10.0x, quartiles 9.0x-11.0x over 4 interleaved pairs" in text
     assert "PASS" not in text and "FAIL" not in text
+
+
+def test_a_record_keeps_the_last_steps_of_each_series_and_other_log_entries_whole():
+    from zlab.recipes.student import log_tail
+
+    log = {"loss": list(range(300)), "synth_checked": {"kept": 2330, "rejected": 169}}
+    assert log_tail(log, 200) == {"loss": list(range(100, 300)), "synth_checked": {"kept": 2330, "rejected": 169}}
+
+
+def test_the_card_of_a_resumed_run_says_its_times_leave_out_what_finished_before():
+    from zlab.recipes.cards import student_card
+
+    record = {"config": {"method": "ladd", "ladd": {}, "train": {"steps": 10}}, "timings": {"train_s": 60.0}}
+    assert "resumed run" not in student_card({}, record)
+    assert "resumed run" in student_card({}, {**record, "resumed": True})

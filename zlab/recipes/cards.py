@@ -236,6 +236,8 @@ def student_card(sampling: dict, record: dict) -> str:
     if record.get("trained_earlier_in"):
         time_text += (f" (the training had finished earlier in `{record['trained_earlier_in']}`, which this run "
                       "resumed: its time is not in this figure)")
+    elif record.get("resumed"):
+        time_text += " (a resumed run: the stages and steps finished before its restart are not in these times)"
     config = json.loads(json.dumps(record.get("config", {})))  # as eval.json stores it: tuples read as lists
     buckets = config.get("data", {}).get("sizes") or ()
     bucket_text = (" at the aspect buckets " + ", ".join(f"{h}x{w}" for h, w in buckets) + " (each batch from one)"

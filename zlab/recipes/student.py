@@ -89,6 +89,12 @@ def open_test_rows(teacher: ZImagePipeline, teacher_sampling: dict, student: ZIm
     return rows + evaluate_open(student, student_settings(sampling), net, prompts, seeds, per_prompt, reference)
 
 
+def log_tail(log: dict, last: int) -> dict:
+    """A training log for a record: the last ``last`` entries of each per-step series, other entries (e.g. the
+    count of synthetic samples the checker dropped) as they are."""
+    return {k: v[-last:] if isinstance(v, list) else v for k, v in log.items()}
+
+
 def train_init_stage(config: DistillConfig, run_dir: str | Path, resume: bool = False,
                      progress: bool = True) -> tuple[DistillConfig, dict]:
     """``train.init_recipe``: train that recipe on ``config``'s teacher and synthetic data in ``<run_dir>-init`` and
@@ -105,7 +111,7 @@ def train_init_stage(config: DistillConfig, run_dir: str | Path, resume: bool = 
     folder = stage_dir / "student"
     write_folder(folder, lambda tmp: transformer.save_pretrained(tmp / "transformer"))
     return (replace(config, train=replace(config.train, student_init=str(folder))),
-            {"recipe": config.train.init_recipe, "config": asdict(init), "log": {k: v[-50:] for k, v in log.items()}})
+            {"recipe": config.train.init_recipe, "config": asdict(init), "log": log_tail(log, 50)})
 
 
 def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "runs/ladd", resume: bool = False,
@@ -138,11 +144,13 @@ def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "
     transformer, disc, log = train_student(config, run_dir, resume=resume, progress=progress)
     lap("train")
     teacher = ZImagePipeline.from_pretrained(config.data.teacher).to(transformer.device)  # one device, the student's
-    record = {"config": asdict(config), "timings": timings, "log": {k: v[-200:] for k, v in log.items()}}
+    record = {"config": asdict(config), "timings": timings, "log": log_tail(log, 200)}
     if init_record is not None:
         record["init_stage"] = init_record
     if finished_before:  # e.g. the run of the recipe search that was chosen: its training time is in that record
         record["trained_earlier_in"] = str(run_dir)
+    elif resume:  # restarted after a cut: what had finished before the restart is not in these timings
+        record["resumed"] = True
     teacher_sampling = read_sampling(config.data.teacher)
     image_size = teacher_sampling.get("height", 64)  # the student samples at its teacher's size
     stochastic, shift, sampling = config.ship.stochastic_sampling, config.ship.shift, student_sampling(image_size)
