@@ -274,7 +274,7 @@ def _make_student(args: argparse.Namespace) -> None:
     from zlab.train.distill_config import DistillConfig
 
     config = load_config(DistillConfig, args.config, **parse_overrides(args.set))
-    print(format_table(make_student(config, args.out, args.run, resume=args.resume)))
+    print(format_table(make_student(config, args.out, args.run, resume=args.resume, config_file=args.config)))
 
 
 def _ablate(args: argparse.Namespace) -> None:

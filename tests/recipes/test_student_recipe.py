@@ -201,3 +201,12 @@ def test_the_card_of_a_resumed_run_says_its_times_leave_out_what_finished_before
     record = {"config": {"method": "ladd", "ladd": {}, "train": {"steps": 10}}, "timings": {"train_s": 60.0}}
     assert "resumed run" not in student_card({}, record)
     assert "resumed run" in student_card({}, {**record, "resumed": True})
+
+
+def test_the_card_says_how_the_pairs_were_synthesised():
+    from zlab.recipes.cards import synth_text
+
+    assert "its own `sampling.json`" in synth_text({"guidance_scale": -1.0}, {})
+    text = synth_text({"guidance_scale": 1.5, "drop_rejected": True},
+                      {"log": {"synth_checked": {"kept": 2335, "rejected": 164}}})
+    assert "g = 1.5" in text and "lab s = 2.5" in text and "164 of 2499" in text

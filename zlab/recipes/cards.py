@@ -285,11 +285,25 @@ def start_text(config: dict, record: dict) -> str:
     return f"initialised from `{init}`" if init else "initialised from the teacher"
 
 
+def synth_text(data: dict, record: dict) -> str:
+    """How the teacher made the synthetic pairs: its own ``sampling.json`` or another guidance, and whether the
+    samples the world's checker rejects were dropped (with the count the run's log kept)."""
+    g = data.get("guidance_scale", -1.0)
+    text = ("with its own `sampling.json` (50 steps + CFG)" if g is None or g < 0
+            else f"at its `sampling.json`'s 50 steps with CFG at g = {g:g} (diffusers' scale; lab s = {g + 1:g})")
+    if data.get("drop_rejected"):
+        checked = (record.get("init_stage") or record).get("log", {}).get("synth_checked") or {}
+        count = (f": {checked['rejected']} of {checked['kept'] + checked['rejected']}" if {"kept", "rejected"} <= set(checked)
+                 else "")
+        text += f", the samples the world's checker rejects dropped{count}"
+    return text
+
+
 def ladd_made(config: dict, record: dict, bucket_text: str, time_text: str) -> str:
     """The card's "How it was made" for a LADD (or regression) student."""
     ladd, data, train = (config.get(section, {}) for section in ("ladd", "data", "train"))
-    return f"""`zlab make-student --config configs/shapes-ladd.toml` (LADD, Sauer et al. 2024): teacher samples with its
-own `sampling.json` (50 steps + CFG) for the {len(prompt_sets.prompts("train"))} train prompts of `zlab.shapes.prompt_sets` (fully named and open captions) x
+    return f"""`zlab make-student --config {record.get("config_file", "configs/shapes-ladd.toml")}` (LADD, Sauer et al. 2024):
+teacher samples {synth_text(data, record)} for the {len(prompt_sets.prompts("train"))} train prompts of `zlab.shapes.prompt_sets` (fully named and open captions) x
 {data.get("rounds", "?")} seed(s){bucket_text}; student
 {start_text(config, record)}, trained on {objective(config)} for
 {train.get("steps", "?")} steps of batch {train.get("batch_size", "?")} at learning rate {train.get("student_lr", "?")} (heads
@@ -312,14 +326,14 @@ def dmd_made(config: dict, record: dict, bucket_text: str, time_text: str) -> st
     if dmd.get("gan_weight"):
         anchor += (f", plus DMD2's GAN term (weight {dmd['gan_weight']:g}: hinge heads on the teacher's blocks "
                    f"{dmd.get('gan_blocks', '?')} at t ~ {law('gan_noise')}, trained beside the fake score)")
-    return f"""`zlab make-student --config configs/shapes-dmd.toml` (distribution matching: DMD, Yin et al. 2024; DMD2,
+    return f"""`zlab make-student --config {record.get("config_file", "configs/shapes-dmd.toml")}` (distribution matching: DMD, Yin et al. 2024; DMD2,
 Yin et al. 2024; decoupled as in Liu et al. 2025, the recipe behind Z-Image-Turbo). The student, {start}, maps
 noise to a sample in one step and moves along the teacher's pull at a re-noised copy of its sample: distribution
 matching (teacher minus fake score, weight {dmd.get("dm_weight", "?")}, tau {law("dm_noise")}) and {ca_text(dmd, law)},
 each normalised per sample as in DMD{anchor}. A fake score, a copy of the teacher, follows the student's samples by
 flow matching, {dmd.get("fake_updates", "?")} updates per student update (DMD2's two-time-scale rule). Prompts: the
 {len(prompt_sets.prompts("train"))} train prompts of `zlab.shapes.prompt_sets` x {data.get("rounds", "?")} teacher
-seed(s){bucket_text}. {train.get("steps", "?")} steps of batch {train.get("batch_size", "?")} at learning rate
+seed(s){bucket_text}, drawn {synth_text(data, record)}. {train.get("steps", "?")} steps of batch {train.get("batch_size", "?")} at learning rate
 {train.get("student_lr", "?")} (fake score {train.get("fake_lr", "?")}).{
     f" The shipped weights are the EMA (decay {train['ema_decay']}, with warm-up) of the student's weights."
     if train.get("ema_decay") else ""} Measured wall time on the 2-core CPU: {time_text}."""

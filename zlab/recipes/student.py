@@ -115,7 +115,7 @@ def train_init_stage(config: DistillConfig, run_dir: str | Path, resume: bool = 
 
 
 def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "runs/ladd", resume: bool = False,
-                 progress: bool = True, measure: bool = True) -> list[dict]:
+                 progress: bool = True, measure: bool = True, config_file: str | None = None) -> list[dict]:
     """Synth (if needed), an init stage (``train.init_recipe``, if any), train, measure, ship: the whole student
     recipe from the teacher, timed stage by stage (one process)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would synthesise and ship the same folders
@@ -145,6 +145,8 @@ def make_student(config: DistillConfig, out: str | Path, run_dir: str | Path = "
     lap("train")
     teacher = ZImagePipeline.from_pretrained(config.data.teacher).to(transformer.device)  # one device, the student's
     record = {"config": asdict(config), "timings": timings, "log": log_tail(log, 200)}
+    if config_file:  # the card names the command that made it
+        record["config_file"] = str(config_file)
     if init_record is not None:
         record["init_stage"] = init_record
     if finished_before:  # e.g. the run of the recipe search that was chosen: its training time is in that record
