@@ -18,7 +18,10 @@ def tiny_repo(tmp_path):
     (tmp_path / "checkpoints" / "net" / "model.safetensors").write_bytes(b"weights v1")
     (tmp_path / "checkpoints" / "net" / "README.md").write_text("a card")
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("import os\nprint('small' if os.environ.get('ZLAB_SMALL_RUN') else 'full')"),
+    (tmp_path / "checkpoints" / "unread").mkdir()
+    (tmp_path / "checkpoints" / "unread" / "model.safetensors").write_bytes(b"other weights")
+    nb.cells = [nbformat.v4.new_code_cell("import os\nprint('small' if os.environ.get('ZLAB_SMALL_RUN') else 'full')\n"
+                                          "print(len(open('../checkpoints/net/model.safetensors', 'rb').read()))"),
                 nbformat.v4.new_code_cell("import plotly.graph_objects as go\ngo.Figure(go.Scatter(y=[1, 3, 2])).show()")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "labs" / "01_toy.ipynb")
@@ -33,11 +36,14 @@ def test_an_executed_lab_keeps_outputs_and_its_record(tiny_repo, monkeypatch):
     record = execute_lab(path)
     saved = json.loads(path.read_text())
     assert saved["metadata"]["zlab"] == record and record["small_run"] is False and record["wall_s"] > 0
-    assert "".join(saved["cells"][0]["outputs"][0]["text"]) == "full\n"
+    assert len(saved["cells"]) == 2 and "".join(saved["cells"][0]["outputs"][0]["text"]) == "full\n10\n"
     figure = saved["cells"][1]["outputs"][0]["data"]
     assert PLOTLY_MIMETYPE in figure and "text/html" not in figure
     assert "plotly.js" not in path.read_text() and "<script" not in path.read_text()
-    assert record["checkpoints"] == checkpoint_fingerprints(tiny_repo) and stale_labs(tiny_repo) == {}
+    assert record["checkpoints"] == {"net": checkpoint_fingerprints(tiny_repo)["net"]}  # only the folder it read
+    assert stale_labs(tiny_repo) == {}
+    (tiny_repo / "checkpoints" / "unread" / "model.safetensors").write_bytes(b"changed, but never read")
+    assert stale_labs(tiny_repo) == {}
     (tiny_repo / "checkpoints" / "net" / "README.md").write_text("a card, re-rendered")  # derived text: still current
     assert stale_labs(tiny_repo) == {}
     (tiny_repo / "checkpoints" / "net" / "model.safetensors").write_bytes(b"weights v2")

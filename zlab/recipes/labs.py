@@ -1,15 +1,16 @@
 """The labs, executed and kept with their outputs: ``zlab labs --execute`` runs every notebook at full size from the
 shipped checkpoints and saves what it shows, with a record of how it was made in the notebook's metadata.
 
-The record (``metadata["zlab"]``) holds when the lab ran, on which commit, how long it took, and a fingerprint of every
-shipped checkpoint folder (its weights and records), so a test can say which labs are stale after a checkpoint
-changes. Plotly figures are saved as plotly's own mimetype (``application/vnd.plotly.v1+json``, which JupyterLab
+The record (``metadata["zlab"]``) holds when the lab ran, on which commit, how long it took, and a fingerprint of each
+shipped checkpoint folder the lab read (its weights and records; an audit hook in the kernel notes which), so a test
+can say which labs are stale after a checkpoint changes. Plotly figures are saved as plotly's own mimetype (``application/vnd.plotly.v1+json``, which JupyterLab
 renders), never as HTML with an embedded plotly.js, so that the labs stay small.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -53,6 +54,19 @@ def checkpoint_fingerprints(root: Path | None = None) -> dict[str, str]:
     return {p.name: folder_fingerprint(p) for p in folders}
 
 
+# Run before the lab's first cell and after its last, then dropped from the saved notebook: an audit hook notes every
+# checkpoint folder the kernel opens or lists, so the record fingerprints only the folders this lab read.
+_WATCH = """import os as _os, sys as _sys
+_zlab_read = set()
+def _zlab_audit(event, args, _marker=_os.sep + "checkpoints" + _os.sep):
+    if event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes, _os.PathLike)):
+        path = _os.path.abspath(_os.fsdecode(args[0]))
+        if _marker in path:
+            _zlab_read.add(path.split(_marker, 1)[1].split(_os.sep, 1)[0])
+_sys.addaudithook(_zlab_audit)"""
+_REPORT = "import json as _json; print(_json.dumps(sorted(_zlab_read)))"
+
+
 def _git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
 
@@ -81,10 +95,14 @@ def execute_lab(path: Path, small: bool = False, timeout: int | None = None) -> 
     else:
         os.environ.pop(SMALL_RUN_ENV, None)
     started, clock = datetime.now(timezone.utc), time.perf_counter()
+    nb.cells = [nbformat.v4.new_code_cell(_WATCH), *nb.cells, nbformat.v4.new_code_cell(_REPORT)]
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
+        report = nb.cells[-1]
+        read = json.loads("".join(o.get("text", "") for o in report.outputs if o.get("name") == "stdout"))
     finally:
+        nb.cells = nb.cells[1:-1]
         for key, value in env_before.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -99,7 +117,7 @@ def execute_lab(path: Path, small: bool = False, timeout: int | None = None) -> 
         "small_run": small,
         "commit": _git(root, "rev-parse", "HEAD"),
         "uncommitted_changes": bool(_git(root, "status", "--porcelain", "--", "zlab", "labs", "configs")),
-        "checkpoints": checkpoint_fingerprints(root),
+        "checkpoints": {name: fp for name, fp in checkpoint_fingerprints(root).items() if name in read},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
                    f"{'CUDA' if torch.cuda.is_available() else 'no GPU'}",
     }
@@ -111,9 +129,8 @@ def execute_lab(path: Path, small: bool = False, timeout: int | None = None) -> 
 
 
 def stale_labs(root: Path | None = None) -> dict[str, str]:
-    """``{lab: why}`` for every lab that carries no full-size outputs from the current checkpoints."""
-    import json
-
+    """``{lab: why}`` for every lab that carries no full-size outputs from the current checkpoints (of the folders
+    it read when it ran)."""
     current, out = checkpoint_fingerprints(root), {}
     for path in lab_paths(root):
         record = json.loads(path.read_text()).get("metadata", {}).get("zlab")
@@ -121,10 +138,10 @@ def stale_labs(root: Path | None = None) -> dict[str, str]:
             out[path.name] = "never executed (no metadata.zlab)"
         elif record.get("small_run"):
             out[path.name] = "executed at small size"
-        elif record.get("checkpoints") != current:
-            changed = sorted(k for k in current.keys() | record.get("checkpoints", {}).keys()
-                             if current.get(k) != record.get("checkpoints", {}).get(k))
-            out[path.name] = f"executed from other checkpoints: {', '.join(changed)} changed since"
+        else:  # only the folders the lab read count
+            changed = sorted(k for k, fp in record.get("checkpoints", {}).items() if current.get(k) != fp)
+            if changed:
+                out[path.name] = f"executed from other checkpoints: {', '.join(changed)} changed since"
     return out
 
 
