@@ -57,3 +57,14 @@ def test_a_checkpoint_from_before_a_new_option_resumes_as_it_ran():
     stored["train"]["steps"] = 8
     assert not same_config(stored, config)
     assert not same_config({**stored, "nonsense": 1}, config)
+
+
+def test_a_checkpoint_resumes_whatever_path_names_its_starting_weights():
+    import dataclasses
+
+    from zlab.train.distill_config import DistillConfig
+    from zlab.train.loop import same_config
+
+    stored = dataclasses.asdict(load_config(DistillConfig, train={"steps": 7, "student_init": "checkpoints/a"}))
+    assert same_config(stored, load_config(DistillConfig, train={"steps": 7, "student_init": "runs/copy-of-a"}))
+    assert not same_config(stored, load_config(DistillConfig, train={"steps": 8, "student_init": "runs/copy-of-a"}))

@@ -78,16 +78,28 @@ def load_checkpoint(run_dir: str | Path) -> dict[str, Any] | None:
     return state
 
 
+# Where a run's weights start: read at step 0 only, so a checkpoint (which holds the weights) resumes whatever path
+# names that start now (e.g. a grid that pins a moved copy of the same student)
+START_ONLY = ("student_init", "init_recipe")
+
+
+def _past_start(config: dict) -> dict:
+    """``config`` without the settings that only choose the starting weights."""
+    train = {k: v for k, v in config.get("train", {}).items() if k not in START_ONLY}
+    return {**config, "train": train} if "train" in config else config
+
+
 def same_config(stored: dict, config) -> bool:
     """Whether a checkpoint's config is ``config``: equal, or equal once the settings added to the code since it was
-    written take their defaults (a run checkpointed before a new option existed resumes as it ran)."""
-    current = dataclasses.asdict(config)
-    if stored == current:
+    written take their defaults (a run checkpointed before a new option existed resumes as it ran); the settings that
+    only choose the starting weights (``START_ONLY``) do not count, since the checkpoint holds the weights."""
+    current = _past_start(dataclasses.asdict(config))
+    if _past_start(stored) == current:
         return True
     from zlab.train.config import build
 
     try:
-        return dataclasses.asdict(build(type(config), copy.deepcopy(stored))) == current
+        return _past_start(dataclasses.asdict(build(type(config), copy.deepcopy(stored)))) == current
     except (ValueError, TypeError):
         return False
 
