@@ -22,7 +22,9 @@ def tiny_repo(tmp_path):
     (tmp_path / "checkpoints" / "unread" / "model.safetensors").write_bytes(b"other weights")
     nb.cells = [nbformat.v4.new_code_cell("import os\nprint('small' if os.environ.get('ZLAB_SMALL_RUN') else 'full')\n"
                                           "print(len(open('../checkpoints/net/model.safetensors', 'rb').read()))"),
-                nbformat.v4.new_code_cell("import plotly.graph_objects as go\ngo.Figure(go.Scatter(y=[1, 3, 2])).show()")]
+                nbformat.v4.new_code_cell("import ipywidgets as widgets\nimport numpy as np\nimport plotly.graph_objects as go\n"
+                                          "def show(top=3.0):\n    go.Figure(go.Scatter(y=np.array([1, top, 2])), layout_title=f'top {top}').show()\n"
+                                          "widgets.interact(show, top=widgets.FloatSlider(value=4.0, min=0, max=9));")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "labs" / "01_toy.ipynb")
     return tmp_path
@@ -37,7 +39,9 @@ def test_an_executed_lab_keeps_outputs_and_its_record(tiny_repo, monkeypatch):
     saved = json.loads(path.read_text())
     assert saved["metadata"]["zlab"] == record and record["small_run"] is False and record["wall_s"] > 0
     assert len(saved["cells"]) == 2 and "".join(saved["cells"][0]["outputs"][0]["text"]) == "full\n10\n"
-    figure = saved["cells"][1]["outputs"][0]["data"]
+    assert "drawn once" in saved["cells"][1]["outputs"][0]["text"][0]  # an interact is drawn at its start values
+    figure = saved["cells"][1]["outputs"][1]["data"]
+    assert "top 4.0" in json.dumps(figure[PLOTLY_MIMETYPE])
     assert PLOTLY_MIMETYPE in figure and "text/html" not in figure
     assert "plotly.js" not in path.read_text() and "<script" not in path.read_text()
     assert record["checkpoints"] == {"net": checkpoint_fingerprints(tiny_repo)["net"]}  # only the folder it read

@@ -55,7 +55,8 @@ def checkpoint_fingerprints(root: Path | None = None) -> dict[str, str]:
 
 
 # Run before the lab's first cell and after its last, then dropped from the saved notebook: an audit hook notes every
-# checkpoint folder the kernel opens or lists, so the record fingerprints only the folders this lab read.
+# checkpoint folder the kernel opens or lists, so the record fingerprints only the folders this lab read; and
+# ``widgets.interact`` draws its view once at the controls' starting values (live widgets do not survive a save).
 _WATCH = """import os as _os, sys as _sys
 _zlab_read = set()
 def _zlab_audit(event, args, _marker=_os.sep + "checkpoints" + _os.sep):
@@ -63,7 +64,19 @@ def _zlab_audit(event, args, _marker=_os.sep + "checkpoints" + _os.sep):
         path = _os.path.abspath(_os.fsdecode(args[0]))
         if _marker in path:
             _zlab_read.add(path.split(_marker, 1)[1].split(_os.sep, 1)[0])
-_sys.addaudithook(_zlab_audit)"""
+_sys.addaudithook(_zlab_audit)
+import ipywidgets as _widgets
+
+
+def _zlab_interact_once(_function=None, **controls):
+    # a saved notebook holds no live widgets: draw the view once, at the controls' starting values
+    def draw(function):
+        print("(a live kernel shows controls here; drawn once at their starting values)")
+        function(**{k: c.value for k, c in controls.items() if isinstance(c, _widgets.ValueWidget)})
+    return draw(_function) if _function is not None else draw
+
+
+_widgets.interact = _zlab_interact_once"""
 _REPORT = "import json as _json; print(_json.dumps(sorted(_zlab_read)))"
 
 
