@@ -129,7 +129,7 @@ def execute_lab(path: Path, small: bool = False, timeout: int | None = None) -> 
         "wall_s": round(time.perf_counter() - clock, 1),
         "small_run": small,
         "commit": _git(root, "rev-parse", "HEAD"),
-        "uncommitted_changes": bool(_git(root, "status", "--porcelain", "--", "zlab", "labs", "configs")),
+        "uncommitted_changes": bool(_git(root, "status", "--porcelain", "--", "zlab", "configs")),  # code and configs
         "checkpoints": {name: fp for name, fp in checkpoint_fingerprints(root).items() if name in read},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
                    f"{'CUDA' if torch.cuda.is_available() else 'no GPU'}",
