@@ -278,3 +278,14 @@ def test_side_measures_are_paired_by_seed_and_bold_only_beyond_their_interval():
     assert rows["coverage, 2+ open"] == "+0.000 [+0.000, +0.000]"  # the seeds differ, the arms do not: no bold
     assert rows["FD to teacher, 2+ open (lower is closer)"] == "**-100 [-100, -100]**"
     assert rows["training time, median s (this arm / favoured)"] == "300 / 101"
+
+
+def test_seed_scores_pair_the_chosen_variant_with_each_other_by_seed():
+    import json
+    from pathlib import Path
+
+    from zlab.recipes.ablate import format_seed_scores
+
+    record = json.loads((Path(__file__).resolve().parents[2] / "docs" / "ladd-remake-search.json").read_text())
+    text = format_seed_scores(record)
+    assert "chosen by the rule: '+ whole-image heads'" in text and text.count("(paired by seed)") == 2

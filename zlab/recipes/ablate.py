@@ -384,6 +384,24 @@ def format_recipe_runs(recipes: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+
+def format_seed_scores(record: dict) -> str:
+    """Each variant's :func:`recipe_score` per seed with its mean and 95% interval, the chosen variant minus each
+    other paired by seed, and the choice (:func:`choose_recipe`)."""
+    scores: dict[str, dict[int, float]] = {}
+    for run in record["runs"]:
+        scores.setdefault(run["variant"], {})[run["seed"]] = recipe_score(run["metrics"])
+    chosen = choose_recipe(record)["chosen"]
+    lines = [f"score per seed ({record['runs'][0]['split']} prompts), mean [95% interval across seeds]:"]
+    for variant, by_seed in scores.items():
+        mean, low, high = interval(by_seed.values())
+        lines.append(f"  {variant}: {', '.join(f'{s:.3f}' for s in by_seed.values())} -> {mean:.3f} [{low:.3f}, {high:.3f}]")
+    for variant, by_seed in scores.items():
+        if variant != chosen:
+            mean, low, high = interval([scores[chosen][s] - by_seed[s] for s in scores[chosen] if s in by_seed])
+            lines.append(f"  chosen − {variant}: {mean:+.3f} [{low:+.3f}, {high:+.3f}] (paired by seed)")
+    return "\n".join([*lines, f"chosen by the rule: {chosen!r}"])
+
 def format_choice(choice: dict) -> str:
     """A :func:`choose_recipe` result: every variant's score, best first, then the chosen variant."""
     scores = [f"{s:.3f}  {name}" for name, s in sorted(choice["scores"].items(), key=lambda x: -x[1])]
