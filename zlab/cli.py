@@ -307,7 +307,7 @@ def _bench_speedup(args: argparse.Namespace) -> None:
 
 
 def _labs(args: argparse.Namespace) -> None:
-    from zlab.recipes.labs import SIZE_LIMIT_BYTES, execute_lab, lab_paths, labs_size, stale_labs
+    from zlab.recipes.labs import SIZE_LIMIT_BYTES, execute_lab, lab_paths, labs_size, run_minutes, stale_labs
 
     if args.execute is not None:
         for path in lab_paths(names=args.execute):
@@ -316,9 +316,8 @@ def _labs(args: argparse.Namespace) -> None:
             print(f"{path.name}: {record['wall_s'] / 60:.1f} min, {path.stat().st_size / 2**20:.2f} MB", flush=True)
     stale = stale_labs()
     for path in lab_paths():
-        record = json.loads(path.read_text()).get("metadata", {}).get("zlab", {})
-        minutes = f"{record['wall_s'] / 60:5.1f} min" if "wall_s" in record else "    -    "
-        print(f"{path.name:<34} {minutes}  {path.stat().st_size / 2**20:5.2f} MB  {stale.get(path.name, 'current')}")
+        minutes = run_minutes(path) or "-"
+        print(f"{path.name:<34} {minutes:>9}  {path.stat().st_size / 2**20:5.2f} MB  {stale.get(path.name, 'current')}")
     print(f"all labs: {labs_size() / 2**20:.2f} MB (limit {SIZE_LIMIT_BYTES / 2**20:.0f} MB)")
 
 

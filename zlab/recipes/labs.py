@@ -158,6 +158,12 @@ def stale_labs(root: Path | None = None) -> dict[str, str]:
     return out
 
 
+def run_minutes(path: Path) -> str | None:
+    """How long the lab's last full-size execution took, as the README's lab table writes it (``"11.0 min"``)."""
+    record = json.loads(path.read_text()).get("metadata", {}).get("zlab", {})
+    return f"{record['wall_s'] / 60:.1f} min" if "wall_s" in record else None
+
+
 def labs_size(root: Path | None = None) -> int:
     """Bytes of all lab notebooks together."""
     return sum(p.stat().st_size for p in lab_paths(root))
