@@ -7,11 +7,9 @@ import pytest
 from zlab.measure.baselines import (
     TEACHER_RECIPE,
     finding_lines,
-    format_checks,
     format_findings,
     group_table,
     shipped_rows,
-    student_checks,
     student_findings,
 )
 
@@ -47,34 +45,6 @@ def _open(setting, group, valid, coverage=0.8, fd_teacher=5.0, named=0.9, nfe=1)
     return {"setting": setting, "group": group, "nfe": nfe, "valid": valid, "valid_se": 0.01,
             "coverage_entropy": coverage, "coverage_entropy_se": 0.02, "named_accuracy": named,
             "named_accuracy_se": 0.02, "fd_teacher": fd_teacher}
-
-
-def test_student_checks_compare_with_the_teacher_and_every_rival():
-    rows = [_open("teacher 50 steps + CFG", "2+", 0.95, 0.85, 1.0, nfe=100),
-            _open("teacher 50 steps + CFG", "0", 1.0, float("nan"), 1.0, named=0.96, nfe=100),
-            _open("teacher 1 step, no CFG", "2+", 0.45, 0.7, 40.0), _open("teacher 1 step + CFG", "2+", 0.3, 0.5, 60.0),
-            _open("regression student 1 step", "2+", 0.6, 0.75, 20.0),
-            _open("LADD student 1 step", "2+", 0.91, 0.66, 25.0),  # valid enough, narrow, farther than regression
-            _open("LADD student 1 step", "0", 1.0, float("nan"), named=0.93)]
-    checks = {c["check"].split(" (")[0]: c for c in student_checks(rows, steps=(1,))}
-    assert checks["1 NFE, 2+ open: validity >= teacher's - 0.05"]["ok"]  # 0.91 >= 0.90
-    assert not checks["1 NFE, 2+ open: coverage >= 0.8 x teacher's"]["ok"]  # 0.66 < 0.68
-    assert checks["1 NFE, fully named: joint accuracy >= 0.90"]["ok"]
-    best = checks["1 NFE, 2+ open: validity > best other at 1"]
-    assert best["ok"] and best["bound"] == pytest.approx(0.6)  # the regression student is the best rival
-    fd = checks["1 NFE, 2+ open: FD to teacher < best other at 1"]
-    assert not fd["ok"] and fd["bound"] == pytest.approx(20.0)
-    text = format_checks(student_checks(rows, steps=(1,)))
-    assert "FAIL  1 NFE, 2+ open: coverage >= 0.8 x teacher's: 0.660 ± 0.020 vs 0.680" in text
-    assert student_checks(rows, student="nobody", steps=(1,)) == []
-
-
-def test_checks_read_as_findings_with_their_margin_in_standard_errors():
-    checks = [{"check": "a >= b", "value": 0.66, "bound": 0.68, "se": 0.02, "higher": True, "ok": False},
-              {"check": "FD < rival", "value": 20.0, "bound": 25.0, "se": float("nan"), "higher": False, "ok": True}]
-    text = format_checks(checks, verdicts=False)
-    assert text.splitlines() == ["a >= b: 0.660 ± 0.020 vs 0.680, margin -0.020 (-1.0 SE)", "FD < rival: 20.000 vs 25.000, margin +5.000"]
-    assert "PASS" not in text and "FAIL" not in text
 
 
 def test_findings_are_differences_with_their_standard_errors_and_no_verdicts():

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from zlab.measure.evaluate import format_cell
-from zlab.measure.settings import Setting, parse, teacher_steps
+from zlab.measure.settings import Setting, parse
 
 COLUMNS = (("valid", "validity"), ("named_accuracy", "named accuracy"), ("coverage_entropy", "coverage"),
            ("fd_teacher", "FD to teacher"), ("fd", "FD to renders"))
@@ -52,68 +52,6 @@ def group_table(rows: Sequence[Mapping], group: str = "2+", settings: Sequence[s
     for name in names:
         cells = [format_cell(cell[name], key) for key, _ in COLUMNS]
         lines.append(f"| {name} | {cell[name]['nfe']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def student_checks(rows: Sequence[Mapping], student: str = "LADD student", rivals: Sequence[str] = ("regression student",),
-                   teacher: str = Setting("teacher", 50, cfg=True).label, steps: Sequence[int] = (1, 2, 4)) -> list[dict]:
-    """What a few-step student should reach, checked on :func:`shipped_rows` (test set, mean across prompts):
-
-    - open prompts (2+ open attributes): validity within 0.05 of the teacher's at 1 step and 0.03 at 2 and 4;
-      coverage at least 0.8 x the teacher's (no mode collapse);
-    - fully named prompts: joint accuracy within 0.02 of the teacher's at 4 steps, at least 0.90 at 1 step;
-    - at each N: higher validity and lower FD to the teacher than every rival student and than the teacher cut
-      to N steps (with or without CFG, whichever is better).
-
-    Each entry: ``check`` (what), ``value``, ``bound``, ``se`` (of the value, NaN for FD) and ``ok``. A row that is
-    missing (a rival never shipped) leaves its checks out."""
-    cell = {(r["setting"], r["group"]): r for r in rows}
-    out = []
-
-    def add(check, row, key, bound, higher=True):
-        value = row[key]
-        out.append({"check": check, "value": value, "bound": bound, "se": row.get(f"{key}_se", float("nan")),
-                    "higher": higher, "ok": bool(value >= bound if higher else value <= bound)})
-
-    t_open, t_named = cell.get((teacher, "2+")), cell.get((teacher, "0"))
-    for n in steps:
-        s_open, s_named = cell.get((Setting(student, n).label, "2+")), cell.get((Setting(student, n).label, "0"))
-        if s_open is None or t_open is None:
-            continue
-        slack = 0.05 if n == 1 else 0.03
-        add(f"{n} NFE, 2+ open: validity >= teacher's - {slack}", s_open, "valid", t_open["valid"] - slack)
-        add(f"{n} NFE, 2+ open: coverage >= 0.8 x teacher's", s_open, "coverage_entropy",
-            0.8 * t_open["coverage_entropy"])
-        if s_named is not None and t_named is not None and n in (1, 4):
-            bound = 0.90 if n == 1 else t_named["named_accuracy"] - 0.02
-            add(f"{n} NFE, fully named: joint accuracy >= {'0.90' if n == 1 else 'teacher - 0.02'}", s_named,
-                "named_accuracy", bound)
-        others = [cell.get((Setting(r, n).label, "2+")) for r in rivals]
-        others += [cell.get((s.label, "2+")) for s in teacher_steps([n])]
-        others = [o for o in others if o is not None]
-        if others:
-            best = max(others, key=lambda r: r["valid"])
-            add(f"{n} NFE, 2+ open: validity > best other at {n} ({best['setting']})", s_open, "valid",
-                best["valid"] + 1e-9)
-            closest = min(others, key=lambda r: r.get("fd_teacher", float("inf")))
-            if "fd_teacher" in s_open and "fd_teacher" in closest:
-                add(f"{n} NFE, 2+ open: FD to teacher < best other at {n} ({closest['setting']})", s_open,
-                    "fd_teacher", closest["fd_teacher"] - 1e-9, higher=False)
-    return out
-
-
-def format_checks(checks: Sequence[Mapping], verdicts: bool = True) -> str:
-    """:func:`student_checks` as lines ``PASS|FAIL  check: value ± se vs bound``; ``verdicts=False`` states each as a
-    finding instead: ``check: value ± se vs bound, margin m (k SE)``, the margin signed so that positive holds."""
-    lines = []
-    for c in checks:
-        se = "" if c["se"] != c["se"] else f" ± {c['se']:.3f}"
-        if verdicts:
-            lines.append(f"{'PASS' if c['ok'] else 'FAIL'}  {c['check']}: {c['value']:.3f}{se} vs {c['bound']:.3f}")
-            continue
-        margin = (c["value"] - c["bound"]) * (1 if c["higher"] else -1)
-        in_se = f" ({margin / c['se']:+.1f} SE)" if c["se"] == c["se"] and c["se"] > 0 else ""
-        lines.append(f"{c['check']}: {c['value']:.3f}{se} vs {c['bound']:.3f}, margin {margin:+.3f}{in_se}")
     return "\n".join(lines)
 
 
