@@ -31,7 +31,7 @@ __all__ = [
     "REAL_TRANSFORMER_CONFIG", "load_pipeline", "save_pipeline", "read_sampling", "encode_prompts",
     "schedule", "velocity_model", "initial_noise", "generate", "decode", "encode_images",
     "check_size", "parameter_breakdown", "real_transformer_report", "init_kwargs",
-    "REAL_SCHEDULER_CONFIG", "REAL_TURBO_SCHEDULER_CONFIG", "sampling_shift",
+    "REAL_SCHEDULER_CONFIG", "REAL_TURBO_SCHEDULER_CONFIG", "REAL_VAE_LATENT_NORM", "sampling_shift",
 ]
 
 # transformer/config.json of the published Z-Image checkpoints (diffusers' defaults are the same).
@@ -54,6 +54,9 @@ REAL_TURBO_SCHEDULER_CONFIG = {
     "_class_name": "FlowMatchEulerDiscreteScheduler", "_diffusers_version": "0.36.0.dev0",
     "num_train_timesteps": 1000, "use_dynamic_shifting": False, "shift": 3.0,
 }
+
+# vae/config.json of the published checkpoints (the Flux VAE): z = (z_raw - shift_factor) * scaling_factor
+REAL_VAE_LATENT_NORM = {"shift_factor": 0.1159, "scaling_factor": 0.3611}
 
 SAMPLING_FILE = "sampling.json"
 MIN_SIDE, MAX_SIDE = 32, 2048
