@@ -4,7 +4,7 @@ shipped checkpoints and saves what it shows, with a record of how it was made in
 The record (``metadata["zlab"]``) holds when the lab ran, on which commit, how long it took, and a fingerprint of each
 shipped checkpoint folder the lab read (its weights and records; an audit hook in the kernel notes which), so a test
 can say which labs are stale after a checkpoint changes. Plotly figures are saved as plotly's own mimetype (``application/vnd.plotly.v1+json``, which JupyterLab
-renders), never as HTML with an embedded plotly.js, so that the labs stay small.
+renders), never as HTML with an embedded plotly.js, and their images as PNG, so that the labs stay small.
 """
 
 from __future__ import annotations
@@ -84,13 +84,38 @@ def _git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
 
 
-def _plotly_outputs_only(nb) -> None:
-    """Drop the HTML copy of any output that also carries plotly's mimetype (it would embed plotly.js)."""
+def _png_source(trace: dict) -> None:
+    """An RGB(A) uint8 ``go.Image`` trace's pixels (plotly's ``{"bdata", "dtype", "shape"}``) as a PNG data URI in
+    ``source``, which plotly.js draws the same: the Shapes images are flat colours, so a tenth of the bytes."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    z = trace.get("z")
+    if not (isinstance(z, dict) and z.get("dtype") == "u1" and {"zmin", "zmax", "colormodel"}.isdisjoint(trace)):
+        return
+    pixels = np.frombuffer(base64.b64decode(z["bdata"]), np.uint8).reshape([int(n) for n in z["shape"].split(",")])
+    if pixels.ndim != 3 or pixels.shape[-1] not in (3, 4):
+        return
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, format="PNG", optimize=True)
+    trace["source"] = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    del trace["z"]
+
+
+def compact_outputs(nb) -> None:
+    """Drop the HTML copy of any output that also carries plotly's mimetype (it would embed plotly.js), and store
+    the figures' images as PNG."""
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if PLOTLY_MIMETYPE in data:
                 data.pop("text/html", None)
+                for trace in data[PLOTLY_MIMETYPE].get("data", []):
+                    if trace.get("type") == "image":
+                        _png_source(trace)
 
 
 def execute_lab(path: Path, small: bool = False, timeout: int | None = None) -> dict:
@@ -121,7 +146,7 @@ def execute_lab(path: Path, small: bool = False, timeout: int | None = None) -> 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    _plotly_outputs_only(nb)
+    compact_outputs(nb)
     import torch
 
     record = {
