@@ -59,12 +59,13 @@ def noise_levels_figure(probs: np.ndarray, warmup_steps: int, t_hat_draws: torch
 
 
 def training_log_figure(log: Mapping[str, Sequence], blocks: Sequence[int], window: int | None = None) -> go.Figure:
-    """A LADD run's log (the trainer's third return value): the heads' hinge D loss and the student's L_adv (raw in grey,
+    """A LADD run's log (the trainer's third return value): the heads' hinge D loss and the student's whole loss, L_adv
+    plus the recipe's regression term where it has one (raw in grey,
     moving average of ``window`` steps on top, by default a fifteenth of the run), and each head's two calls
     (``log["head_calls"]`` (steps, heads, 2): real called real solid, fake called fake dotted), one colour per head
     on the tapped ``blocks``."""
     window = window or max(1, len(log["d_loss"]) // 15)
-    fig = make_subplots(1, 3, subplot_titles=["heads: hinge D loss", "student: L_adv",
+    fig = make_subplots(1, 3, subplot_titles=["heads: hinge D loss", "student: L_adv (+ regression term)",
                                               "heads: real called real (solid), fake called fake (dotted)"])
     for col, key in ((1, "d_loss"), (2, "g_loss")):
         fig.add_trace(go.Scatter(y=log[key], mode="lines", line=dict(color="lightgrey"), showlegend=False), 1, col)
