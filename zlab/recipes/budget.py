@@ -34,7 +34,8 @@ FAMILIES = {
 
 def budget_points(root: str | Path, families: dict = FAMILIES, group: str = "2+",
                   measure: str = "valid") -> dict[str, list[dict]]:
-    """Per family with a record on disk: ``[{"steps", "value", "seeds"}]`` at one step, for each budget measured."""
+    """Per family with a record on disk: ``[{"steps", "value", "seeds", "spread"}]`` at one step, for each budget
+    measured (``spread``: the largest seed minus the smallest)."""
     out = {}
     for name, (path, variants) in families.items():
         path = Path(root) / path
@@ -45,7 +46,8 @@ def budget_points(root: str | Path, families: dict = FAMILIES, group: str = "2+"
         for steps, variant in sorted(variants.items()):
             values = [v for v in seed_values(record, variant, ONE_STEP, group, measure).values() if math.isfinite(v)]
             if values:
-                points.append({"steps": steps, "value": float(np.mean(values)), "seeds": len(values)})
+                points.append({"steps": steps, "value": float(np.mean(values)), "seeds": len(values),
+                               "spread": float(max(values) - min(values))})
         if len(points) >= 2:
             out[name] = points
     return out
@@ -79,6 +81,10 @@ def format_budget(points: dict[str, list[dict]], target: float) -> str:
         lines.append(f"| {name} | {measured} | {fit[1]:+.3f} | "
                      + (f"{need:,.0f} ({need / rows[-1]['steps']:,.0f}x the largest budget measured)"
                         if math.isfinite(need) else "never (no gain)") + " |")
-    return "\n".join(lines) + ("\n\nA line through two or three budgets of one or two seeds each: the seeds of one "
-                               "recipe differ by 0.02-0.05 at one step, as much as a doubling buys, so read the "
-                               "last column as an order of magnitude.")
+    spreads = [r["spread"] for rows in points.values() for r in rows if r["seeds"] > 1]
+    single = [name for name, rows in points.items() if all(r["seeds"] == 1 for r in rows)]
+    seeds = (f"where a budget has two or more seeds here they differ by {min(spreads):.3f} to {max(spreads):.3f} "
+             "at one step" if spreads else "no budget here has two seeds to measure their spread")
+    return "\n".join(lines) + (f"\n\nEach line runs through two or three budgets: {seeds}"
+                               + (f", and {', '.join(single)} rest on one seed per budget" if single else "")
+                               + ", so read the last column as an order of magnitude.")
