@@ -312,8 +312,8 @@ def _labs(args: argparse.Namespace) -> None:
     if args.execute is not None:
         for path in lab_paths(names=args.execute):
             print(f"{path.name}: running{' (small)' if args.small else ''} ...", flush=True)
-            record = execute_lab(path, small=args.small)
-            print(f"{path.name}: {record['wall_s'] / 60:.1f} min, {path.stat().st_size / 2**20:.2f} MB", flush=True)
+            execute_lab(path, small=args.small)
+            print(f"{path.name}: {run_minutes(path)}, {path.stat().st_size / 2**20:.2f} MB", flush=True)
     stale = stale_labs()
     for path in lab_paths():
         minutes = run_minutes(path) or "-"

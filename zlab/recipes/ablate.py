@@ -384,13 +384,13 @@ def format_recipe_runs(recipes: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-
 def format_seed_scores(record: dict) -> str:
-    """Each variant's :func:`recipe_score` per seed with its mean and 95% interval, the chosen variant minus each
-    other paired by seed, and the choice (:func:`choose_recipe`)."""
+    """Each variant's score by the record's rule (:data:`RULES`, as :func:`choose_recipe` scores it) per seed with its
+    mean and 95% interval, the chosen variant minus each other paired by seed, and the choice."""
+    score = RULES[record.get("rule", "ladd")]
     scores: dict[str, dict[int, float]] = {}
     for run in record["runs"]:
-        scores.setdefault(run["variant"], {})[run["seed"]] = recipe_score(run["metrics"])
+        scores.setdefault(run["variant"], {})[run["seed"]] = score(run["metrics"])
     chosen = choose_recipe(record)["chosen"]
     lines = [f"score per seed ({record['runs'][0]['split']} prompts), mean [95% interval across seeds]:"]
     for variant, by_seed in scores.items():
@@ -401,6 +401,7 @@ def format_seed_scores(record: dict) -> str:
             mean, low, high = interval([scores[chosen][s] - by_seed[s] for s in scores[chosen] if s in by_seed])
             lines.append(f"  chosen − {variant}: {mean:+.3f} [{low:+.3f}, {high:+.3f}] (paired by seed)")
     return "\n".join([*lines, f"chosen by the rule: {chosen!r}"])
+
 
 def format_choice(choice: dict) -> str:
     """A :func:`choose_recipe` result: every variant's score, best first, then the chosen variant."""

@@ -166,12 +166,17 @@ def execute_lab(path: Path, small: bool = False, timeout: int | None = None) -> 
     return record
 
 
+def lab_record(path: Path) -> dict | None:
+    """The record :func:`execute_lab` saved in the notebook at ``path`` (``metadata["zlab"]``), or None."""
+    return json.loads(path.read_text()).get("metadata", {}).get("zlab")
+
+
 def stale_labs(root: Path | None = None) -> dict[str, str]:
     """``{lab: why}`` for every lab that carries no full-size outputs from the current checkpoints (of the folders
     it read when it ran)."""
     current, out = checkpoint_fingerprints(root), {}
     for path in lab_paths(root):
-        record = json.loads(path.read_text()).get("metadata", {}).get("zlab")
+        record = lab_record(path)
         if record is None:
             out[path.name] = "never executed (no metadata.zlab)"
         elif record.get("small_run"):
@@ -185,7 +190,7 @@ def stale_labs(root: Path | None = None) -> dict[str, str]:
 
 def run_minutes(path: Path) -> str | None:
     """How long the lab's last full-size execution took, as the README's lab table writes it (``"11.0 min"``)."""
-    record = json.loads(path.read_text()).get("metadata", {}).get("zlab", {})
+    record = lab_record(path) or {}
     return f"{record['wall_s'] / 60:.1f} min" if "wall_s" in record else None
 
 
